@@ -1,0 +1,306 @@
+//! ZMTP frames and the frame codec (RFC 37 "Framing").
+//!
+//! A frame is a flags byte, a size (1 byte, or 8 bytes big-endian when LONG is set) and
+//! a body. The decoder follows tokio-util's `LengthDelimitedCodec`: it returns
+//! `Ok(None)` until a whole frame is buffered, reserves only what the next frame needs,
+//! and checks the declared size against the configured maximum *before* reserving.
+//! Bodies are [`Bytes`] split off the read buffer, never copied.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::Message;
+
+/// Flag bit: more frames follow in this message.
+pub const FLAG_MORE: u8 = 0x01;
+/// Flag bit: the size is 8 bytes (big-endian) instead of 1.
+pub const FLAG_LONG: u8 = 0x02;
+/// Flag bit: the frame is a command, not message data.
+pub const FLAG_COMMAND: u8 = 0x04;
+
+/// Never reserve more than this for a frame in one go: a peer that declares a huge
+/// frame costs memory only as fast as it actually sends bytes.
+const MAX_RESERVE: usize = 1 << 20;
+
+/// One frame as read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// MORE: another frame of the same message follows.
+    pub more: bool,
+    /// COMMAND: the body is a command (READY, PING, …), not message data.
+    pub command: bool,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Frame {
+    /// A data frame.
+    pub fn data(body: impl Into<Bytes>, more: bool) -> Frame {
+        Frame {
+            more,
+            command: false,
+            body: body.into(),
+        }
+    }
+
+    /// A command frame (its body is `name-len name data`).
+    pub fn command(body: impl Into<Bytes>) -> Frame {
+        Frame {
+            more: false,
+            command: true,
+            body: body.into(),
+        }
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The declared size exceeds the configured maximum (libzmq: EMSGSIZE).
+    #[error("frame of {size} bytes exceeds the maximum of {max} bytes")]
+    TooLarge {
+        /// Declared size.
+        size: u64,
+        /// Configured maximum.
+        max: u64,
+    },
+    /// A command frame has the MORE flag: commands are single frames.
+    #[error("command frame with the MORE flag set")]
+    CommandWithMore,
+    /// The transport failed while reading frames.
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for FrameError {
+    fn from(e: std::io::Error) -> FrameError {
+        FrameError::Io(e.to_string())
+    }
+}
+
+/// Writes a frame header (flags and size) for a body of `len` bytes.
+pub fn encode_header(dst: &mut BytesMut, more: bool, command: bool, len: usize) {
+    let mut flags = 0;
+    if more {
+        flags |= FLAG_MORE;
+    }
+    if command {
+        flags |= FLAG_COMMAND;
+    }
+    if let Ok(short) = u8::try_from(len) {
+        dst.put_u8(flags);
+        dst.put_u8(short);
+    } else {
+        dst.put_u8(flags | FLAG_LONG);
+        dst.put_u64(len as u64);
+    }
+}
+
+/// Encodes and decodes ZMTP frames; also encodes whole [`Message`]s.
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    max_frame_size: u64,
+}
+
+impl FrameCodec {
+    /// A codec that refuses frames larger than `max_frame_size` bytes.
+    pub fn new(max_frame_size: u64) -> FrameCodec {
+        FrameCodec { max_frame_size }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some(&flags) = src.first() else {
+            return Ok(None);
+        };
+        // Reserved bits 7..3 "MUST be zero" (RFC 37) but libzmq ignores them; so do we.
+        let (header, size) = if flags & FLAG_LONG != 0 {
+            let Some(raw) = src.get(1..9) else {
+                return Ok(None);
+            };
+            let mut raw8 = [0u8; 8];
+            raw8.copy_from_slice(raw);
+            (9, u64::from_be_bytes(raw8))
+        } else {
+            let Some(&short) = src.get(1) else {
+                return Ok(None);
+            };
+            (2, u64::from(short))
+        };
+        if size > self.max_frame_size {
+            return Err(FrameError::TooLarge {
+                size,
+                max: self.max_frame_size,
+            });
+        }
+        let more = flags & FLAG_MORE != 0;
+        let command = flags & FLAG_COMMAND != 0;
+        if command && more {
+            return Err(FrameError::CommandWithMore);
+        }
+        // size <= max_frame_size, which the socket options keep within usize.
+        let size = usize::try_from(size).map_err(|_| FrameError::TooLarge {
+            size,
+            max: self.max_frame_size,
+        })?;
+        let needed = header + size;
+        if src.len() < needed {
+            src.reserve((needed - src.len()).min(MAX_RESERVE));
+            return Ok(None);
+        }
+        src.advance(header);
+        let body = src.split_to(size).freeze();
+        Ok(Some(Frame {
+            more,
+            command,
+            body,
+        }))
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        dst.reserve(9 + frame.body.len());
+        encode_header(dst, frame.more, frame.command, frame.body.len());
+        dst.put_slice(&frame.body);
+        Ok(())
+    }
+}
+
+impl Encoder<Message> for FrameCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, msg: Message, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        encode_message(&msg, dst);
+        Ok(())
+    }
+}
+
+/// Encodes every frame of `msg`, MORE set on all but the last.
+pub fn encode_message(msg: &Message, dst: &mut BytesMut) {
+    dst.reserve(msg.byte_len() + 9 * msg.len());
+    let last = msg.len().saturating_sub(1);
+    for (i, frame) in msg.iter().enumerate() {
+        encode_header(dst, i < last, false, frame.len());
+        dst.put_slice(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all(codec: &mut FrameCodec, bytes: &[u8]) -> Result<Vec<Frame>, FrameError> {
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(f) = codec.decode(&mut buf)? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn short_and_long_frames() {
+        let mut c = FrameCodec::new(u64::MAX);
+        let frames = decode_all(
+            &mut c,
+            &[
+                0x01, 2, b'h', b'i', 0x02, 0, 0, 0, 0, 0, 0, 0, 1, b'x', 0x04, 0,
+            ],
+        )
+        .unwrap();
+        assert_eq!(frames[0], Frame::data("hi", true));
+        assert_eq!(frames[1], Frame::data("x", false)); // long form, small size: accepted
+        assert_eq!(frames[2], Frame::command(""));
+    }
+
+    #[test]
+    fn reserved_bits_ignored() {
+        let mut c = FrameCodec::new(100);
+        let f = decode_all(&mut c, &[0xF8 | FLAG_MORE, 1, b'a']).unwrap();
+        assert_eq!(f, vec![Frame::data("a", true)]);
+    }
+
+    #[test]
+    fn oversize_refused_before_allocating() {
+        let mut c = FrameCodec::new(1024);
+        let mut buf = BytesMut::from(&[0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
+        let cap = buf.capacity();
+        assert_eq!(
+            c.decode(&mut buf),
+            Err(FrameError::TooLarge {
+                size: u64::MAX,
+                max: 1024
+            })
+        );
+        assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn huge_declared_size_reserves_a_bounded_amount() {
+        let mut c = FrameCodec::new(u64::MAX);
+        let mut buf = BytesMut::from(&[0x02, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
+        assert_eq!(c.decode(&mut buf), Ok(None));
+        assert!(buf.capacity() <= MAX_RESERVE + 64);
+    }
+
+    #[test]
+    fn command_with_more_refused() {
+        let mut c = FrameCodec::new(100);
+        assert_eq!(
+            decode_all(&mut c, &[0x05, 0]),
+            Err(FrameError::CommandWithMore)
+        );
+    }
+
+    #[test]
+    fn sizes_at_the_short_long_boundary() {
+        for len in [0usize, 1, 255, 256, 70_000] {
+            let msg = Message::from(vec![vec![7u8; len]]);
+            let mut buf = BytesMut::new();
+            encode_message(&msg, &mut buf);
+            let header = if len <= 255 { 2 } else { 9 };
+            assert_eq!(buf.len(), header + len);
+            let frames = decode_all(&mut FrameCodec::new(u64::MAX), &buf).unwrap();
+            assert_eq!(frames[0].body.len(), len);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_byte_by_byte(frames in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..600), 1..5)) {
+            let msg: Message = frames.clone().into_iter().collect();
+            let mut wire = BytesMut::new();
+            encode_message(&msg, &mut wire);
+            let mut codec = FrameCodec::new(1 << 20);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            for b in wire.iter() {
+                buf.put_u8(*b);
+                while let Some(f) = codec.decode(&mut buf).unwrap() {
+                    out.push(f);
+                }
+            }
+            prop_assert_eq!(out.len(), frames.len());
+            for (i, (f, body)) in out.iter().zip(frames.iter()).enumerate() {
+                prop_assert_eq!(&f.body[..], &body[..]);
+                prop_assert_eq!(f.more, i + 1 < frames.len());
+                prop_assert!(!f.command);
+            }
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut codec = FrameCodec::new(256);
+            let _ = decode_all(&mut codec, &bytes);
+        }
+    }
+}
