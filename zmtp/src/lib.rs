@@ -1,8 +1,25 @@
 //! A pure-Rust ZeroMQ stack: ZMTP 3.1 (talking down to 3.0 peers) on tokio, wire
 //! compatible with libzmq 4.x peers (pyzmq, czmq, zeromq.js, C programs).
+//!
+//! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP over `tcp://` and `ipc://`);
+//! - [`Message`] is a multipart message of [`bytes::Bytes`] frames;
+//! - [`proto`] is the sans-IO protocol core (greeting, frames, commands, handshake),
+//!   usable on its own.
 
+mod engine;
+pub mod error;
 pub mod message;
+pub mod options;
+mod pipe;
 pub mod proto;
+mod socket;
+pub mod transport;
+mod util;
 
+pub use error::Error;
 pub use message::Message;
+pub use options::SocketOptions;
 pub use proto::SocketType;
+pub use socket::{PeerKey, Socket};
+pub use transport::Endpoint;
+pub use util::printable;

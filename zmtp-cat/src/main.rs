@@ -1,0 +1,3 @@
+//! `zmtp-cat`: placeholder, filled in by the zmtp-cat work.
+
+fn main() {}

@@ -1,0 +1,348 @@
+//! The engine: one task per connection that drives the sans-IO core over a stream.
+//!
+//! It runs the handshake under a timeout, then two loops over the split stream:
+//! - the reader decodes every frame a read made available, assembles multipart
+//!   messages (atomically: all frames or none), answers PING with PONG, ignores
+//!   unknown commands (as libzmq does) and closes a peer silent for too long;
+//! - the writer drains the peer's whole [`Pipe`] at once and encodes every queued
+//!   message before one write, sends PINGs, and on close keeps flushing for the
+//!   linger period.
+//!
+//! Either loop ending ends the connection; the reason is a [`ConnectionError`].
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipe::Pipe;
+use crate::proto::frame::encode_message;
+use crate::proto::{
+    Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
+};
+use crate::transport::{ReadHalf, Stream, WriteHalf};
+use crate::Message;
+
+/// Encode at most this much before writing, so a long queue does not build one huge
+/// buffer.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A message may not have more frames than this: without a cap, a peer could send
+/// endless empty frames with MORE set and grow one pending message without bound.
+const MAX_FRAMES_PER_MESSAGE: usize = 65_536;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectionError {
+    #[error("connection closed by the peer")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("protocol error: {0}")]
+    Frame(FrameError),
+    #[error("protocol error: message exceeds {0} bytes")]
+    MessageTooLarge(u64),
+    #[error("protocol error: message has more than {MAX_FRAMES_PER_MESSAGE} frames")]
+    TooManyFrames,
+    #[error("heartbeat timeout: the peer sent nothing for {0:?}")]
+    HeartbeatTimeout(Duration),
+    #[error("routing id {0} is already in use by another peer")]
+    DuplicateRoutingId(String),
+    #[error("closed locally")]
+    LocalClose,
+}
+
+impl ConnectionError {
+    /// Whether a connecting socket should reconnect. libzmq does after connection and
+    /// timeout errors, not after protocol errors (session_base.cpp `engine_error`).
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            ConnectionError::Closed
+            | ConnectionError::Io(_)
+            | ConnectionError::HeartbeatTimeout(_)
+            | ConnectionError::DuplicateRoutingId(_) => true,
+            ConnectionError::Handshake(e) => e.is_retryable(),
+            ConnectionError::Frame(FrameError::Io(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this is the peer's fault (bad input), worth a warning in the logs.
+    pub(crate) fn is_protocol_error(&self) -> bool {
+        !self.is_retryable() && !matches!(self, ConnectionError::LocalClose)
+    }
+}
+
+impl From<FrameError> for ConnectionError {
+    fn from(e: FrameError) -> ConnectionError {
+        ConnectionError::Frame(e)
+    }
+}
+
+/// Engine settings, taken from the socket options when the endpoint was set up.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineConfig {
+    pub heartbeat_interval: Option<Duration>,
+    pub heartbeat_timeout: Option<Duration>,
+    pub heartbeat_ttl: Option<Duration>,
+    pub handshake_timeout: Duration,
+    pub max_message_size: u64,
+    pub linger: Duration,
+}
+
+/// Runs greeting and mechanism over `stream`; returns the peer and any bytes read past
+/// the handshake.
+pub(crate) async fn handshake(
+    stream: &mut Stream,
+    config: HandshakeConfig,
+    timeout: Duration,
+) -> Result<(PeerInfo, BytesMut), ConnectionError> {
+    let mut hs = Handshake::new(config);
+    let mut input = BytesMut::with_capacity(8 * 1024);
+    let exchange = async {
+        loop {
+            // Input first, then everything it made us want to say, then wait for more.
+            let done = hs.handle_input(&mut input)?;
+            while let Some(out) = hs.take_output() {
+                stream.write_all(&out).await?;
+            }
+            if let Some(peer) = done {
+                return Ok(peer);
+            }
+            if stream.read_buf(&mut input).await? == 0 {
+                return Err(ConnectionError::Closed);
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(peer)) => Ok((peer, input)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(HandshakeError::Timeout.into()),
+    }
+}
+
+/// Where the reader delivers complete messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    /// The socket's inbound queue.
+    pub inbound: mpsc::Sender<crate::socket::Inbound>,
+    /// Which peer this is, for the socket.
+    pub peer: crate::socket::PeerKey,
+    /// A frame to put in front of every message (ROUTER: the routing id).
+    pub prefix: Option<Bytes>,
+}
+
+/// Runs a connection after its handshake until it ends; returns why it ended.
+pub(crate) async fn run(
+    stream: Stream,
+    leftover: BytesMut,
+    config: &EngineConfig,
+    pipe: Arc<Pipe>,
+    delivery: Delivery,
+    close: CancellationToken,
+) -> ConnectionError {
+    let (read, write) = stream.into_split();
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let reader = read_loop(read, leftover, config, delivery, control_tx);
+    let writer = write_loop(write, config, &pipe, control_rx, &close);
+    let both = async {
+        tokio::select! {
+            r = reader => r,
+            w = writer => w,
+        }
+    };
+    let linger = async {
+        close.cancelled().await;
+        tokio::time::sleep(config.linger).await;
+    };
+    tokio::select! {
+        end = both => end,
+        () = linger => ConnectionError::LocalClose,
+    }
+}
+
+async fn read_loop(
+    mut read: ReadHalf,
+    leftover: BytesMut,
+    config: &EngineConfig,
+    delivery: Delivery,
+    control: mpsc::Sender<Command>,
+) -> ConnectionError {
+    let mut codec = FrameCodec::new(config.max_message_size);
+    let mut buf = leftover;
+    let mut pending = Message::new();
+    let mut pending_bytes: u64 = 0;
+
+    // Silence detection: our heartbeat (interval + timeout) and the peer's PING TTL.
+    // `seen` is set on every read and checked when the timer fires, so the hot path
+    // never reads the clock; a silent peer is closed after one to two limits.
+    let own_limit = config
+        .heartbeat_interval
+        .map(|ivl| ivl + config.heartbeat_timeout.unwrap_or(ivl));
+    let limit = |peer_ttl: Option<Duration>| match (own_limit, peer_ttl) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut current_limit = limit(None);
+    let far = Duration::from_secs(86_400 * 365);
+    let timer = tokio::time::sleep(current_limit.unwrap_or(far));
+    tokio::pin!(timer);
+    let mut seen = false;
+
+    loop {
+        // Everything already buffered first: one read usually holds many frames.
+        loop {
+            let frame = match codec.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return e.into(),
+            };
+            if frame.command {
+                match Command::parse(frame.body) {
+                    Ok(Command::Ping {
+                        ttl_deciseconds,
+                        context,
+                    }) => {
+                        // Best effort: a full control queue means PONGs are pending anyway.
+                        let _ = control.try_send(Command::Pong { context });
+                        if ttl_deciseconds > 0 {
+                            let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
+                            let new_limit = limit(Some(ttl));
+                            if new_limit != current_limit {
+                                current_limit = new_limit;
+                                timer
+                                    .as_mut()
+                                    .reset(Instant::now() + current_limit.unwrap_or(far));
+                            }
+                        }
+                    }
+                    Ok(cmd) => {
+                        // PONG only proves liveness; libzmq drops every other command
+                        // after the handshake (session_base.cpp push_msg).
+                        tracing::trace!(command = %String::from_utf8_lossy(cmd.name()), "ignored command");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "ignored malformed command"),
+                }
+                continue;
+            }
+            pending_bytes += frame.body.len() as u64;
+            if pending_bytes > config.max_message_size {
+                return ConnectionError::MessageTooLarge(config.max_message_size);
+            }
+            if pending.len() >= MAX_FRAMES_PER_MESSAGE {
+                return ConnectionError::TooManyFrames;
+            }
+            pending.push_back(frame.body);
+            if !frame.more {
+                let mut msg = std::mem::take(&mut pending);
+                pending_bytes = 0;
+                if let Some(prefix) = &delivery.prefix {
+                    msg.push_front(prefix.clone());
+                }
+                let inbound = crate::socket::Inbound {
+                    peer: delivery.peer,
+                    msg,
+                };
+                if delivery.inbound.send(inbound).await.is_err() {
+                    return ConnectionError::LocalClose;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            n = read.read_buf(&mut buf) => match n {
+                Ok(0) => return ConnectionError::Closed,
+                Ok(_) => seen = true,
+                Err(e) => return e.into(),
+            },
+            () = &mut timer, if current_limit.is_some() => {
+                let window = current_limit.unwrap_or(far);
+                if !seen {
+                    return ConnectionError::HeartbeatTimeout(window);
+                }
+                seen = false;
+                timer.as_mut().reset(Instant::now() + window);
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    mut write: WriteHalf,
+    config: &EngineConfig,
+    pipe: &Pipe,
+    mut control: mpsc::Receiver<Command>,
+    close: &CancellationToken,
+) -> ConnectionError {
+    let mut batch: VecDeque<Message> = VecDeque::new();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let ping = config.heartbeat_ttl.map_or(0, |ttl| {
+        u16::try_from(ttl.as_millis() / 100).unwrap_or(u16::MAX)
+    });
+    let ping = Command::Ping {
+        ttl_deciseconds: ping,
+        context: Bytes::new(),
+    };
+    let mut next_ping = config.heartbeat_interval.map(|ivl| Instant::now() + ivl);
+    let mut closing = false;
+
+    loop {
+        pipe.drain(&mut batch);
+        while let Ok(cmd) = control.try_recv() {
+            cmd.encode_frame(&mut buf);
+        }
+        if let (Some(at), Some(ivl)) = (next_ping, config.heartbeat_interval) {
+            if Instant::now() >= at {
+                ping.encode_frame(&mut buf);
+                next_ping = Some(Instant::now() + ivl);
+            }
+        }
+        if batch.is_empty() && buf.is_empty() {
+            if closing || pipe.is_closed() {
+                let _ = write.shutdown().await;
+                return ConnectionError::LocalClose;
+            }
+            let ping_at = next_ping.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+            tokio::select! {
+                () = pipe.wait_for_messages() => {}
+                cmd = control.recv() => match cmd {
+                    Some(cmd) => cmd.encode_frame(&mut buf),
+                    // The reader is gone; the select in `run` is ending this loop anyway.
+                    None => std::future::pending::<()>().await,
+                },
+                () = sleep_until(ping_at), if next_ping.is_some() => {}
+                () = close.cancelled(), if !closing => closing = true,
+            }
+            continue;
+        }
+        for msg in batch.drain(..) {
+            encode_message(&msg, &mut buf);
+            if buf.len() >= WRITE_CHUNK {
+                if let Err(e) = write.write_all(&buf).await {
+                    return e.into();
+                }
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            if let Err(e) = write.write_all(&buf).await {
+                return e.into();
+            }
+            buf.clear();
+        }
+    }
+}

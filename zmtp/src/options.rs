@@ -1,0 +1,168 @@
+//! Socket options, with libzmq's defaults unless stated.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::proto::MechanismConfig;
+
+/// Options of a socket. Set them before `bind`/`connect`: each connection takes the
+/// options in force when its endpoint was bound or connected.
+///
+/// ```
+/// use std::time::Duration;
+/// use zmtp::SocketOptions;
+///
+/// let opts = SocketOptions::default()
+///     .routing_id("worker-1")
+///     .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+///     .send_hwm(10_000);
+/// assert_eq!(opts.recv_hwm, 1000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    /// Our routing id, sent as the `Identity` property (REQ, DEALER, ROUTER). Empty: none,
+    /// so a ROUTER peer makes one up. 1-255 bytes, first byte not 0x00 (RFC 37).
+    pub routing_id: Bytes,
+    /// Per-peer outbound queue limit in messages (ZMQ_SNDHWM, default 1000; 0: no limit).
+    pub send_hwm: usize,
+    /// Inbound queue limit in messages (ZMQ_RCVHWM, default 1000; 0: no limit). When it
+    /// is full the engines stop reading and TCP pushes back on the senders.
+    pub recv_hwm: usize,
+    /// Send a PING this often (ZMQ_HEARTBEAT_IVL; default off).
+    pub heartbeat_interval: Option<Duration>,
+    /// Close a peer that sends nothing for this long after a PING (ZMQ_HEARTBEAT_TIMEOUT;
+    /// default: the interval).
+    pub heartbeat_timeout: Option<Duration>,
+    /// TTL announced in our PINGs: the peer may close us after this much silence
+    /// (ZMQ_HEARTBEAT_TTL; default none). Rounded down to tenths of a second.
+    pub heartbeat_ttl: Option<Duration>,
+    /// First wait before reconnecting (ZMQ_RECONNECT_IVL, default 100 ms).
+    pub reconnect_interval: Duration,
+    /// Upper bound of the doubling backoff (ZMQ_RECONNECT_IVL_MAX; default: no backoff,
+    /// as libzmq).
+    pub reconnect_interval_max: Option<Duration>,
+    /// Time allowed for greeting and security handshake (ZMQ_HANDSHAKE_IVL, default 30 s).
+    pub handshake_timeout: Duration,
+    /// Largest inbound message in bytes over all frames (ZMQ_MAXMSGSIZE). A peer that
+    /// sends more is disconnected before anything is allocated. Default 256 MiB; libzmq
+    /// defaults to unlimited, which lets any peer exhaust memory.
+    pub max_message_size: u64,
+    /// How long a closed socket keeps trying to deliver queued messages (ZMQ_LINGER;
+    /// default 30 s).
+    pub linger: Duration,
+    /// ROUTER: fail `send` to an unknown routing id instead of dropping the message,
+    /// and wait for room instead of dropping when the peer's queue is full
+    /// (ZMQ_ROUTER_MANDATORY).
+    pub router_mandatory: bool,
+    /// ROUTER: a new peer with a routing id already in use takes it over; the old
+    /// connection is closed (ZMQ_ROUTER_HANDOVER). Otherwise the new one is refused.
+    pub router_handover: bool,
+    /// Security mechanism (NULL by default).
+    pub mechanism: MechanismConfig,
+}
+
+impl Default for SocketOptions {
+    fn default() -> SocketOptions {
+        SocketOptions {
+            routing_id: Bytes::new(),
+            send_hwm: 1000,
+            recv_hwm: 1000,
+            heartbeat_interval: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
+            reconnect_interval: Duration::from_millis(100),
+            reconnect_interval_max: None,
+            handshake_timeout: Duration::from_secs(30),
+            max_message_size: 256 * 1024 * 1024,
+            linger: Duration::from_secs(30),
+            router_mandatory: false,
+            router_handover: false,
+            mechanism: MechanismConfig::Null,
+        }
+    }
+}
+
+impl SocketOptions {
+    /// Sets the routing id.
+    pub fn routing_id(mut self, id: impl Into<Bytes>) -> Self {
+        self.routing_id = id.into();
+        self
+    }
+
+    /// Sets both high-water marks.
+    pub fn hwm(mut self, hwm: usize) -> Self {
+        self.send_hwm = hwm;
+        self.recv_hwm = hwm;
+        self
+    }
+
+    /// Sets the send high-water mark.
+    pub fn send_hwm(mut self, hwm: usize) -> Self {
+        self.send_hwm = hwm;
+        self
+    }
+
+    /// Sets the receive high-water mark.
+    pub fn recv_hwm(mut self, hwm: usize) -> Self {
+        self.recv_hwm = hwm;
+        self
+    }
+
+    /// Enables heartbeats: a PING every `interval`, and a peer silent for `timeout`
+    /// after one is closed.
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat_interval = Some(interval);
+        self.heartbeat_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the TTL announced in PINGs.
+    pub fn heartbeat_ttl(mut self, ttl: Duration) -> Self {
+        self.heartbeat_ttl = Some(ttl);
+        self
+    }
+
+    /// Sets the reconnect interval and its backoff limit.
+    pub fn reconnect(mut self, interval: Duration, max: Option<Duration>) -> Self {
+        self.reconnect_interval = interval;
+        self.reconnect_interval_max = max;
+        self
+    }
+
+    /// Sets the handshake timeout.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest accepted inbound message.
+    pub fn max_message_size(mut self, bytes: u64) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the linger period.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Sets ZMQ_ROUTER_MANDATORY.
+    pub fn router_mandatory(mut self, on: bool) -> Self {
+        self.router_mandatory = on;
+        self
+    }
+
+    /// Sets ZMQ_ROUTER_HANDOVER.
+    pub fn router_handover(mut self, on: bool) -> Self {
+        self.router_handover = on;
+        self
+    }
+
+    /// Sets the security mechanism.
+    pub fn mechanism(mut self, mechanism: MechanismConfig) -> Self {
+        self.mechanism = mechanism;
+        self
+    }
+}

@@ -1,0 +1,265 @@
+//! [`Socket`]: the user-facing ZeroMQ socket, and the routing each type applies.
+//!
+//! Every type is assembled from the same parts, as in libzmq: a table of peers with
+//! one bounded [`Pipe`](crate::pipe::Pipe) each, load-balancing over pipes for sending
+//! (DEALER, REQ), routing by identity (ROUTER, REP replies), and one fair inbound queue
+//! fed by all connections.
+
+mod lb;
+mod peers;
+mod rep;
+mod req;
+mod router;
+mod session;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+pub use peers::PeerKey;
+
+use crate::error::Error;
+use crate::options::SocketOptions;
+use crate::pipe::Pipe;
+use crate::proto::SocketType;
+use crate::transport::{Endpoint, Listener};
+use crate::Message;
+use peers::{PeerSnapshot, Peers};
+use session::{Core, Settings};
+
+/// A message as an engine hands it to its socket.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub(crate) peer: PeerKey,
+    pub(crate) msg: Message,
+}
+
+/// A ZeroMQ socket of any type, talking ZMTP 3.1 over tcp:// and ipc://.
+///
+/// Semantics follow libzmq per type: DEALER load-balances sends and fair-queues
+/// receives; ROUTER prefixes each received message with the sender's routing id and
+/// routes each sent message by its first frame; REQ adds the empty delimiter and
+/// enforces send/recv alternation; REP strips and restores the envelope.
+///
+/// ```
+/// use zmtp::{Message, Socket, SocketType};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), zmtp::Error> {
+/// let mut server = Socket::new(SocketType::Rep);
+/// let endpoint = server.bind("tcp://127.0.0.1:0").await?;
+///
+/// let mut client = Socket::new(SocketType::Req);
+/// client.connect(&endpoint.to_string()).await?;
+///
+/// client.send("ping").await?;
+/// let request = server.recv().await?;
+/// assert_eq!(request, Message::from("ping"));
+/// server.send("pong").await?;
+/// assert_eq!(client.recv().await?, Message::from("pong"));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Dropping a socket closes it; connections keep flushing queued messages in the
+/// background for up to the linger period. [`Socket::close`] waits for that.
+#[derive(Debug)]
+pub struct Socket {
+    core: Arc<Core>,
+    inbound: mpsc::Receiver<Inbound>,
+    options: SocketOptions,
+    snapshot: PeerSnapshot,
+    lb_next: usize,
+    req: req::ReqState,
+    rep: rep::RepState,
+    last_endpoint: Option<Endpoint>,
+}
+
+impl Socket {
+    /// A socket with default options. Must be called inside a tokio runtime.
+    pub fn new(socket_type: SocketType) -> Socket {
+        Socket::build(socket_type, SocketOptions::default())
+    }
+
+    /// A socket with the given options.
+    pub fn with_options(socket_type: SocketType, options: SocketOptions) -> Result<Socket, Error> {
+        validate(&options)?;
+        Ok(Socket::build(socket_type, options))
+    }
+
+    fn build(socket_type: SocketType, options: SocketOptions) -> Socket {
+        let capacity = match options.recv_hwm {
+            0 => tokio::sync::Semaphore::MAX_PERMITS,
+            n => n,
+        };
+        let (tx, rx) = mpsc::channel(capacity);
+        Socket {
+            core: Arc::new(Core {
+                socket_type,
+                peers: Peers::new(),
+                inbound: tx,
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+            inbound: rx,
+            options,
+            snapshot: PeerSnapshot::default(),
+            lb_next: 0,
+            req: req::ReqState::default(),
+            rep: rep::RepState::default(),
+            last_endpoint: None,
+        }
+    }
+
+    /// The socket's type.
+    pub fn socket_type(&self) -> SocketType {
+        self.core.socket_type
+    }
+
+    /// The options new endpoints will use.
+    pub fn options(&self) -> &SocketOptions {
+        &self.options
+    }
+
+    /// Changes the options for endpoints bound or connected from now on.
+    pub fn set_options(&mut self, options: SocketOptions) -> Result<(), Error> {
+        validate(&options)?;
+        self.options = options;
+        Ok(())
+    }
+
+    /// The endpoint most recently bound, with the real port (ZMQ_LAST_ENDPOINT).
+    pub fn last_endpoint(&self) -> Option<&Endpoint> {
+        self.last_endpoint.as_ref()
+    }
+
+    /// Number of peers: connected ones plus connecting endpoints.
+    pub fn peer_count(&self) -> usize {
+        self.core.peers.len()
+    }
+
+    /// Listens on `endpoint` (`tcp://host:port`, `tcp://*:0`, `ipc:///path`) and returns
+    /// the endpoint actually bound, e.g. with the port the OS picked.
+    pub async fn bind(&mut self, endpoint: &str) -> Result<Endpoint, Error> {
+        let endpoint: Endpoint = endpoint.parse()?;
+        let (listener, bound) = Listener::bind(&endpoint)
+            .await
+            .map_err(|source| Error::Bind { endpoint, source })?;
+        let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
+        let span =
+            tracing::info_span!("zmtp_listen", socket = %self.core.socket_type, endpoint = %bound);
+        self.core
+            .tasks
+            .spawn(session::listen(self.core.clone(), listener, settings).instrument(span));
+        self.last_endpoint = Some(bound.clone());
+        Ok(bound)
+    }
+
+    /// Connects to `endpoint` in the background and keeps it connected: the call
+    /// returns at once, messages queue (up to the HWM) until the peer is there, and a
+    /// lost connection is re-established after the reconnect interval.
+    pub async fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
+        let endpoint: Endpoint = endpoint.parse()?;
+        let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
+        let pipe = Pipe::new(settings.send_hwm(), self.core.peers.writable.clone());
+        let key = self.core.peers.add(pipe.clone());
+        let span = tracing::info_span!("zmtp", socket = %self.core.socket_type, peer = %endpoint);
+        self.core.tasks.spawn(
+            session::keep_connected(self.core.clone(), endpoint, settings, key, pipe)
+                .instrument(span),
+        );
+        Ok(())
+    }
+
+    /// Sends a message; waits while the socket type says to wait (DEALER and REQ when
+    /// every peer's queue is full or there is no peer yet).
+    ///
+    /// Cancel-safe in the sense that dropping the future never sends part of a
+    /// message; a message not yet queued when the future is dropped is not sent.
+    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        if msg.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        match self.core.socket_type {
+            SocketType::Dealer => self.send_load_balanced(msg).await.map(drop),
+            SocketType::Req => self.send_request(msg).await,
+            SocketType::Router => self.send_routed(msg).await,
+            SocketType::Rep => self.send_reply(msg),
+            other => Err(Error::Unsupported {
+                socket_type: other,
+                operation: "send (not implemented yet for this type)",
+            }),
+        }
+    }
+
+    /// Receives the next message.
+    ///
+    /// Cancel-safe: if the future is dropped before it completes (for example in
+    /// `tokio::select!`), no message is lost; it will be returned by the next call.
+    pub async fn recv(&mut self) -> Result<Message, Error> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message (the poll form of [`Socket::recv`]).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        match self.core.socket_type {
+            SocketType::Dealer | SocketType::Router => self.poll_inbound(cx).map_ok(|inb| inb.msg),
+            SocketType::Req => self.poll_reply(cx),
+            SocketType::Rep => self.poll_request(cx),
+            other => Poll::Ready(Err(Error::Unsupported {
+                socket_type: other,
+                operation: "recv (not implemented yet for this type)",
+            })),
+        }
+    }
+
+    fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<Inbound, Error>> {
+        self.inbound.poll_recv(cx).map(|m| m.ok_or(Error::Closed))
+    }
+
+    /// Closes the socket and waits until queued messages are flushed or the linger
+    /// period is over.
+    pub async fn close(self) {
+        let core = self.core.clone();
+        drop(self);
+        core.tasks.close();
+        core.tasks.wait().await;
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.core.cancel.cancel();
+    }
+}
+
+impl futures_util::Stream for Socket {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut().poll_recv(cx) {
+            Poll::Ready(Err(Error::Closed)) => Poll::Ready(None),
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn validate(options: &SocketOptions) -> Result<(), Error> {
+    let id = &options.routing_id;
+    if id.len() > 255 {
+        return Err(Error::InvalidOption("routing id longer than 255 bytes"));
+    }
+    if id.first() == Some(&0) {
+        return Err(Error::InvalidOption(
+            "routing id may not start with 0x00 (reserved for generated ids)",
+        ));
+    }
+    Ok(())
+}

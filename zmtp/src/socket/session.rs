@@ -1,0 +1,215 @@
+//! Background tasks of a socket: listeners, connecting endpoints (with reconnect and
+//! backoff), and the life of one connection from handshake to table removal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::peers::{DuplicateRoutingId, PeerKey, Peers};
+use super::Inbound;
+use crate::engine::{self, ConnectionError, Delivery, EngineConfig};
+use crate::options::SocketOptions;
+use crate::pipe::Pipe;
+use crate::proto::{HandshakeConfig, SocketType};
+use crate::transport::{self, Endpoint, Listener, Stream};
+use crate::util::printable;
+
+/// What the socket's background tasks share with it.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) socket_type: SocketType,
+    pub(crate) peers: Peers,
+    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// The options one endpoint runs with, fixed when it is bound or connected.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    handshake: HandshakeConfig,
+    engine: EngineConfig,
+    send_hwm: usize,
+    handover: bool,
+    reconnect_interval: Duration,
+    reconnect_interval_max: Option<Duration>,
+}
+
+impl Settings {
+    pub(crate) fn new(socket_type: SocketType, options: &SocketOptions) -> Settings {
+        Settings {
+            handshake: HandshakeConfig {
+                socket_type,
+                identity: options.routing_id.clone(),
+                mechanism: options.mechanism.clone(),
+            },
+            engine: EngineConfig {
+                heartbeat_interval: options.heartbeat_interval,
+                heartbeat_timeout: options.heartbeat_timeout,
+                heartbeat_ttl: options.heartbeat_ttl,
+                handshake_timeout: options.handshake_timeout,
+                max_message_size: options.max_message_size,
+                linger: options.linger,
+            },
+            send_hwm: options.send_hwm,
+            handover: options.router_handover,
+            reconnect_interval: options.reconnect_interval,
+            reconnect_interval_max: options.reconnect_interval_max,
+        }
+    }
+
+    pub(crate) fn send_hwm(&self) -> usize {
+        self.send_hwm
+    }
+}
+
+/// Accepts connections on `listener` until the socket closes.
+pub(crate) async fn listen(core: Arc<Core>, listener: Listener, settings: Arc<Settings>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = core.cancel.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let span = tracing::info_span!("zmtp", socket = %core.socket_type, peer = %addr);
+                let (core2, settings2) = (core.clone(), settings.clone());
+                core.tasks.spawn(
+                    async move {
+                        connection(&core2, stream, &settings2, None).await;
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Keeps `endpoint` connected until the socket closes or the peer commits a protocol
+/// error (libzmq does not reconnect after those). `pipe` is the endpoint's queue: it
+/// lives across reconnects, so messages sent while the peer is away wait for it.
+pub(crate) async fn keep_connected(
+    core: Arc<Core>,
+    endpoint: Endpoint,
+    settings: Arc<Settings>,
+    key: PeerKey,
+    pipe: Arc<Pipe>,
+) {
+    let mut delay = settings.reconnect_interval;
+    loop {
+        let attempt = tokio::select! {
+            a = transport::connect(&endpoint) => a,
+            () = core.cancel.cancelled() => break,
+        };
+        match attempt {
+            Ok(stream) => {
+                let (end, established) =
+                    connection(&core, stream, &settings, Some((key, pipe.clone()))).await;
+                if core.cancel.is_cancelled() {
+                    break;
+                }
+                if !end.is_retryable() {
+                    tracing::warn!(%endpoint, reason = %end, "not reconnecting after a protocol error");
+                    break;
+                }
+                if established {
+                    delay = settings.reconnect_interval;
+                }
+            }
+            Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed; will retry"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = core.cancel.cancelled() => break,
+        }
+        if let Some(max) = settings.reconnect_interval_max {
+            delay = (delay * 2).min(max.max(settings.reconnect_interval));
+        }
+    }
+    core.peers.remove(key);
+}
+
+/// One connection: handshake, join the peer table, run the engine, leave the table.
+/// Returns why it ended and whether the handshake had succeeded.
+async fn connection(
+    core: &Core,
+    mut stream: Stream,
+    settings: &Settings,
+    session: Option<(PeerKey, Arc<Pipe>)>,
+) -> (ConnectionError, bool) {
+    let timeout = settings.engine.handshake_timeout;
+    let handshake = tokio::select! {
+        h = engine::handshake(&mut stream, settings.handshake.clone(), timeout) => h,
+        () = core.cancel.cancelled() => return (ConnectionError::LocalClose, false),
+    };
+    let (peer, leftover) = match handshake {
+        Ok(done) => done,
+        Err(e) => {
+            log_end(&e, "handshake failed");
+            return (e, false);
+        }
+    };
+    let persistent = session.is_some();
+    let (key, pipe) = match session {
+        Some(session) => session,
+        None => {
+            let pipe = Pipe::new(settings.send_hwm, core.peers.writable.clone());
+            (core.peers.add(pipe.clone()), pipe)
+        }
+    };
+    let close = core.cancel.child_token();
+    let prefix = if core.socket_type == SocketType::Router {
+        match core
+            .peers
+            .name(key, &peer.identity, settings.handover, close.clone())
+        {
+            Ok(id) => Some(id),
+            Err(DuplicateRoutingId(id)) => {
+                if !persistent {
+                    core.peers.remove(key);
+                }
+                let e = ConnectionError::DuplicateRoutingId(printable(&id));
+                tracing::warn!(reason = %e, "refusing peer");
+                return (e, true);
+            }
+        }
+    } else {
+        None
+    };
+    tracing::debug!(
+        peer_type = ?peer.socket_type,
+        version = %peer.version,
+        routing_id = prefix.as_deref().map(printable),
+        "connected"
+    );
+    let delivery = Delivery {
+        inbound: core.inbound.clone(),
+        peer: key,
+        prefix,
+    };
+    let end = engine::run(stream, leftover, &settings.engine, pipe, delivery, close).await;
+    if persistent {
+        core.peers.disconnected(key);
+    } else {
+        core.peers.remove(key);
+    }
+    log_end(&end, "connection closed");
+    (end, true)
+}
+
+fn log_end(end: &ConnectionError, what: &str) {
+    if end.is_protocol_error() {
+        tracing::warn!(reason = %end, "{what}");
+    } else {
+        tracing::debug!(reason = %end, "{what}");
+    }
+}

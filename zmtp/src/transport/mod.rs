@@ -1,0 +1,207 @@
+//! Byte-stream transports: TCP and Unix domain sockets (`ipc://`).
+//!
+//! Everything above this module sees a [`Stream`] that splits into owned read and write
+//! halves (no lock between them), and a [`Listener`] that yields streams.
+
+mod endpoint;
+
+pub use endpoint::{Endpoint, EndpointError};
+
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{tcp, unix, TcpListener, TcpStream, UnixListener, UnixStream};
+
+/// A connected byte stream.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Ipc(UnixStream),
+}
+
+/// The read half of a [`Stream`].
+#[derive(Debug)]
+pub(crate) enum ReadHalf {
+    Tcp(tcp::OwnedReadHalf),
+    Ipc(unix::OwnedReadHalf),
+}
+
+/// The write half of a [`Stream`].
+#[derive(Debug)]
+pub(crate) enum WriteHalf {
+    Tcp(tcp::OwnedWriteHalf),
+    Ipc(unix::OwnedWriteHalf),
+}
+
+impl Stream {
+    pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+            Stream::Ipc(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Ipc(r), WriteHalf::Ipc(w))
+            }
+        }
+    }
+}
+
+macro_rules! delegate_read {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+                    Self::Ipc(s) => Pin::new(s).poll_read(cx, buf),
+                }
+            }
+        }
+    };
+}
+
+macro_rules! delegate_write {
+    ($t:ty) => {
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+                    Self::Ipc(s) => Pin::new(s).poll_write(cx, buf),
+                }
+            }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+                    Self::Ipc(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+                }
+            }
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+                    Self::Ipc(s) => Pin::new(s).poll_flush(cx),
+                }
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+                    Self::Ipc(s) => Pin::new(s).poll_shutdown(cx),
+                }
+            }
+        }
+    };
+}
+
+delegate_read!(Stream);
+delegate_read!(ReadHalf);
+delegate_write!(Stream);
+delegate_write!(WriteHalf);
+
+/// Opens a connection to `endpoint`.
+pub(crate) async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
+    match endpoint {
+        Endpoint::Tcp { host, port } => {
+            let stream = TcpStream::connect((host.as_str(), *port)).await?;
+            // libzmq sets TCP_NODELAY: ZMTP batches on its own.
+            stream.set_nodelay(true)?;
+            Ok(Stream::Tcp(stream))
+        }
+        Endpoint::Ipc(path) => Ok(Stream::Ipc(UnixStream::connect(path).await?)),
+    }
+}
+
+/// A bound listener. An `ipc://` listener removes its socket file when dropped.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Ipc(UnixListener, IpcPathGuard),
+}
+
+/// Removes an ipc socket file on drop.
+#[derive(Debug)]
+pub(crate) struct IpcPathGuard(PathBuf);
+
+impl Drop for IpcPathGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Listener {
+    /// Binds `endpoint`; returns the listener and the endpoint actually bound (with
+    /// the real port when port 0 or `*` was asked for).
+    pub(crate) async fn bind(endpoint: &Endpoint) -> io::Result<(Listener, Endpoint)> {
+        match endpoint {
+            Endpoint::Tcp { host, port } => {
+                let host = if host == "*" {
+                    "0.0.0.0"
+                } else {
+                    host.as_str()
+                };
+                let listener = TcpListener::bind((host, *port)).await?;
+                let local = listener.local_addr()?;
+                let bound = Endpoint::Tcp {
+                    host: local.ip().to_string(),
+                    port: local.port(),
+                };
+                Ok((Listener::Tcp(listener), bound))
+            }
+            Endpoint::Ipc(path) => {
+                remove_stale_socket(path).await?;
+                let listener = UnixListener::bind(path)?;
+                Ok((
+                    Listener::Ipc(listener, IpcPathGuard(path.clone())),
+                    endpoint.clone(),
+                ))
+            }
+        }
+    }
+
+    /// Accepts one connection; returns it with a printable peer address.
+    pub(crate) async fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, addr) = l.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok((Stream::Tcp(stream), addr.to_string()))
+            }
+            Listener::Ipc(l, guard) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Stream::Ipc(stream), format!("ipc://{}", guard.0.display())))
+            }
+        }
+    }
+}
+
+/// A socket file left behind by a dead process is replaced; one with a live listener
+/// is an "address in use" error rather than silently stolen.
+async fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    match UnixStream::connect(path).await {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} is in use by a live listener", path.display()),
+        )),
+        Err(_) => std::fs::remove_file(path),
+    }
+}
