@@ -256,7 +256,9 @@ async fn read_loop(
                     msg,
                 };
                 if delivery.inbound.send(inbound).await.is_err() {
-                    return ConnectionError::LocalClose;
+                    // The socket is gone: it cancelled `close`, and the writer is
+                    // flushing what is queued (linger). Ending here would cut that short.
+                    std::future::pending::<()>().await;
                 }
             }
         }
