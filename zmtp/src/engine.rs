@@ -22,6 +22,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::inbound::{Inbound, InboundQueue};
 use crate::pipe::Pipe;
 use crate::proto::frame::encode_message;
 use crate::proto::{
@@ -137,7 +138,7 @@ pub(crate) async fn handshake(
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     /// The socket's inbound queue.
-    pub inbound: mpsc::Sender<crate::socket::Inbound>,
+    pub inbound: Arc<InboundQueue>,
     /// Which peer this is, for the socket.
     pub peer: crate::socket::PeerKey,
     /// A frame to put in front of every message (ROUTER: the routing id).
@@ -184,6 +185,7 @@ async fn read_loop(
     let mut buf = leftover;
     let mut pending = Message::new();
     let mut pending_bytes: u64 = 0;
+    let mut batch: Vec<Inbound> = Vec::new();
 
     // Silence detection: our heartbeat (interval + timeout) and the peer's PING TTL.
     // `seen` is set on every read and checked when the timer fires, so the hot path
@@ -251,16 +253,16 @@ async fn read_loop(
                 if let Some(prefix) = &delivery.prefix {
                     msg.push_front(prefix.clone());
                 }
-                let inbound = crate::socket::Inbound {
+                batch.push(Inbound {
                     peer: delivery.peer,
                     msg,
-                };
-                if delivery.inbound.send(inbound).await.is_err() {
-                    // The socket is gone: it cancelled `close`, and the writer is
-                    // flushing what is queued (linger). Ending here would cut that short.
-                    std::future::pending::<()>().await;
-                }
+                });
             }
+        }
+        if !batch.is_empty() && delivery.inbound.push(&mut batch).await.is_err() {
+            // The socket is gone: it cancelled `close`, and the writer is flushing
+            // what is queued (linger). Ending here would cut that short.
+            std::future::pending::<()>().await;
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);

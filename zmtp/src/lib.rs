@@ -8,6 +8,7 @@
 
 mod engine;
 pub mod error;
+mod inbound;
 pub mod message;
 pub mod options;
 mod pipe;

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 pub use peers::PeerKey;
 
 use crate::error::Error;
+use crate::inbound::{Inbound, InboundQueue};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
 use crate::proto::SocketType;
@@ -31,13 +32,6 @@ use crate::transport::{Endpoint, Listener};
 use crate::Message;
 use peers::{PeerSnapshot, Peers};
 use session::{Core, Settings};
-
-/// A message as an engine hands it to its socket.
-#[derive(Debug)]
-pub(crate) struct Inbound {
-    pub(crate) peer: PeerKey,
-    pub(crate) msg: Message,
-}
 
 /// A ZeroMQ socket of any type, talking ZMTP 3.1 over tcp:// and ipc://.
 ///
@@ -71,7 +65,8 @@ pub(crate) struct Inbound {
 #[derive(Debug)]
 pub struct Socket {
     core: Arc<Core>,
-    inbound: mpsc::Receiver<Inbound>,
+    /// Messages taken from the inbound queue, not yet returned by `recv`.
+    received: VecDeque<Inbound>,
     options: SocketOptions,
     snapshot: PeerSnapshot,
     lb_next: usize,
@@ -93,20 +88,15 @@ impl Socket {
     }
 
     fn build(socket_type: SocketType, options: SocketOptions) -> Socket {
-        let capacity = match options.recv_hwm {
-            0 => tokio::sync::Semaphore::MAX_PERMITS,
-            n => n,
-        };
-        let (tx, rx) = mpsc::channel(capacity);
         Socket {
             core: Arc::new(Core {
                 socket_type,
                 peers: Peers::new(),
-                inbound: tx,
+                inbound: Arc::new(InboundQueue::new(options.recv_hwm)),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
-            inbound: rx,
+            received: VecDeque::new(),
             options,
             snapshot: PeerSnapshot::default(),
             lb_next: 0,
@@ -220,7 +210,12 @@ impl Socket {
     }
 
     fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<Inbound, Error>> {
-        self.inbound.poll_recv(cx).map(|m| m.ok_or(Error::Closed))
+        loop {
+            if let Some(inbound) = self.received.pop_front() {
+                return Poll::Ready(Ok(inbound));
+            }
+            std::task::ready!(self.core.inbound.poll_take(cx, &mut self.received));
+        }
     }
 
     /// Closes the socket and waits until queued messages are flushed or the linger
@@ -235,6 +230,7 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        self.core.inbound.close();
         self.core.cancel.cancel();
     }
 }

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
-use super::Inbound;
 use crate::engine::{self, ConnectionError, Delivery, EngineConfig};
+use crate::inbound::InboundQueue;
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
 use crate::proto::{HandshakeConfig, SocketType};
@@ -23,7 +22,7 @@ use crate::util::printable;
 pub(crate) struct Core {
     pub(crate) socket_type: SocketType,
     pub(crate) peers: Peers,
-    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) inbound: Arc<InboundQueue>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
