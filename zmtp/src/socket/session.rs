@@ -75,11 +75,11 @@ pub(crate) async fn listen(core: Arc<Core>, listener: Listener, settings: Arc<Se
         };
         match accepted {
             Ok((stream, addr)) => {
-                let span = tracing::info_span!("zmtp", socket = %core.socket_type, peer = %addr);
+                let span = tracing::info_span!("zmtp", socket = %core.socket_type);
                 let (core2, settings2) = (core.clone(), settings.clone());
                 core.tasks.spawn(
                     async move {
-                        connection(&core2, stream, &settings2, None).await;
+                        connection(&core2, stream, &addr, &settings2, None).await;
                     }
                     .instrument(span),
                 );
@@ -111,8 +111,9 @@ pub(crate) async fn keep_connected(
         };
         match attempt {
             Ok(stream) => {
+                let peer = endpoint.to_string();
                 let (end, established) =
-                    connection(&core, stream, &settings, Some((key, pipe.clone()))).await;
+                    connection(&core, stream, &peer, &settings, Some((key, pipe.clone()))).await;
                 if core.cancel.is_cancelled() {
                     break;
                 }
@@ -142,6 +143,7 @@ pub(crate) async fn keep_connected(
 async fn connection(
     core: &Core,
     mut stream: Stream,
+    peer_addr: &str,
     settings: &Settings,
     session: Option<(PeerKey, Arc<Pipe>)>,
 ) -> (ConnectionError, bool) {
@@ -153,7 +155,7 @@ async fn connection(
     let (peer, leftover) = match handshake {
         Ok(done) => done,
         Err(e) => {
-            log_end(&e, "handshake failed");
+            log_end(peer_addr, None, &e, "handshake failed");
             return (e, false);
         }
     };
@@ -177,7 +179,7 @@ async fn connection(
                     core.peers.remove(key);
                 }
                 let e = ConnectionError::DuplicateRoutingId(printable(&id));
-                tracing::warn!(reason = %e, "refusing peer");
+                tracing::warn!(peer = peer_addr, reason = %e, "refusing peer");
                 return (e, true);
             }
         }
@@ -185,11 +187,13 @@ async fn connection(
         None
     };
     tracing::debug!(
+        peer = peer_addr,
         peer_type = ?peer.socket_type,
         version = %peer.version,
         routing_id = prefix.as_deref().map(printable),
         "connected"
     );
+    let routing_id = prefix.as_deref().map(printable);
     let delivery = Delivery {
         inbound: core.inbound.clone(),
         peer: key,
@@ -201,14 +205,16 @@ async fn connection(
     } else {
         core.peers.remove(key);
     }
-    log_end(&end, "connection closed");
+    log_end(peer_addr, routing_id.as_deref(), &end, "connection closed");
     (end, true)
 }
 
-fn log_end(end: &ConnectionError, what: &str) {
+/// Protocol errors are the peer's fault and worth a warning that names it; ordinary
+/// disconnects are debug noise.
+fn log_end(peer: &str, routing_id: Option<&str>, end: &ConnectionError, what: &str) {
     if end.is_protocol_error() {
-        tracing::warn!(reason = %end, "{what}");
+        tracing::warn!(peer, routing_id, reason = %end, "{what}");
     } else {
-        tracing::debug!(reason = %end, "{what}");
+        tracing::debug!(peer, routing_id, reason = %end, "{what}");
     }
 }
