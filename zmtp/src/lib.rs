@@ -6,6 +6,9 @@
 //! - [`proto`] is the sans-IO protocol core (greeting, frames, commands, handshake),
 //!   usable on its own.
 
+// Peer-controlled data must never panic the process: no unwrap/expect in the library.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod engine;
 pub mod error;
 mod inbound;

@@ -141,14 +141,9 @@ async fn a_silent_peer_is_closed_after_the_heartbeat_timeout() {
     peer.handshake("DEALER").await;
     // We never answer the PINGs we receive: the socket must give up on us.
     let mut pings = 0;
-    loop {
-        match peer.next_frame().await {
-            Some(frame) => {
-                if let Ok(Command::Ping { .. }) = Command::parse(frame.body) {
-                    pings += 1;
-                }
-            }
-            None => break,
+    while let Some(frame) = peer.next_frame().await {
+        if let Ok(Command::Ping { .. }) = Command::parse(frame.body) {
+            pings += 1;
         }
     }
     assert!(pings >= 1, "PINGs were sent before closing");

@@ -347,7 +347,8 @@ mod tests {
 
     #[test]
     fn errors_and_unexpected_commands() {
-        let cases: Vec<(Vec<u8>, fn(&HandshakeError) -> bool)> = vec![
+        type Check = fn(&HandshakeError) -> bool;
+        let cases: Vec<(Vec<u8>, Check)> = vec![
             (
                 Command::Error(Bytes::from_static(b"400"))
                     .to_frame()
