@@ -1,12 +1,17 @@
 //! [`Message`]: a multipart ZeroMQ message, a list of [`Bytes`] frames.
 
 use bytes::Bytes;
-use std::collections::VecDeque;
+use smallvec::SmallVec;
+
+/// Frames kept inline before the list spills to the heap: most messages (a body, an
+/// envelope and a delimiter) then cost no allocation besides their payloads.
+const INLINE_FRAMES: usize = 4;
 
 /// A multipart message: one or more frames that travel atomically.
 ///
 /// Frames are [`Bytes`], so cloning a message or slicing a frame never copies payload.
-/// Building one from strings and byte slices is direct:
+/// Building one from strings and byte slices is direct, and [`Message::frames`] gives a
+/// slice to match envelopes against:
 ///
 /// ```
 /// use zmtp::Message;
@@ -15,11 +20,15 @@ use std::collections::VecDeque;
 /// msg.push_front("");                  // an empty delimiter frame
 /// assert_eq!(msg.len(), 3);
 /// assert_eq!(msg[2], "world");
+/// match msg.frames() {
+///     [delimiter, first, ..] if delimiter.is_empty() => assert_eq!(first, "hello"),
+///     _ => unreachable!(),
+/// }
 /// assert_eq!(Message::from("single").len(), 1);
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Message {
-    frames: VecDeque<Bytes>,
+    frames: SmallVec<[Bytes; INLINE_FRAMES]>,
 }
 
 impl Message {
@@ -43,24 +52,33 @@ impl Message {
         self.frames.iter().map(Bytes::len).sum()
     }
 
+    /// The frames as a slice.
+    pub fn frames(&self) -> &[Bytes] {
+        &self.frames
+    }
+
     /// Appends a frame.
     pub fn push_back(&mut self, frame: impl Into<Bytes>) {
-        self.frames.push_back(frame.into());
+        self.frames.push(frame.into());
     }
 
     /// Prepends a frame (an envelope: routing id, delimiter).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
-        self.frames.push_front(frame.into());
+        self.frames.insert(0, frame.into());
     }
 
     /// Removes and returns the first frame.
     pub fn pop_front(&mut self) -> Option<Bytes> {
-        self.frames.pop_front()
+        if self.frames.is_empty() {
+            None
+        } else {
+            Some(self.frames.remove(0))
+        }
     }
 
     /// Removes and returns the last frame.
     pub fn pop_back(&mut self) -> Option<Bytes> {
-        self.frames.pop_back()
+        self.frames.pop()
     }
 
     /// The frame at `index`, if any.
@@ -70,36 +88,35 @@ impl Message {
 
     /// The first frame, if any.
     pub fn first(&self) -> Option<&Bytes> {
-        self.frames.front()
+        self.frames.first()
     }
 
     /// The last frame, if any.
     pub fn last(&self) -> Option<&Bytes> {
-        self.frames.back()
+        self.frames.last()
     }
 
     /// Iterates over the frames.
-    pub fn iter(&self) -> std::collections::vec_deque::Iter<'_, Bytes> {
+    pub fn iter(&self) -> std::slice::Iter<'_, Bytes> {
         self.frames.iter()
     }
 
     /// Splits off the frames from `at` on, leaving `[0, at)` in `self`.
     pub fn split_off(&mut self, at: usize) -> Message {
+        let at = at.min(self.frames.len());
         Message {
-            frames: self.frames.split_off(at.min(self.frames.len())),
+            frames: self.frames.drain(at..).collect(),
         }
     }
 
     /// Prepends all frames of `envelope` (kept in order).
     pub fn prepend(&mut self, envelope: Message) {
-        for frame in envelope.frames.into_iter().rev() {
-            self.frames.push_front(frame);
-        }
+        self.frames.insert_many(0, envelope.frames);
     }
 
     /// The frames as a `Vec`.
     pub fn into_vec(self) -> Vec<Bytes> {
-        self.frames.into()
+        self.frames.into_vec()
     }
 }
 
@@ -118,7 +135,7 @@ impl std::fmt::Debug for Message {
 
 impl IntoIterator for Message {
     type Item = Bytes;
-    type IntoIter = std::collections::vec_deque::IntoIter<Bytes>;
+    type IntoIter = smallvec::IntoIter<[Bytes; INLINE_FRAMES]>;
     fn into_iter(self) -> Self::IntoIter {
         self.frames.into_iter()
     }
@@ -126,7 +143,7 @@ impl IntoIterator for Message {
 
 impl<'a> IntoIterator for &'a Message {
     type Item = &'a Bytes;
-    type IntoIter = std::collections::vec_deque::Iter<'a, Bytes>;
+    type IntoIter = std::slice::Iter<'a, Bytes>;
     fn into_iter(self) -> Self::IntoIter {
         self.frames.iter()
     }
@@ -150,7 +167,9 @@ macro_rules! single_frame {
     ($($t:ty),*) => {$(
         impl From<$t> for Message {
             fn from(frame: $t) -> Message {
-                Message { frames: VecDeque::from([Bytes::from(frame)]) }
+                let mut frames = SmallVec::new();
+                frames.push(Bytes::from(frame));
+                Message { frames }
             }
         }
     )*};
@@ -174,12 +193,6 @@ macro_rules! frame_list {
 }
 frame_list!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
 
-impl From<VecDeque<Bytes>> for Message {
-    fn from(frames: VecDeque<Bytes>) -> Message {
-        Message { frames }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +208,14 @@ mod tests {
         assert_eq!(body, Message::from(["x", "", "b", "c"]));
         assert_eq!(body.byte_len(), 3);
         assert_eq!(body.pop_front().as_deref(), Some(&b"x"[..]));
+        assert_eq!(body.split_off(10), Message::new());
+    }
+
+    #[test]
+    fn spills_past_the_inline_frames() {
+        let m: Message = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(m.len(), 10);
+        assert_eq!(m[9], "9");
+        assert_eq!(m.clone().into_vec().len(), 10);
     }
 }

@@ -31,6 +31,7 @@ impl Socket {
         }
     }
 
+    #[allow(clippy::result_large_err)] // hands the message back, see Pipe::try_push
     fn try_load_balance(&mut self, mut msg: Message) -> Result<PeerKey, Message> {
         self.core.peers.refresh(&mut self.snapshot);
         let n = self.snapshot.ordered.len();
