@@ -303,3 +303,66 @@ async fn messages_before_and_after_a_ping_stay_whole() {
         .unwrap();
     assert_eq!(second[1], "c");
 }
+
+#[tokio::test]
+async fn greeting_in_libzmq_pieces_waiting_for_ours_in_between() {
+    // libzmq sends 10 bytes, waits for our signature, sends the major version, waits
+    // for ours, then sends the rest: we must never wait for the peer's full greeting.
+    let mut router = Socket::new(SocketType::Router);
+    let ep = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut peer = RawPeer::connect(&ep).await;
+    let mut greeting = BytesMut::new();
+    Greeting::ours(MechanismName::NULL, false).encode(&mut greeting);
+    greeting[8] = 1; // libzmq puts a length in the padding
+    peer.send(&greeting[..10]).await;
+    while peer.input.len() < 10 {
+        peer.read_more()
+            .await
+            .expect("our signature before the peer's major version");
+    }
+    peer.send(&greeting[10..11]).await;
+    while peer.input.len() < 11 {
+        peer.read_more().await.expect("our major version");
+    }
+    peer.send(&greeting[11..]).await;
+    let mut md = Metadata::new();
+    md.insert("Socket-Type", "DEALER");
+    peer.send(&command(Command::Ready(md))).await;
+    peer.send(&[0x00, 0x02, b'o', b'k']).await;
+    let msg = tokio::time::timeout(WAIT, router.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg[1], "ok");
+}
+
+#[tokio::test]
+async fn a_zmtp_3_0_peer_is_accepted() {
+    let mut router = Socket::new(SocketType::Router);
+    let ep = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut peer = RawPeer::connect(&ep).await;
+    let mut out = BytesMut::new();
+    Greeting::ours(MechanismName::NULL, false).encode(&mut out);
+    out[11] = 0; // minor version 0, as libzmq <= 4.3.2 announces
+    let mut md = Metadata::new();
+    md.insert("Socket-Type", "DEALER");
+    md.insert("Identity", "old-timer");
+    Command::Ready(md).encode_frame(&mut out);
+    out.extend_from_slice(&[0x00, 0x02, b'h', b'i']);
+    peer.send(&out).await;
+    let msg = tokio::time::timeout(WAIT, router.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg, Message::from(["old-timer", "hi"]));
+}
+
+#[tokio::test]
+async fn a_peer_that_never_finishes_the_handshake_is_dropped() {
+    let options = SocketOptions::default().handshake_timeout(Duration::from_millis(200));
+    let mut router = Socket::with_options(SocketType::Router, options).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut peer = RawPeer::connect(&ep).await;
+    peer.send(&[0xFF]).await; // one byte of greeting, then silence
+    assert!(peer.closed().await);
+}
