@@ -1,4 +1,9 @@
-//! Majordomo Protocol (MDP 0.1 and 0.2) on top of the pure-Rust [`zmtp`] stack.
+//! Majordomo Protocol (MDP 0.1 and 0.2, and the dialects real peers speak) on top of
+//! the pure-Rust [`zmtp`] stack.
 //!
-//! This crate is a placeholder until the MDP issue lands: the workspace builds it so
-//! that the layout is in place from the start.
+//! - [`proto`]: typed MDP messages, parsed from and encoded to frames, no I/O.
+
+// Peer-controlled data must never panic the process: no unwrap/expect in the library.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod proto;
