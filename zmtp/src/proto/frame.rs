@@ -118,7 +118,7 @@ impl Decoder for FrameCodec {
             return Ok(None);
         };
         // Reserved bits 7..3 "MUST be zero" (RFC 37) but libzmq ignores them; so do we.
-        let (header, size) = if flags & FLAG_LONG != 0 {
+        let (header, size): (usize, u64) = if flags & FLAG_LONG != 0 {
             let Some(raw) = src.get(1..9) else {
                 return Ok(None);
             };
@@ -142,12 +142,14 @@ impl Decoder for FrameCodec {
         if command && more {
             return Err(FrameError::CommandWithMore);
         }
-        // size <= max_frame_size, which the socket options keep within usize.
-        let size = usize::try_from(size).map_err(|_| FrameError::TooLarge {
+        // With the limit disabled a peer can declare sizes near u64::MAX: neither the
+        // conversion nor the addition may overflow.
+        let too_large = FrameError::TooLarge {
             size,
             max: self.max_frame_size,
-        })?;
-        let needed = header + size;
+        };
+        let size = usize::try_from(size).map_err(|_| too_large.clone())?;
+        let needed = header.checked_add(size).ok_or(too_large)?;
         if src.len() < needed {
             src.reserve((needed - src.len()).min(MAX_RESERVE));
             return Ok(None);
@@ -249,6 +251,14 @@ mod tests {
         let mut buf = BytesMut::from(&[0x02, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
         assert_eq!(c.decode(&mut buf), Ok(None));
         assert!(buf.capacity() <= MAX_RESERVE + 64);
+    }
+
+    #[test]
+    fn sizes_near_the_top_of_u64_do_not_overflow() {
+        // Found by fuzzing: with no limit, 2 + (u64::MAX) overflowed.
+        let mut c = FrameCodec::new(u64::MAX);
+        let mut buf = BytesMut::from(&[0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
+        assert!(matches!(c.decode(&mut buf), Err(FrameError::TooLarge { .. })));
     }
 
     #[test]
