@@ -258,7 +258,10 @@ mod tests {
         // Found by fuzzing: with no limit, 2 + (u64::MAX) overflowed.
         let mut c = FrameCodec::new(u64::MAX);
         let mut buf = BytesMut::from(&[0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
-        assert!(matches!(c.decode(&mut buf), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            c.decode(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]
