@@ -101,3 +101,101 @@ async fn large_multipart_messages_arrive_intact() {
         assert_eq!(recv(&mut a).await, msg);
     }
 }
+
+#[tokio::test]
+async fn router_mandatory_reports_unknown_peers() {
+    let options = SocketOptions::default().router_mandatory(true);
+    let mut router = Socket::with_options(SocketType::Router, options).unwrap();
+    router.bind("tcp://127.0.0.1:0").await.unwrap();
+    let err = router.send(["nobody", "hello"]).await.unwrap_err();
+    assert!(
+        matches!(err, zmtp::Error::HostUnreachable(ref id) if id == "nobody"),
+        "{err}"
+    );
+    // Without the option the message is dropped silently.
+    let mut lax = Socket::new(SocketType::Router);
+    lax.bind("tcp://127.0.0.1:0").await.unwrap();
+    lax.send(["nobody", "hello"]).await.unwrap();
+}
+
+#[tokio::test]
+async fn router_handover_gives_the_identity_to_the_newcomer() {
+    let options = SocketOptions::default().router_handover(true);
+    let mut router = Socket::with_options(SocketType::Router, options).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let same = || {
+        Socket::with_options(
+            SocketType::Dealer,
+            SocketOptions::default().routing_id("dup"),
+        )
+        .unwrap()
+    };
+    let mut first = same();
+    first.connect(&ep).await.unwrap();
+    first.send("one").await.unwrap();
+    assert_eq!(recv(&mut router).await, Message::from(["dup", "one"]));
+    let mut second = same();
+    second.connect(&ep).await.unwrap();
+    second.send("two").await.unwrap();
+    assert_eq!(recv(&mut router).await, Message::from(["dup", "two"]));
+    router.send(["dup", "for the newcomer"]).await.unwrap();
+    assert_eq!(recv(&mut second).await, Message::from("for the newcomer"));
+}
+
+#[tokio::test]
+async fn dealer_send_waits_at_the_hwm_and_router_drops() {
+    // Nobody ever connects: the DEALER's single pipe fills up to the HWM, then send waits.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://{}", probe.local_addr().unwrap());
+    drop(probe);
+    let mut dealer =
+        Socket::with_options(SocketType::Dealer, SocketOptions::default().send_hwm(5)).unwrap();
+    dealer.connect(&ep).await.unwrap();
+    for i in 0..5 {
+        dealer.send(format!("{i}")).await.unwrap();
+    }
+    let blocked = tokio::time::timeout(Duration::from_millis(200), dealer.send("6")).await;
+    assert!(blocked.is_err(), "send must wait when every pipe is full");
+
+    // A ROUTER never waits: past the HWM of a peer that does not read, it drops.
+    let mut router =
+        Socket::with_options(SocketType::Router, SocketOptions::default().send_hwm(5)).unwrap();
+    let rep = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut slow = Socket::with_options(
+        SocketType::Dealer,
+        SocketOptions::default().routing_id("slow"),
+    )
+    .unwrap();
+    slow.connect(&rep).await.unwrap();
+    slow.send("hi").await.unwrap();
+    recv(&mut router).await;
+    for _ in 0..100_000 {
+        tokio::time::timeout(WAIT, router.send(["slow", "x"]))
+            .await
+            .expect("ROUTER send never blocks")
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn dealer_load_balances_and_fair_queues() {
+    let mut a = Socket::new(SocketType::Dealer);
+    let ea = a.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut b = Socket::new(SocketType::Dealer);
+    let eb = b.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut client = Socket::new(SocketType::Dealer);
+    client.connect(&ea).await.unwrap();
+    client.connect(&eb).await.unwrap();
+    for i in 0..10 {
+        client.send(format!("{i}")).await.unwrap();
+    }
+    for _ in 0..5 {
+        recv(&mut a).await;
+        recv(&mut b).await;
+    }
+    a.send("from a").await.unwrap();
+    b.send("from b").await.unwrap();
+    let mut got = vec![recv(&mut client).await, recv(&mut client).await];
+    got.sort_by(|x, y| x[0].cmp(&y[0]));
+    assert_eq!(got, vec![Message::from("from a"), Message::from("from b")]);
+}
