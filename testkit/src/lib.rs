@@ -1,0 +1,18 @@
+//! Test support for this workspace's interop tests.
+//!
+//! - [`python()`]: a Python with pyzmq (and msgpack, majortomo, six) in a virtual
+//!   environment under `target/interop-venv`, created on first use. Creation failures
+//!   panic: interop tests never skip silently.
+//! - [`PyPeer`]: a Python child process driven by stdin/stdout lines, with bounded
+//!   waits and killed on drop.
+//! - [`free_tcp_port`], [`ipc_endpoint`]: fresh endpoints.
+//! - [`frames`]: a line-friendly hex encoding of multipart messages.
+
+mod endpoints;
+pub mod frames;
+mod peer;
+mod venv;
+
+pub use endpoints::{free_tcp_port, ipc_endpoint, ipc_path, tcp_endpoint};
+pub use peer::{PyPeer, LINE_TIMEOUT};
+pub use venv::{python, workspace_root, PYTHON_PACKAGES};

@@ -1,0 +1,170 @@
+"""A pyzmq (libzmq) peer for the interop tests, driven by lines on stdin.
+
+Options (argv): --type DEALER|ROUTER|REQ|REP, --bind EP | --connect EP,
+--identity HEX, --heartbeat IVL_MS,TIMEOUT_MS,TTL_MS (0: leave unset),
+--mandatory (ZMQ_ROUTER_MANDATORY), --monitor (record socket events).
+
+Prints "READY <endpoint>" once bound or connected (for a bind, the real endpoint),
+then answers each command with one line:
+
+  send F          sends frames F                       -> SENT
+  send_mandatory F ROUTER: retries while the peer is
+                  unknown (EHOSTUNREACH)               -> SENT
+  recv            waits for a message                  -> MSG F
+  recv_within MS  waits at most MS milliseconds        -> MSG F | NONE
+  events          every monitor event so far           -> EVENTS name,name,...
+  wait_event NAME [N] until NAME was seen N times      -> EVENT NAME
+  exit            closes the socket and exits
+
+F is a message: frames in hex joined by ",". Anything that goes wrong prints
+"ERROR <reason>" (plus a traceback on stderr) and exits with status 1.
+Waits are bounded by WAIT_MS.
+"""
+
+import argparse
+import sys
+import time
+import traceback
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+WAIT_MS = 30_000
+
+
+def encode(frames):
+    return ",".join(bytes(f).hex() for f in frames)
+
+
+def decode(text):
+    return [bytes.fromhex(f) for f in text.split(",")]
+
+
+def event_name(value):
+    try:
+        return zmq.Event(value).name
+    except ValueError:
+        return str(value)
+
+
+class Peer:
+    def __init__(self, args):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(getattr(zmq, args.type))
+        self.sock.linger = 1000
+        self.sock.sndtimeo = WAIT_MS
+        if args.identity:
+            self.sock.setsockopt(zmq.ROUTING_ID, bytes.fromhex(args.identity))
+        if args.mandatory:
+            self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if args.heartbeat:
+            ivl, timeout, ttl = (int(x) for x in args.heartbeat.split(","))
+            self.sock.setsockopt(zmq.HEARTBEAT_IVL, ivl)
+            if timeout:
+                self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout)
+            if ttl:
+                self.sock.setsockopt(zmq.HEARTBEAT_TTL, ttl)
+        self.monitor = self.sock.get_monitor_socket() if args.monitor else None
+        self.events = []
+        if args.bind:
+            self.bind(args.bind)
+            endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        else:
+            self.sock.connect(args.connect)
+            endpoint = args.connect
+        print("READY", endpoint)
+
+    def bind(self, endpoint):
+        # A restarted peer rebinds its predecessor's address; retry briefly in case
+        # the OS has not released it yet.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock.bind(endpoint)
+                return
+            except zmq.ZMQError as e:
+                if e.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def poll_events(self, timeout_ms=0):
+        if self.monitor is None:
+            raise RuntimeError("started without --monitor")
+        while self.monitor.poll(timeout_ms):
+            self.events.append(event_name(recv_monitor_message(self.monitor)["event"]))
+            timeout_ms = 0
+
+    def recv(self, timeout_ms):
+        if not self.sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        return self.sock.recv_multipart()
+
+    def command(self, line):
+        op, _, arg = line.partition(" ")
+        if op == "send":
+            self.sock.send_multipart(decode(arg))
+            print("SENT")
+        elif op == "send_mandatory":
+            frames = decode(arg)
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while True:
+                try:
+                    self.sock.send_multipart(frames)
+                    break
+                except zmq.ZMQError as e:
+                    if e.errno != zmq.EHOSTUNREACH or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+            print("SENT")
+        elif op == "recv":
+            msg = self.recv(WAIT_MS)
+            if msg is None:
+                raise TimeoutError(f"no message within {WAIT_MS} ms")
+            print("MSG", encode(msg))
+        elif op == "recv_within":
+            msg = self.recv(int(arg))
+            print("NONE" if msg is None else "MSG " + encode(msg))
+        elif op == "events":
+            self.poll_events()
+            print("EVENTS", ",".join(self.events))
+        elif op == "wait_event":
+            name, _, count = arg.partition(" ")
+            count = int(count or 1)
+            deadline = time.monotonic() + WAIT_MS / 1000
+            self.poll_events()
+            while self.events.count(name) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{name} x{count} not seen; events: {self.events}")
+                self.poll_events(int(left * 1000) + 1)
+            print("EVENT", name)
+        elif op == "exit":
+            self.sock.close()
+            sys.exit(0)
+        else:
+            raise ValueError(f"unknown command {op!r}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--type", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bind")
+    where.add_argument("--connect")
+    parser.add_argument("--identity")
+    parser.add_argument("--heartbeat")
+    parser.add_argument("--mandatory", action="store_true")
+    parser.add_argument("--monitor", action="store_true")
+    args = parser.parse_args()
+    try:
+        peer = Peer(args)
+        for line in sys.stdin:
+            peer.command(line.rstrip("\n"))
+    except Exception as e:  # report any failure on stdout for the test, details on stderr
+        traceback.print_exc()
+        print("ERROR", repr(e))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
