@@ -66,6 +66,11 @@ impl Pipe {
         Ok(())
     }
 
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Moves every queued message into `into` (which should be empty).
     pub(crate) fn drain(&self, into: &mut VecDeque<Message>) {
         let mut q = self.lock();

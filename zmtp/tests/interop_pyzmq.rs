@@ -1012,15 +1012,11 @@ async fn close_flushes_queued_messages_to_a_connected_pyzmq_peer() {
     }
 }
 
-/// BUG REPRODUCTION (zmtp, not yet fixed): a message queued on a connecting endpoint
-/// whose peer is not there yet is dropped the moment the socket is closed, although
-/// `linger` promises to keep trying to deliver it. libzmq 4.3.5 keeps reconnecting
-/// during the linger period and delivers it (checked with pyzmq: DEALER connect,
-/// send, close with linger 30 s, then bind a ROUTER: the ROUTER gets the message).
-/// Cause: `keep_connected` in zmtp/src/socket/session.rs breaks out of its loop as
-/// soon as the socket's cancel token fires and removes the peer, closing its pipe.
+/// A message queued on a connecting endpoint whose peer is not there yet is still
+/// delivered within the linger period after the socket is closed, as libzmq 4.3.5 does
+/// (checked with pyzmq: DEALER connect, send, close with linger 30 s, then bind a
+/// ROUTER: the ROUTER gets the message).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "zmtp bug: close drops messages queued for a peer that is not connected yet"]
 async fn linger_delivers_to_a_peer_that_binds_after_close() {
     let ep = testkit::tcp_endpoint();
     let options = SocketOptions::default().linger(WAIT);

@@ -79,7 +79,8 @@ pub(crate) async fn listen(core: Arc<Core>, listener: Listener, settings: Arc<Se
                 let (core2, settings2) = (core.clone(), settings.clone());
                 core.tasks.spawn(
                     async move {
-                        connection(&core2, stream, &addr, &settings2, None).await;
+                        let stop = core2.cancel.clone();
+                        connection(&core2, stream, &addr, &settings2, None, &stop).await;
                     }
                     .instrument(span),
                 );
@@ -96,6 +97,9 @@ pub(crate) async fn listen(core: Arc<Core>, listener: Listener, settings: Arc<Se
 /// Keeps `endpoint` connected until the socket closes or the peer commits a protocol
 /// error (libzmq does not reconnect after those). `pipe` is the endpoint's queue: it
 /// lives across reconnects, so messages sent while the peer is away wait for it.
+///
+/// When the socket closes with messages still queued, connecting goes on for the
+/// linger period so they can still be delivered, as libzmq does.
 pub(crate) async fn keep_connected(
     core: Arc<Core>,
     endpoint: Endpoint,
@@ -103,21 +107,42 @@ pub(crate) async fn keep_connected(
     key: PeerKey,
     pipe: Arc<Pipe>,
 ) {
+    let stop = CancellationToken::new();
+    let _stop_guard = stop.clone().drop_guard();
+    let linger = settings.engine.linger;
+    let (cancel, stop2, pipe2) = (core.cancel.clone(), stop.clone(), pipe.clone());
+    core.tasks.spawn(async move {
+        tokio::select! {
+            () = cancel.cancelled() => {
+                if !pipe2.is_empty() {
+                    tokio::select! {
+                        () = tokio::time::sleep(linger) => {}
+                        () = stop2.cancelled() => {}
+                    }
+                }
+                stop2.cancel();
+            }
+            () = stop2.cancelled() => {}
+        }
+    });
+
     let mut delay = settings.reconnect_interval;
     loop {
         let attempt = tokio::select! {
             a = transport::connect(&endpoint) => a,
-            () = core.cancel.cancelled() => break,
+            () = stop.cancelled() => break,
         };
         match attempt {
             Ok(stream) => {
                 let peer = endpoint.to_string();
+                let session = Some((key, pipe.clone()));
                 let (end, established) =
-                    connection(&core, stream, &peer, &settings, Some((key, pipe.clone()))).await;
-                if core.cancel.is_cancelled() {
+                    connection(&core, stream, &peer, &settings, session, &stop).await;
+                let closing = core.cancel.is_cancelled();
+                if stop.is_cancelled() || (closing && pipe.is_empty()) {
                     break;
                 }
-                if !end.is_retryable() {
+                if !end.is_retryable() && !closing {
                     tracing::warn!(%endpoint, reason = %end, "not reconnecting after a protocol error");
                     break;
                 }
@@ -129,7 +154,7 @@ pub(crate) async fn keep_connected(
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = core.cancel.cancelled() => break,
+            () = stop.cancelled() => break,
         }
         if let Some(max) = settings.reconnect_interval_max {
             delay = (delay * 2).min(max.max(settings.reconnect_interval));
@@ -146,11 +171,12 @@ async fn connection(
     peer_addr: &str,
     settings: &Settings,
     session: Option<(PeerKey, Arc<Pipe>)>,
+    stop: &CancellationToken,
 ) -> (ConnectionError, bool) {
     let timeout = settings.engine.handshake_timeout;
     let handshake = tokio::select! {
         h = engine::handshake(&mut stream, settings.handshake.clone(), timeout) => h,
-        () = core.cancel.cancelled() => return (ConnectionError::LocalClose, false),
+        () = stop.cancelled() => return (ConnectionError::LocalClose, false),
     };
     let (peer, leftover) = match handshake {
         Ok(done) => done,
