@@ -1,9 +1,14 @@
 //! Majordomo Protocol (MDP 0.1 and 0.2, and the dialects real peers speak) on top of
 //! the pure-Rust [`zmtp`] stack.
 //!
-//! - [`proto`]: typed MDP messages, parsed from and encoded to frames, no I/O.
+//! - [`proto`]: typed MDP messages, parsed from and encoded to frames, no I/O;
+//! - [`worker`]: an async worker serving one service through a broker.
 
 // Peer-controlled data must never panic the process: no unwrap/expect in the library.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod proto;
+pub mod worker;
+
+pub use proto::Dialect;
+pub use worker::{Worker, WorkerOptions};

@@ -1,0 +1,295 @@
+//! [`Worker`]: serves one service through a broker, in any dialect.
+//!
+//! The worker connects a DEALER to the broker, registers with READY, and answers each
+//! REQUEST with the handler's reply. It heartbeats while idle *and* while a handler
+//! runs (the handler runs on its own task), counts the broker dead after `liveness`
+//! silent intervals, and then reconnects with a fresh socket and registers again; so a
+//! broker restart needs nothing from the application. On shutdown it sends DISCONNECT.
+//!
+//! A handler that returns an error or panics does not stop the worker: the error is
+//! logged, the client gets an error reply where the dialect has one (Overseer's
+//! `{"error": ...}` map), and otherwise the worker re-registers so the broker does not
+//! keep it marked busy forever; the client's retry then reaches a healthy worker.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use zmtp::{Message, Socket, SocketOptions, SocketType};
+
+use crate::proto::{is_mmi, Dialect, ReplyKind, ToWorker, WorkerCommand};
+
+/// What a handler returns: the reply body, or an error for the logs (and the client,
+/// where the dialect can carry one).
+pub type HandlerResult = Result<Message, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Worker settings; the defaults are zguide's (2.5 s heartbeats, liveness 3).
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// How the broker expects worker messages to be framed.
+    pub dialect: Dialect,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Silent intervals after which the broker is presumed dead.
+    pub liveness: u32,
+    /// First wait before reconnecting; doubles up to `reconnect_interval_max`.
+    pub reconnect_interval: Duration,
+    /// Longest wait between reconnects.
+    pub reconnect_interval_max: Duration,
+    /// Requests served at once, each through its own broker connection.
+    pub concurrency: usize,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            dialect: Dialect::Mdp01,
+            heartbeat_interval: Duration::from_millis(2500),
+            liveness: 3,
+            reconnect_interval: Duration::from_millis(100),
+            reconnect_interval_max: Duration::from_millis(2500),
+            concurrency: 1,
+        }
+    }
+}
+
+/// Why a worker could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// `mmi.*` services belong to the broker (RFC 8).
+    #[error("service names starting with \"mmi.\" are reserved for the broker")]
+    ReservedService,
+    /// The socket could not be set up (bad endpoint, for instance).
+    #[error(transparent)]
+    Socket(#[from] zmtp::Error),
+    /// A worker task died unexpectedly (a bug: please report it).
+    #[error("worker task failed: {0}")]
+    Task(String),
+}
+
+fn flatten(
+    done: Result<Result<(), zmtp::Error>, tokio::task::JoinError>,
+) -> Result<(), WorkerError> {
+    match done {
+        Ok(result) => result.map_err(WorkerError::from),
+        Err(e) => Err(WorkerError::Task(e.to_string())),
+    }
+}
+
+/// A Majordomo worker for one service.
+///
+/// ```no_run
+/// use mdp::worker::Worker;
+///
+/// # async fn run() -> Result<(), mdp::worker::WorkerError> {
+/// Worker::new("tcp://127.0.0.1:5555", "echo")
+///     .run(|request| async move { Ok(request) })
+///     .await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Worker {
+    endpoint: String,
+    service: Bytes,
+    options: WorkerOptions,
+}
+
+enum SessionEnd {
+    Shutdown,
+    Reconnect(&'static str),
+}
+
+impl Worker {
+    /// A worker for `service` at the broker `endpoint`, with default options.
+    pub fn new(endpoint: impl Into<String>, service: impl Into<Bytes>) -> Worker {
+        Worker {
+            endpoint: endpoint.into(),
+            service: service.into(),
+            options: WorkerOptions::default(),
+        }
+    }
+
+    /// Replaces the options.
+    pub fn options(mut self, options: WorkerOptions) -> Worker {
+        self.options = options;
+        self
+    }
+
+    /// Serves requests until the process ends.
+    pub async fn run<H, F>(self, handler: H) -> Result<(), WorkerError>
+    where
+        H: Fn(Message) -> F + Send + Sync + 'static,
+        F: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.run_until(handler, std::future::pending()).await
+    }
+
+    /// Serves requests until `shutdown` completes, then sends DISCONNECT and returns.
+    pub async fn run_until<H, F>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError>
+    where
+        H: Fn(Message) -> F + Send + Sync + 'static,
+        F: Future<Output = HandlerResult> + Send + 'static,
+    {
+        if is_mmi(&self.service) {
+            return Err(WorkerError::ReservedService);
+        }
+        // Fail fast on a malformed endpoint rather than retrying it forever.
+        self.endpoint
+            .parse::<zmtp::Endpoint>()
+            .map_err(zmtp::Error::from)?;
+        let stop = CancellationToken::new();
+        let handler = Arc::new(handler);
+        let this = Arc::new(self);
+        let mut sessions = JoinSet::new();
+        for _ in 0..this.options.concurrency.max(1) {
+            let (this, handler, stop) = (this.clone(), handler.clone(), stop.clone());
+            sessions.spawn(async move { this.serve(handler, stop).await });
+        }
+        tokio::pin!(shutdown);
+        let mut outcome = Ok(());
+        tokio::select! {
+            () = &mut shutdown => {}
+            Some(done) = sessions.join_next() => outcome = flatten(done),
+        }
+        stop.cancel();
+        while let Some(done) = sessions.join_next().await {
+            outcome = outcome.and(flatten(done));
+        }
+        outcome
+    }
+
+    /// One broker connection, re-established whenever it is lost.
+    async fn serve<H, F>(&self, handler: Arc<H>, stop: CancellationToken) -> Result<(), zmtp::Error>
+    where
+        H: Fn(Message) -> F + Send + Sync + 'static,
+        F: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let mut delay = self.options.reconnect_interval;
+        loop {
+            match self.session(&handler, &stop).await? {
+                SessionEnd::Shutdown => return Ok(()),
+                SessionEnd::Reconnect(why) => {
+                    tracing::info!(endpoint = %self.endpoint, reason = why, "reconnecting to the broker");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.cancelled() => return Ok(()),
+            }
+            delay = (delay * 2).min(self.options.reconnect_interval_max);
+        }
+    }
+
+    async fn session<H, F>(
+        &self,
+        handler: &Arc<H>,
+        stop: &CancellationToken,
+    ) -> Result<SessionEnd, zmtp::Error>
+    where
+        H: Fn(Message) -> F + Send + Sync + 'static,
+        F: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let dialect = self.options.dialect;
+        let options = SocketOptions::default().linger(Duration::from_secs(1));
+        let mut socket = Socket::with_options(SocketType::Dealer, options)?;
+        socket.connect(&self.endpoint).await?;
+        let ready = WorkerCommand::Ready {
+            service: self.service.clone(),
+        };
+        socket.send(ready.encode(dialect)).await?;
+
+        let interval = self.options.heartbeat_interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut liveness = self.options.liveness;
+        let mut in_flight: JoinSet<(Bytes, HandlerResult)> = JoinSet::new();
+
+        let end = loop {
+            tokio::select! {
+                received = socket.recv() => {
+                    let msg = received?;
+                    liveness = self.options.liveness;
+                    match ToWorker::parse(dialect, msg.frames()) {
+                        Ok(ToWorker::Request { client, body }) => {
+                            let handler = handler.clone();
+                            in_flight.spawn(async move { (client, handler(body).await) });
+                        }
+                        Ok(ToWorker::Heartbeat) => {}
+                        Ok(ToWorker::Disconnect) => break SessionEnd::Reconnect("the broker sent DISCONNECT"),
+                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed message from the broker"),
+                    }
+                }
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let (client, result) = match done {
+                        Ok(done) => done,
+                        Err(e) => {
+                            // The task panicked; its client is unknown here, so start over.
+                            tracing::error!(service = %zmtp::printable(&self.service), error = %e, "handler panicked");
+                            break SessionEnd::Reconnect("a handler panicked");
+                        }
+                    };
+                    let body = match result {
+                        Ok(body) => body,
+                        Err(e) => {
+                            tracing::error!(service = %zmtp::printable(&self.service), error = %e, "handler failed");
+                            match error_reply(dialect, &e.to_string()) {
+                                Some(body) => body,
+                                None => break SessionEnd::Reconnect("a handler failed and the dialect has no error reply"),
+                            }
+                        }
+                    };
+                    let reply = WorkerCommand::Reply { client, kind: ReplyKind::Final, body };
+                    socket.send(reply.encode(dialect)).await?;
+                }
+                _ = ticks.tick() => {
+                    liveness = liveness.saturating_sub(1);
+                    if liveness == 0 {
+                        break SessionEnd::Reconnect("the broker went silent");
+                    }
+                    socket.send(WorkerCommand::Heartbeat.encode(dialect)).await?;
+                }
+                () = stop.cancelled() => {
+                    socket.send(WorkerCommand::Disconnect.encode(dialect)).await?;
+                    socket.close().await;
+                    return Ok(SessionEnd::Shutdown);
+                }
+            }
+        };
+        if matches!(end, SessionEnd::Reconnect(_)) {
+            // Tell the broker, so it forgets this registration at once; best effort.
+            let _ = socket.send(WorkerCommand::Disconnect.encode(dialect)).await;
+        }
+        Ok(end)
+    }
+}
+
+/// An error reply in dialects that have one: Overseer's msgpack `{"error": text}`.
+fn error_reply(dialect: Dialect, text: &str) -> Option<Message> {
+    match dialect {
+        Dialect::Overseer => {
+            let mut map = vec![0x81, 0xa5];
+            map.extend_from_slice(b"error");
+            let text = text.as_bytes();
+            let len = text.len().min(u16::MAX as usize);
+            if len < 32 {
+                map.push(0xa0 | len as u8); // ok: len < 32
+            } else if len < 256 {
+                map.push(0xd9);
+                map.push(len as u8); // ok: len < 256
+            } else {
+                map.push(0xda);
+                map.extend_from_slice(&(len as u16).to_be_bytes()); // ok: len <= u16::MAX
+            }
+            map.extend_from_slice(&text[..len]);
+            Some(Message::from(map))
+        }
+        Dialect::Mdp01 | Dialect::Mdp02 | Dialect::Majortomo => None,
+    }
+}
