@@ -2,13 +2,18 @@
 //! the pure-Rust [`zmtp`] stack.
 //!
 //! - [`proto`]: typed MDP messages, parsed from and encoded to frames, no I/O;
+//! - [`client`]: an async client with timeouts, retries, streaming and typed calls;
 //! - [`worker`]: an async worker serving one service through a broker.
 
 // Peer-controlled data must never panic the process: no unwrap/expect in the library.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod client;
+pub mod codec;
 pub mod proto;
 pub mod worker;
 
+pub use client::{Client, ClientError, ClientOptions};
+pub use codec::Format;
 pub use proto::Dialect;
 pub use worker::{Worker, WorkerOptions};
