@@ -11,20 +11,32 @@
 //! `{"error": ...}` map), and otherwise the worker re-registers so the broker does not
 //! keep it marked busy forever; the client's retry then reaches a healthy worker.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::Stream;
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
+use crate::codec::Format;
 use crate::proto::{is_mmi, Dialect, ReplyKind, ToWorker, WorkerCommand};
 
-/// What a handler returns: the reply body, or an error for the logs (and the client,
-/// where the dialect can carry one).
-pub type HandlerResult = Result<Message, Box<dyn std::error::Error + Send + Sync>>;
+/// An error from a handler, for the logs (and the client, where the dialect can carry
+/// one).
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a handler returns: the reply body, or an error.
+pub type HandlerResult = Result<Message, HandlerError>;
+
+/// Every kind of handler, reduced to one: a request in, a stream of reply parts out.
+type Serve = Arc<dyn Fn(Message) -> BoxStream<'static, HandlerResult> + Send + Sync>;
 
 /// Worker settings; the defaults are zguide's (2.5 s heartbeats, liveness 3).
 #[derive(Debug, Clone)]
@@ -41,6 +53,8 @@ pub struct WorkerOptions {
     pub reconnect_interval_max: Duration,
     /// Requests served at once, each through its own broker connection.
     pub concurrency: usize,
+    /// Format of typed bodies in [`Worker::run_typed`].
+    pub format: Format,
 }
 
 impl Default for WorkerOptions {
@@ -52,6 +66,7 @@ impl Default for WorkerOptions {
             reconnect_interval: Duration::from_millis(100),
             reconnect_interval_max: Duration::from_millis(2500),
             concurrency: 1,
+            format: Format::MessagePack,
         }
     }
 }
@@ -118,7 +133,7 @@ impl Worker {
         self
     }
 
-    /// Serves requests until the process ends.
+    /// Serves requests with a handler that returns one reply, until the process ends.
     pub async fn run<H, F>(self, handler: H) -> Result<(), WorkerError>
     where
         H: Fn(Message) -> F + Send + Sync + 'static,
@@ -127,7 +142,8 @@ impl Worker {
         self.run_until(handler, std::future::pending()).await
     }
 
-    /// Serves requests until `shutdown` completes, then sends DISCONNECT and returns.
+    /// Serves requests with a one-reply handler until `shutdown` completes, then sends
+    /// DISCONNECT and returns.
     pub async fn run_until<H, F>(
         self,
         handler: H,
@@ -137,6 +153,73 @@ impl Worker {
         H: Fn(Message) -> F + Send + Sync + 'static,
         F: Future<Output = HandlerResult> + Send + 'static,
     {
+        let serve: Serve = Arc::new(move |req| futures_util::stream::once(handler(req)).boxed());
+        self.serve_all(serve, shutdown).await
+    }
+
+    /// Serves requests with a handler that streams its reply: every item but the last
+    /// goes out as PARTIAL, the last as FINAL (MDP 0.2 and majortomo). Dialects without
+    /// streaming get one reply with the frames of all items.
+    pub async fn run_streaming<H, S>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError>
+    where
+        H: Fn(Message) -> S + Send + Sync + 'static,
+        S: Stream<Item = HandlerResult> + Send + 'static,
+    {
+        let serve: Serve = Arc::new(move |req| handler(req).boxed());
+        self.serve_all(serve, shutdown).await
+    }
+
+    /// Serves requests with a typed handler: the request's first frame is decoded and
+    /// the reply encoded in the worker's [`Format`] (MessagePack by default).
+    ///
+    /// ```no_run
+    /// use mdp::worker::Worker;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Add { x: i64, y: i64 }
+    ///
+    /// # async fn run() -> Result<(), mdp::worker::WorkerError> {
+    /// Worker::new("tcp://127.0.0.1:5555", "add")
+    ///     .run_typed(|add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) }, std::future::pending())
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn run_typed<Req, Resp, E, H, F>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        E: Into<HandlerError> + Send + 'static,
+        H: Fn(Req) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        let format = self.options.format;
+        let handler = Arc::new(handler);
+        let serve: Serve = Arc::new(move |req: Message| {
+            let handler = handler.clone();
+            futures_util::stream::once(async move {
+                let frame = req.first().ok_or("the request has no body frame")?;
+                let request: Req = format.decode(frame)?;
+                let reply = handler(request).await.map_err(Into::into)?;
+                Ok(Message::from(format.encode(&reply)?))
+            })
+            .boxed()
+        });
+        self.serve_all(serve, shutdown).await
+    }
+
+    async fn serve_all(
+        self,
+        serve: Serve,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
         if is_mmi(&self.service) {
             return Err(WorkerError::ReservedService);
         }
@@ -145,12 +228,11 @@ impl Worker {
             .parse::<zmtp::Endpoint>()
             .map_err(zmtp::Error::from)?;
         let stop = CancellationToken::new();
-        let handler = Arc::new(handler);
         let this = Arc::new(self);
         let mut sessions = JoinSet::new();
         for _ in 0..this.options.concurrency.max(1) {
-            let (this, handler, stop) = (this.clone(), handler.clone(), stop.clone());
-            sessions.spawn(async move { this.serve(handler, stop).await });
+            let (this, serve, stop) = (this.clone(), serve.clone(), stop.clone());
+            sessions.spawn(async move { this.serve(serve, stop).await });
         }
         tokio::pin!(shutdown);
         let mut outcome = Ok(());
@@ -166,14 +248,10 @@ impl Worker {
     }
 
     /// One broker connection, re-established whenever it is lost.
-    async fn serve<H, F>(&self, handler: Arc<H>, stop: CancellationToken) -> Result<(), zmtp::Error>
-    where
-        H: Fn(Message) -> F + Send + Sync + 'static,
-        F: Future<Output = HandlerResult> + Send + 'static,
-    {
+    async fn serve(&self, serve: Serve, stop: CancellationToken) -> Result<(), zmtp::Error> {
         let mut delay = self.options.reconnect_interval;
         loop {
-            match self.session(&handler, &stop).await? {
+            match self.session(&serve, &stop).await? {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Reconnect(why) => {
                     tracing::info!(endpoint = %self.endpoint, reason = why, "reconnecting to the broker");
@@ -187,15 +265,11 @@ impl Worker {
         }
     }
 
-    async fn session<H, F>(
+    async fn session(
         &self,
-        handler: &Arc<H>,
+        serve: &Serve,
         stop: &CancellationToken,
-    ) -> Result<SessionEnd, zmtp::Error>
-    where
-        H: Fn(Message) -> F + Send + Sync + 'static,
-        F: Future<Output = HandlerResult> + Send + 'static,
-    {
+    ) -> Result<SessionEnd, zmtp::Error> {
         let dialect = self.options.dialect;
         let options = SocketOptions::default().linger(Duration::from_secs(1));
         let mut socket = Socket::with_options(SocketType::Dealer, options)?;
@@ -209,7 +283,11 @@ impl Worker {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut liveness = self.options.liveness;
+        // Handler tasks: each drives one request's reply stream, sends partial replies
+        // through `partials`, and returns the final reply.
         let mut in_flight: JoinSet<(Bytes, HandlerResult)> = JoinSet::new();
+        let mut clients: HashMap<tokio::task::Id, Bytes> = HashMap::new();
+        let (partials_tx, mut partials) = mpsc::channel::<(Bytes, Message)>(64);
 
         let end = loop {
             tokio::select! {
@@ -218,23 +296,35 @@ impl Worker {
                     liveness = self.options.liveness;
                     match ToWorker::parse(dialect, msg.frames()) {
                         Ok(ToWorker::Request { client, body }) => {
-                            let handler = handler.clone();
-                            in_flight.spawn(async move { (client, handler(body).await) });
+                            let task = drive(serve(body), client.clone(), dialect.streams(), partials_tx.clone());
+                            let handle = in_flight.spawn(task);
+                            clients.insert(handle.id(), client);
                         }
                         Ok(ToWorker::Heartbeat) => {}
                         Ok(ToWorker::Disconnect) => break SessionEnd::Reconnect("the broker sent DISCONNECT"),
                         Err(e) => tracing::warn!(error = %e, "ignoring a malformed message from the broker"),
                     }
                 }
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                Some((client, body)) = partials.recv() => {
+                    let reply = WorkerCommand::Reply { client, kind: ReplyKind::Partial, body };
+                    socket.send(reply.encode(dialect)).await?;
+                }
+                Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                     let (client, result) = match done {
-                        Ok(done) => done,
+                        Ok((id, done)) => {
+                            clients.remove(&id);
+                            done
+                        }
                         Err(e) => {
-                            // The task panicked; its client is unknown here, so start over.
-                            tracing::error!(service = %zmtp::printable(&self.service), error = %e, "handler panicked");
-                            break SessionEnd::Reconnect("a handler panicked");
+                            let client = clients.remove(&e.id()).unwrap_or_default();
+                            (client, Err(format!("handler panicked: {e}").into()))
                         }
                     };
+                    // Partials the task sent before finishing go out before its FINAL.
+                    while let Ok((client, body)) = partials.try_recv() {
+                        let reply = WorkerCommand::Reply { client, kind: ReplyKind::Partial, body };
+                        socket.send(reply.encode(dialect)).await?;
+                    }
                     let body = match result {
                         Ok(body) => body,
                         Err(e) => {
@@ -268,6 +358,35 @@ impl Worker {
         }
         Ok(end)
     }
+}
+
+/// Drives one request's reply stream: every part but the last is sent as a partial
+/// reply (or, without streaming, gathered), and the last is returned as the final one.
+async fn drive(
+    mut parts: BoxStream<'static, HandlerResult>,
+    client: Bytes,
+    streams: bool,
+    partials: mpsc::Sender<(Bytes, Message)>,
+) -> (Bytes, HandlerResult) {
+    let mut last: Option<Message> = None;
+    let mut gathered = Message::new();
+    while let Some(part) = parts.next().await {
+        let part = match part {
+            Ok(part) => part,
+            Err(e) => return (client, Err(e)),
+        };
+        if let Some(previous) = last.replace(part) {
+            if streams {
+                if partials.send((client.clone(), previous)).await.is_err() {
+                    return (client, Err("the worker session ended".into()));
+                }
+            } else {
+                gathered.extend(previous);
+            }
+        }
+    }
+    gathered.extend(last.unwrap_or_default());
+    (client, Ok(gathered))
 }
 
 /// An error reply in dialects that have one: Overseer's msgpack `{"error": text}`.

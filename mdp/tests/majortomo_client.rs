@@ -177,3 +177,54 @@ async fn no_worker_means_a_timeout_after_every_attempt_and_nothing_left_running(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_streaming_worker_to_our_client() {
+    let ep = testkit::tcp_endpoint();
+    let _broker = PyPeer::spawn_code(BROKER, [&ep]);
+    tokio::spawn(worker(&ep, "count").run_streaming(
+        |req: Message| {
+            let n: usize = std::str::from_utf8(&req[0]).unwrap().parse().unwrap();
+            futures_util::stream::iter((1..=n).map(|i| Ok(Message::from(i.to_string()))))
+        },
+        std::future::pending(),
+    ));
+    let client = Client::connect_with(&ep, options()).unwrap();
+    let stream = within(client.request_stream("count", "4")).await.unwrap();
+    let parts: Vec<_> = within(stream.collect::<Vec<_>>()).await;
+    let kinds: Vec<_> = parts.iter().map(|p| p.as_ref().unwrap().kind).collect();
+    let bodies: Vec<_> = parts.into_iter().map(|p| p.unwrap().body).collect();
+    assert_eq!(
+        kinds,
+        [
+            ReplyKind::Partial,
+            ReplyKind::Partial,
+            ReplyKind::Partial,
+            ReplyKind::Final
+        ]
+    );
+    assert_eq!(bodies, ["1", "2", "3", "4"].map(Message::from));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_worker_and_typed_client() {
+    let ep = testkit::tcp_endpoint();
+    let _broker = PyPeer::spawn_code(BROKER, [&ep]);
+    tokio::spawn(worker(&ep, "add").run_typed(
+        |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },
+        std::future::pending(),
+    ));
+    let client = Client::connect_with(&ep, options()).unwrap();
+    let sum: i64 = within(client.call("add", &Add { x: 40, y: 2 }))
+        .await
+        .unwrap();
+    assert_eq!(sum, 42);
+    // A body that does not decode is a handler error, not a dead worker.
+    let err =
+        tokio::time::timeout(Duration::from_secs(3), client.request("add", "not msgpack")).await;
+    assert!(err.is_err() || err.unwrap().is_err());
+    let sum: i64 = within(client.call("add", &Add { x: 1, y: 1 }))
+        .await
+        .unwrap();
+    assert_eq!(sum, 2);
+}

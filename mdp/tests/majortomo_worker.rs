@@ -48,7 +48,7 @@ fn fast_worker(endpoint: &str, service: &'static str) -> Worker {
         liveness: 3,
         reconnect_interval: Duration::from_millis(100),
         reconnect_interval_max: Duration::from_millis(500),
-        concurrency: 1,
+        ..WorkerOptions::default()
     })
 }
 
