@@ -2,12 +2,14 @@
 //! the pure-Rust [`zmtp`] stack.
 //!
 //! - [`proto`]: typed MDP messages, parsed from and encoded to frames, no I/O;
+//! - [`blocking`]: the client for synchronous code;
 //! - [`client`]: an async client with timeouts, retries, streaming and typed calls;
 //! - [`worker`]: an async worker serving one service through a broker.
 
 // Peer-controlled data must never panic the process: no unwrap/expect in the library.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod blocking;
 pub mod client;
 pub mod codec;
 pub mod proto;

@@ -228,3 +228,16 @@ async fn typed_worker_and_typed_client() {
         .unwrap();
     assert_eq!(sum, 2);
 }
+
+#[test]
+fn blocking_client_from_synchronous_code() {
+    let ep = testkit::tcp_endpoint();
+    let _broker = PyPeer::spawn_code(BROKER, [&ep]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _worker = runtime.spawn(worker(&ep, "echo").run(|req| async move { Ok(req) }));
+    let client = mdp::blocking::Client::connect_with(&ep, options()).unwrap();
+    assert_eq!(
+        client.request("echo", "sync").unwrap(),
+        Message::from("sync")
+    );
+}

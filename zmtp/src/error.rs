@@ -45,4 +45,7 @@ pub enum Error {
     /// The socket has been closed.
     #[error("the socket is closed")]
     Closed,
+    /// The async runtime could not be started (blocking wrappers).
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
 }
