@@ -7,6 +7,10 @@
 //! Every body feeds its input in several chunkings (all at once, byte by byte, and in
 //! pseudo-random pieces derived from the input) and checks that the outcome does not
 //! depend on how the bytes arrived, besides never panicking.
+//!
+//! The `mdp` target's body is in `mdp.rs`, declared here only outside `cfg(test)`:
+//! zmtp's tests have no `mdp` crate, so `mdp/tests/fuzz_corpus.rs` includes that file
+//! by path instead.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
@@ -16,6 +20,13 @@ use zmtp::proto::{
     Command, Frame, FrameCodec, FrameError, Greeting, Handshake, HandshakeConfig, HandshakeError,
     MechanismConfig, Metadata, PeerInfo, SocketType,
 };
+
+/// The `mdp` target's body and input encoding (not in zmtp's tests: see above).
+#[cfg(not(test))]
+#[path = "mdp.rs"]
+pub mod mdp_target;
+#[cfg(not(test))]
+pub use mdp_target::mdp;
 
 /// Ways of cutting an input into the pieces a transport might deliver.
 fn chunkings(data: &[u8]) -> [Vec<&[u8]>; 3] {

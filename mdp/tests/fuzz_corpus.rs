@@ -1,0 +1,130 @@
+//! Replays the `mdp` fuzz corpus (and any crash artifacts) through the target's body,
+//! as `zmtp/tests/fuzz_corpus.rs` does for zmtp's targets, so the seeds and past
+//! findings stay regression tests in a plain `cargo test`.
+
+#[path = "../../fuzz/src/mdp.rs"]
+mod fuzz_mdp;
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use mdp::proto::{Dialect, FromPeer, Reply, ToWorker};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn corpus() -> Vec<Vec<u8>> {
+    files_in(&fuzz_dir().join("corpus/mdp"))
+        .iter()
+        .map(|path| std::fs::read(path).expect("read corpus file"))
+        .collect()
+}
+
+/// Runs `body` on every file of the target's corpus (which must exist and not be
+/// empty) and of its artifacts directory if there is one; fails listing every file
+/// that panicked.
+fn replay(target: &str, body: fn(&[u8])) {
+    let corpus = fuzz_dir().join("corpus").join(target);
+    let mut files = files_in(&corpus);
+    assert!(
+        !files.is_empty(),
+        "fuzz corpus {} is empty",
+        corpus.display()
+    );
+    let artifacts = fuzz_dir().join("artifacts").join(target);
+    if artifacts.is_dir() {
+        files.extend(files_in(&artifacts));
+    }
+    let failed: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            let data = std::fs::read(path).expect("read corpus file");
+            catch_unwind(AssertUnwindSafe(|| body(&data))).is_err()
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{target}: {} of {} inputs failed: {failed:?}",
+        failed.len(),
+        files.len()
+    );
+}
+
+#[test]
+fn mdp_corpus() {
+    replay("mdp", fuzz_mdp::mdp);
+}
+
+/// The input encoding the corpus is written in: `input` and `frames` are inverses.
+#[test]
+fn input_encoding() {
+    assert!(fuzz_mdp::frames(&[]).is_empty());
+    assert!(fuzz_mdp::frames(&[12, 1, 2]).is_empty());
+    assert_eq!(fuzz_mdp::frames(&[13, 1, 2]), [&[1, 2][..]]);
+    // A length past the end cuts the frame short; frames after it are empty.
+    assert_eq!(
+        fuzz_mdp::frames(&[3, 5, 1, 2]),
+        [&[1, 2][..], &[][..], &[][..]]
+    );
+    let frames: Vec<Bytes> = (0..=fuzz_mdp::MAX_FRAMES)
+        .map(|n| Bytes::from(vec![0x5a; n * 23]))
+        .collect();
+    for n in 0..=fuzz_mdp::MAX_FRAMES {
+        assert_eq!(
+            fuzz_mdp::frames(&fuzz_mdp::input(&frames[..n])),
+            &frames[..n]
+        );
+    }
+}
+
+/// The seeds are real messages: for every dialect the corpus holds a client request
+/// and a worker command the broker accepts, a broker command a worker accepts and a
+/// reply a client accepts.
+#[test]
+fn corpus_covers_every_dialect() {
+    let mut seen = BTreeSet::new();
+    for data in corpus() {
+        let frames = fuzz_mdp::frames(&data);
+        match FromPeer::parse(&frames) {
+            Ok(FromPeer::Client(request)) => {
+                seen.insert(("request", request.dialect.name()));
+            }
+            Ok(FromPeer::Worker { dialect, .. }) => {
+                seen.insert(("worker command", dialect.name()));
+            }
+            Err(_) => {}
+        }
+        for dialect in Dialect::ALL {
+            if ToWorker::parse(dialect, &frames).is_ok() {
+                seen.insert(("broker command", dialect.name()));
+            }
+            if Reply::parse(dialect, true, &frames).is_ok()
+                || Reply::parse(dialect, false, &frames).is_ok()
+            {
+                seen.insert(("reply", dialect.name()));
+            }
+        }
+    }
+    for what in ["request", "worker command", "broker command", "reply"] {
+        for dialect in Dialect::ALL {
+            assert!(
+                seen.contains(&(what, dialect.name())),
+                "no {dialect} {what} in the corpus"
+            );
+        }
+    }
+}
