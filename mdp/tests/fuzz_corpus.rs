@@ -6,67 +6,13 @@
 mod fuzz_mdp;
 
 use std::collections::BTreeSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use mdp::proto::{Dialect, FromPeer, Reply, ToWorker};
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-fn corpus() -> Vec<Vec<u8>> {
-    files_in(&fuzz_dir().join("corpus/mdp"))
-        .iter()
-        .map(|path| std::fs::read(path).expect("read corpus file"))
-        .collect()
-}
-
-/// Runs `body` on every file of the target's corpus (which must exist and not be
-/// empty) and of its artifacts directory if there is one; fails listing every file
-/// that panicked.
-fn replay(target: &str, body: fn(&[u8])) {
-    let corpus = fuzz_dir().join("corpus").join(target);
-    let mut files = files_in(&corpus);
-    assert!(
-        !files.is_empty(),
-        "fuzz corpus {} is empty",
-        corpus.display()
-    );
-    let artifacts = fuzz_dir().join("artifacts").join(target);
-    if artifacts.is_dir() {
-        files.extend(files_in(&artifacts));
-    }
-    let failed: Vec<String> = files
-        .iter()
-        .filter(|path| {
-            let data = std::fs::read(path).expect("read corpus file");
-            catch_unwind(AssertUnwindSafe(|| body(&data))).is_err()
-        })
-        .map(|path| path.display().to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{target}: {} of {} inputs failed: {failed:?}",
-        failed.len(),
-        files.len()
-    );
-}
-
 #[test]
 fn mdp_corpus() {
-    replay("mdp", fuzz_mdp::mdp);
+    testkit::corpus::replay("mdp", fuzz_mdp::mdp);
 }
 
 /// The input encoding the corpus is written in: `input` and `frames` are inverses.
@@ -97,7 +43,7 @@ fn input_encoding() {
 #[test]
 fn corpus_covers_every_dialect() {
     let mut seen = BTreeSet::new();
-    for data in corpus() {
+    for data in testkit::corpus::corpus("mdp") {
         let frames = fuzz_mdp::frames(&data);
         match FromPeer::parse(&frames) {
             Ok(FromPeer::Client(request)) => {

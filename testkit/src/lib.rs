@@ -7,7 +7,9 @@
 //!   waits and killed on drop.
 //! - [`free_tcp_port`], [`ipc_endpoint`]: fresh endpoints.
 //! - [`frames`]: a line-friendly hex encoding of multipart messages.
+//! - [`corpus`]: fuzz corpora replayed as plain tests.
 
+pub mod corpus;
 mod endpoints;
 pub mod frames;
 mod peer;

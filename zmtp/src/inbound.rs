@@ -95,11 +95,7 @@ impl InboundQueue {
             return Poll::Pending;
         }
         let was_full = q.len() >= self.hwm;
-        if into.is_empty() {
-            std::mem::swap(&mut *q, into);
-        } else {
-            into.extend(q.drain(..));
-        }
+        crate::util::take_all(&mut q, into);
         drop(q);
         if was_full {
             self.space.notify_waiters();

@@ -75,11 +75,7 @@ impl Pipe {
     pub(crate) fn drain(&self, into: &mut VecDeque<Message>) {
         let mut q = self.lock();
         let was_full = q.len() >= self.hwm;
-        if into.is_empty() {
-            std::mem::swap(&mut *q, into);
-        } else {
-            into.extend(q.drain(..));
-        }
+        crate::util::take_all(&mut q, into);
         drop(q);
         if was_full {
             self.writable.notify_waiters();

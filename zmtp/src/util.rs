@@ -14,3 +14,16 @@ pub fn printable(bytes: &[u8]) -> String {
         }
     }
 }
+
+/// Moves every element of `from` to the back of `into`; when `into` is empty the two
+/// buffers are just swapped, so the steady state copies and allocates nothing.
+pub(crate) fn take_all<T>(
+    from: &mut std::collections::VecDeque<T>,
+    into: &mut std::collections::VecDeque<T>,
+) {
+    if into.is_empty() {
+        std::mem::swap(from, into);
+    } else {
+        into.append(from);
+    }
+}

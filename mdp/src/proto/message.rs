@@ -116,6 +116,30 @@ fn unknown_command(index: usize, dialect: Dialect, found: &[u8]) -> ParseError {
     }
 }
 
+/// Checks the leading empty frame (when `enveloped`) and the header that follows;
+/// returns the index of the frame after the header. Used where the receiver already
+/// knows the dialect (clients and workers), so a different header is "wrong", not
+/// "unknown".
+fn expect_header(
+    frames: &[Bytes],
+    enveloped: bool,
+    header: &[u8],
+    what: &'static str,
+) -> Result<usize, ParseError> {
+    let i = usize::from(enveloped);
+    need(frames, what, i + 1)?;
+    if enveloped && !frames[0].is_empty() {
+        return Err(ParseError::NotEmpty { index: 0 });
+    }
+    if &frames[i][..] != header {
+        return Err(ParseError::WrongHeader {
+            index: i,
+            found: printable(&frames[i]),
+        });
+    }
+    Ok(i + 1)
+}
+
 /// Splits `client, E, body…` (frames from `start`).
 fn client_and_body(
     frames: &[Bytes],
@@ -306,22 +330,7 @@ impl Reply {
 
     /// Parses what a client of `dialect` receives on a DEALER socket.
     pub fn parse(dialect: Dialect, enveloped: bool, frames: &[Bytes]) -> Result<Reply, ParseError> {
-        let mut i = 0;
-        if enveloped {
-            need(frames, "a reply", 1)?;
-            if !frames[0].is_empty() {
-                return Err(ParseError::NotEmpty { index: 0 });
-            }
-            i = 1;
-        }
-        need(frames, "a reply", i + 1)?;
-        if &frames[i][..] != dialect.client_header() {
-            return Err(ParseError::UnknownHeader {
-                index: i,
-                found: printable(&frames[i]),
-            });
-        }
-        i += 1;
+        let mut i = expect_header(frames, enveloped, dialect.client_header(), "a reply")?;
         let (kind, service) = match dialect {
             Dialect::Mdp01 => {
                 need(frames, "an MDP/0.1 reply", i + 1)?;
@@ -387,32 +396,24 @@ impl ToWorker {
 
     /// Parses what a worker of `dialect` receives on its DEALER socket.
     pub fn parse(dialect: Dialect, frames: &[Bytes]) -> Result<ToWorker, ParseError> {
-        let mut i = 0;
-        if dialect.leading_empty() {
-            need(frames, "a broker command", 1)?;
-            if !frames[0].is_empty() {
-                return Err(ParseError::NotEmpty { index: 0 });
-            }
-            i = 1;
-        }
-        need(frames, "a broker command", i + 2)?;
-        if &frames[i][..] != dialect.worker_header() {
-            return Err(ParseError::WrongHeader {
-                index: i,
-                found: printable(&frames[i]),
-            });
-        }
+        let i = expect_header(
+            frames,
+            dialect.leading_empty(),
+            dialect.worker_header(),
+            "a broker command",
+        )?;
+        need(frames, "a broker command", i + 1)?;
         let codes = dialect.worker_codes();
-        let code = &frames[i + 1][..];
+        let code = &frames[i][..];
         if code == codes.request {
-            let (client, body) = client_and_body(frames, i + 2, "REQUEST")?;
+            let (client, body) = client_and_body(frames, i + 1, "REQUEST")?;
             Ok(ToWorker::Request { client, body })
         } else if code == codes.heartbeat {
             Ok(ToWorker::Heartbeat)
         } else if code == codes.disconnect {
             Ok(ToWorker::Disconnect)
         } else {
-            Err(unknown_command(i + 1, dialect, code))
+            Err(unknown_command(i, dialect, code))
         }
     }
 }
