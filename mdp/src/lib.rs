@@ -3,6 +3,7 @@
 //!
 //! - [`proto`]: typed MDP messages, parsed from and encoded to frames, no I/O;
 //! - [`blocking`]: the client for synchronous code;
+//! - [`broker`]: the broker as a sans-IO state machine;
 //! - [`client`]: an async client with timeouts, retries, streaming and typed calls;
 //! - [`worker`]: an async worker serving one service through a broker.
 
@@ -10,6 +11,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod blocking;
+pub mod broker;
 pub mod client;
 pub mod codec;
 pub mod proto;

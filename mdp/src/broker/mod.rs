@@ -1,0 +1,583 @@
+//! The Majordomo broker as a sans-IO state machine.
+//!
+//! Input: a message from a peer (`handle_message(peer, frames, now)`), a peer that went
+//! away (`handle_disconnect`) and the passing of time (`handle_tick(now)`); output: the
+//! messages to send, drained with [`Broker::drain_outgoing`], each addressed by routing
+//! id. No I/O and no clock, so every rule is a unit test.
+//!
+//! The rules (RFC 7, 18 and 8, and what the anchor brokers get wrong):
+//! - one socket serves every dialect; each peer is answered in the dialect it spoke, and
+//!   a client of one dialect can be served by a worker of another;
+//! - idle workers are used oldest first; heartbeats go to idle *and* busy workers; every
+//!   expired worker is purged;
+//! - a worker that leaves or expires while holding a request: the request goes to
+//!   another worker ([`WorkerDeath::Requeue`], the default) or is dropped;
+//! - requests for a service without workers wait in a bounded queue for at most the
+//!   request TTL; requests of a client that disconnected are dropped;
+//! - MMI: `mmi.service` answers 200 only when the service has live workers, else 404;
+//!   any other `mmi.*` answers 501; a worker registering `mmi.*`, sending a second
+//!   READY, or speaking before READY gets DISCONNECT;
+//! - clients whose dialect has no partial replies get one reply with every frame when
+//!   FINAL arrives, bounded by the maximum message size;
+//! - malformed messages are dropped and logged; nothing a peer sends can panic the
+//!   broker or grow its memory without bound.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zmtp::{printable, Message};
+
+use crate::proto::{is_mmi, Dialect, FromPeer, Reply, ReplyKind, Request, ToWorker, WorkerCommand};
+
+/// What happens to a request whose worker died while holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerDeath {
+    /// Give it to another worker of the service (the RFC's stated goal).
+    Requeue,
+    /// Drop it; the client's retry will bring it back.
+    Drop,
+}
+
+/// Broker settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Heartbeat interval (RFC 7: 2500 ms).
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats before a worker is declared dead (RFC 7: 3).
+    pub liveness: u32,
+    /// How long a request may wait for a worker.
+    pub request_ttl: Duration,
+    /// Most requests waiting in one service's queue.
+    pub max_queue: usize,
+    /// Most requests the broker holds in all (queued and in flight).
+    pub max_requests: usize,
+    /// What to do with the request of a worker that died.
+    pub on_worker_death: WorkerDeath,
+    /// Largest reply gathered for a client without partial replies.
+    pub max_message_size: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            heartbeat_interval: Duration::from_millis(2500),
+            liveness: 3,
+            request_ttl: Duration::from_secs(60),
+            max_queue: 10_000,
+            max_requests: 100_000,
+            on_worker_death: WorkerDeath::Requeue,
+            max_message_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+type RequestId = u64;
+
+#[derive(Debug)]
+struct WorkerState {
+    dialect: Dialect,
+    service: Bytes,
+    expiry: Instant,
+    next_heartbeat: Instant,
+    busy: Option<RequestId>,
+}
+
+#[derive(Debug, Default)]
+struct Service {
+    /// Idle workers, oldest first. May hold stale ids (checked when popped).
+    idle: VecDeque<Bytes>,
+    /// Waiting requests, oldest first. May hold finished ids (skipped when popped).
+    queue: VecDeque<RequestId>,
+    /// Registered workers.
+    workers: usize,
+    /// Requests waiting (entries of `queue` that are still live).
+    waiting: usize,
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    client: Bytes,
+    dialect: Dialect,
+    enveloped: bool,
+    service: Bytes,
+    body: Message,
+    deadline: Instant,
+    worker: Option<Bytes>,
+    gathered: Message,
+    gathered_bytes: usize,
+}
+
+/// Counters for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Requests received from clients (MMI included).
+    pub requests: u64,
+    /// Final replies delivered to clients.
+    pub replies: u64,
+    /// Requests dropped: TTL, full queue, dead worker with `drop`, client gone.
+    pub dropped: u64,
+    /// Requests given to another worker after theirs died.
+    pub requeued: u64,
+    /// Malformed messages ignored.
+    pub malformed: u64,
+}
+
+/// The broker's state. See the module documentation for the rules.
+#[derive(Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+    workers: HashMap<Bytes, WorkerState>,
+    services: HashMap<Bytes, Service>,
+    requests: HashMap<RequestId, PendingRequest>,
+    next_request: RequestId,
+    outgoing: Vec<(Bytes, Message)>,
+    stats: BrokerStats,
+}
+
+impl Broker {
+    /// A broker with `config`.
+    pub fn new(config: BrokerConfig) -> Broker {
+        Broker {
+            config,
+            workers: HashMap::new(),
+            services: HashMap::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            outgoing: Vec::new(),
+            stats: BrokerStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &BrokerStats {
+        &self.stats
+    }
+
+    /// Registered workers.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Requests held (queued or in flight).
+    pub fn request_count(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Messages to send: `(routing id, frames)`. Drain after every input.
+    pub fn drain_outgoing(&mut self) -> std::vec::Drain<'_, (Bytes, Message)> {
+        self.outgoing.drain(..)
+    }
+
+    /// When [`Broker::handle_tick`] should be called next at the latest.
+    pub fn next_tick(&self, now: Instant) -> Instant {
+        let mut next = now + self.config.heartbeat_interval;
+        for w in self.workers.values() {
+            next = next.min(w.next_heartbeat).min(w.expiry);
+        }
+        for r in self.requests.values() {
+            if r.worker.is_none() {
+                next = next.min(r.deadline);
+            }
+        }
+        next
+    }
+
+    fn expiry(&self, now: Instant) -> Instant {
+        now + self.config.heartbeat_interval * self.config.liveness
+    }
+
+    fn send(&mut self, peer: &Bytes, msg: Message) {
+        self.outgoing.push((peer.clone(), msg));
+    }
+
+    /// A message from `peer` (its ROUTER routing id), frames after the routing id.
+    pub fn handle_message(&mut self, peer: &Bytes, frames: &[Bytes], now: Instant) {
+        match FromPeer::parse(frames) {
+            Ok(FromPeer::Client(request)) => self.on_request(peer, request, now),
+            Ok(FromPeer::Worker { dialect, command }) => {
+                self.on_worker(peer, dialect, command, now)
+            }
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::warn!(peer = %printable(peer), reason = %e, "dropping a malformed message");
+            }
+        }
+    }
+
+    fn on_request(&mut self, client: &Bytes, request: Request, now: Instant) {
+        self.stats.requests += 1;
+        if is_mmi(&request.service) {
+            self.answer_mmi(client, request);
+            return;
+        }
+        if self.requests.len() >= self.config.max_requests {
+            self.stats.dropped += 1;
+            tracing::warn!(client = %printable(client), service = %printable(&request.service),
+                limit = self.config.max_requests, "dropping a request: the broker holds its maximum");
+            return;
+        }
+        let service = self.services.entry(request.service.clone()).or_default();
+        if service.waiting >= self.config.max_queue {
+            self.stats.dropped += 1;
+            tracing::warn!(client = %printable(client), service = %printable(&request.service),
+                limit = self.config.max_queue, "dropping a request: the service's queue is full");
+            return;
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        service.queue.push_back(id);
+        service.waiting += 1;
+        let name = request.service.clone();
+        self.requests.insert(
+            id,
+            PendingRequest {
+                client: client.clone(),
+                dialect: request.dialect,
+                enveloped: request.enveloped,
+                service: request.service,
+                body: request.body,
+                deadline: now + self.config.request_ttl,
+                worker: None,
+                gathered: Message::new(),
+                gathered_bytes: 0,
+            },
+        );
+        self.dispatch(&name);
+    }
+
+    /// RFC 8: `mmi.service` → 200 when live workers serve the name, else 404; other
+    /// `mmi.*` → 501. The reply names the MMI service and carries one frame.
+    fn answer_mmi(&mut self, client: &Bytes, request: Request) {
+        let code: &'static [u8] = if &request.service[..] == b"mmi.service" {
+            let asked = request.body.first().cloned().unwrap_or_default();
+            let live = self.services.get(&asked).is_some_and(|s| s.workers > 0);
+            if live {
+                b"200"
+            } else {
+                b"404"
+            }
+        } else {
+            b"501"
+        };
+        let reply = Reply {
+            service: Some(request.service),
+            kind: ReplyKind::Final,
+            body: Message::from(code),
+        };
+        self.stats.replies += 1;
+        self.send(client, reply.encode(request.dialect, request.enveloped));
+    }
+
+    fn on_worker(&mut self, peer: &Bytes, dialect: Dialect, command: WorkerCommand, now: Instant) {
+        let expiry = self.expiry(now);
+        let known = self.workers.get_mut(peer);
+        match (command, known) {
+            (WorkerCommand::Ready { service }, None) => {
+                if is_mmi(&service) {
+                    tracing::warn!(worker = %printable(peer), "a worker may not register an mmi.* service");
+                    self.send(peer, ToWorker::Disconnect.encode(dialect));
+                    return;
+                }
+                self.workers.insert(
+                    peer.clone(),
+                    WorkerState {
+                        dialect,
+                        service: service.clone(),
+                        expiry,
+                        next_heartbeat: now + self.config.heartbeat_interval,
+                        busy: None,
+                    },
+                );
+                let s = self.services.entry(service.clone()).or_default();
+                s.workers += 1;
+                s.idle.push_back(peer.clone());
+                tracing::debug!(worker = %printable(peer), service = %printable(&service), %dialect, "worker ready");
+                self.dispatch(&service);
+            }
+            (WorkerCommand::Ready { .. }, Some(_)) => {
+                tracing::warn!(worker = %printable(peer), "second READY from a worker: disconnecting it");
+                self.remove_worker(peer, now, true);
+            }
+            (WorkerCommand::Disconnect, Some(_)) => self.remove_worker(peer, now, false),
+            (WorkerCommand::Disconnect, None) => {}
+            // Speaking before READY (or to a broker that restarted): DISCONNECT makes
+            // well-behaved workers register again.
+            (_, None) => self.send(peer, ToWorker::Disconnect.encode(dialect)),
+            (WorkerCommand::Heartbeat, Some(w)) => w.expiry = expiry,
+            (WorkerCommand::Reply { client, kind, body }, Some(w)) => {
+                w.expiry = expiry;
+                self.on_reply(peer, client, kind, body);
+            }
+        }
+    }
+
+    fn on_reply(&mut self, worker: &Bytes, client: Bytes, kind: ReplyKind, body: Message) {
+        let Some(id) = self.workers.get(worker).and_then(|w| w.busy) else {
+            tracing::debug!(worker = %printable(worker), "dropping a reply from a worker that holds no request");
+            return;
+        };
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if request.client != client {
+            tracing::warn!(worker = %printable(worker), "dropping a reply addressed to another client");
+            return;
+        }
+        let service = request.service.clone();
+        if request.dialect.streams() {
+            let reply = Reply {
+                service: Some(service.clone()),
+                kind,
+                body,
+            };
+            let msg = reply.encode(request.dialect, request.enveloped);
+            let client = request.client.clone();
+            self.send(&client, msg);
+        } else {
+            let size: usize = body.byte_len();
+            if request.gathered_bytes + size > self.config.max_message_size {
+                tracing::warn!(client = %printable(&client), service = %printable(&service),
+                    limit = self.config.max_message_size, "reply too large to gather: dropping the rest");
+            } else {
+                request.gathered_bytes += size;
+                request.gathered.extend(body);
+            }
+            if kind == ReplyKind::Final {
+                let reply = Reply {
+                    service: Some(service.clone()),
+                    kind: ReplyKind::Final,
+                    body: std::mem::take(&mut request.gathered),
+                };
+                let msg = reply.encode(request.dialect, request.enveloped);
+                let client = request.client.clone();
+                self.send(&client, msg);
+            }
+        }
+        if kind == ReplyKind::Final {
+            self.stats.replies += 1;
+            self.requests.remove(&id);
+            if let Some(w) = self.workers.get_mut(worker) {
+                w.busy = None;
+            }
+            if let Some(s) = self.services.get_mut(&service) {
+                s.idle.push_back(worker.clone());
+            }
+            self.dispatch(&service);
+        }
+    }
+
+    /// Removes a worker; its request (if any) is requeued or dropped. `disconnect`:
+    /// tell the worker.
+    fn remove_worker(&mut self, peer: &Bytes, now: Instant, disconnect: bool) {
+        let Some(w) = self.workers.remove(peer) else {
+            return;
+        };
+        if disconnect {
+            self.send(peer, ToWorker::Disconnect.encode(w.dialect));
+        }
+        if let Some(s) = self.services.get_mut(&w.service) {
+            s.workers = s.workers.saturating_sub(1);
+            s.idle.retain(|id| id != peer);
+        }
+        if let Some(id) = w.busy {
+            match self.config.on_worker_death {
+                WorkerDeath::Requeue => {
+                    if let Some(r) = self.requests.get_mut(&id) {
+                        r.worker = None;
+                        r.gathered = Message::new();
+                        r.gathered_bytes = 0;
+                        r.deadline = now + self.config.request_ttl;
+                        if let Some(s) = self.services.get_mut(&w.service) {
+                            s.queue.push_front(id);
+                            s.waiting += 1;
+                        }
+                        self.stats.requeued += 1;
+                        tracing::info!(worker = %printable(peer), service = %printable(&w.service),
+                            "worker lost with a request: giving it to another worker");
+                    }
+                }
+                WorkerDeath::Drop => {
+                    self.requests.remove(&id);
+                    self.stats.dropped += 1;
+                    tracing::warn!(worker = %printable(peer), service = %printable(&w.service),
+                        "worker lost with a request: dropping it");
+                }
+            }
+        }
+        self.dispatch(&w.service);
+    }
+
+    /// Gives waiting requests of `name` to idle workers, oldest first on both sides.
+    fn dispatch(&mut self, name: &Bytes) {
+        loop {
+            let Some(service) = self.services.get_mut(name) else {
+                return;
+            };
+            // Skip finished requests left in the queue.
+            while let Some(&front) = service.queue.front() {
+                if self
+                    .requests
+                    .get(&front)
+                    .is_some_and(|r| r.worker.is_none())
+                {
+                    break;
+                }
+                service.queue.pop_front();
+            }
+            let Some(&id) = service.queue.front() else {
+                break;
+            };
+            // The oldest idle worker that is still registered and idle.
+            let worker = loop {
+                match service.idle.pop_front() {
+                    None => break None,
+                    Some(w) if self.workers.get(&w).is_some_and(|s| s.busy.is_none()) => {
+                        break Some(w)
+                    }
+                    Some(_) => {}
+                }
+            };
+            let Some(worker) = worker else {
+                break;
+            };
+            service.queue.pop_front();
+            service.waiting = service.waiting.saturating_sub(1);
+            let (Some(w), Some(r)) = (self.workers.get_mut(&worker), self.requests.get_mut(&id))
+            else {
+                continue;
+            };
+            w.busy = Some(id);
+            r.worker = Some(worker.clone());
+            let msg = ToWorker::Request {
+                client: r.client.clone(),
+                body: r.body.clone(),
+            }
+            .encode(w.dialect);
+            self.outgoing.push((worker, msg));
+        }
+        self.forget_if_unused(name);
+    }
+
+    /// Drops the entry of a service with no workers and nothing waiting, so names
+    /// invented by clients do not pile up.
+    fn forget_if_unused(&mut self, name: &Bytes) {
+        if self
+            .services
+            .get(name)
+            .is_some_and(|s| s.workers == 0 && s.waiting == 0)
+        {
+            self.services.remove(name);
+        }
+    }
+
+    /// A peer's connection is gone: a worker is removed (its request requeued or
+    /// dropped), a client's waiting requests are dropped.
+    pub fn handle_disconnect(&mut self, peer: &Bytes, now: Instant) {
+        if self.workers.contains_key(peer) {
+            self.remove_worker(peer, now, false);
+        }
+        let gone: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.client == *peer && r.worker.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.drop_waiting(id, "its client disconnected");
+        }
+    }
+
+    fn drop_waiting(&mut self, id: RequestId, why: &'static str) {
+        if let Some(r) = self.requests.remove(&id) {
+            self.stats.dropped += 1;
+            tracing::warn!(client = %printable(&r.client), service = %printable(&r.service), reason = why, "dropping a request");
+            if let Some(s) = self.services.get_mut(&r.service) {
+                s.waiting = s.waiting.saturating_sub(1);
+            }
+            self.forget_if_unused(&r.service);
+        }
+    }
+
+    /// Time passes: purge every expired worker, heartbeat the others (idle and busy),
+    /// and drop requests that waited past their TTL.
+    pub fn handle_tick(&mut self, now: Instant) {
+        let expired: Vec<Bytes> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.expiry <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(worker = %printable(&id), "worker expired");
+            self.remove_worker(&id, now, false);
+        }
+        let interval = self.config.heartbeat_interval;
+        for (id, w) in self.workers.iter_mut() {
+            if w.next_heartbeat <= now {
+                w.next_heartbeat = now + interval;
+                self.outgoing
+                    .push((id.clone(), ToWorker::Heartbeat.encode(w.dialect)));
+            }
+        }
+        let stale: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.worker.is_none() && r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.drop_waiting(id, "no worker took it within the request TTL");
+        }
+    }
+
+    /// Checks the internal invariants (for tests and fuzzing): every in-flight request
+    /// belongs to a live worker that holds it, and queue counts add up.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (id, r) in &self.requests {
+            if let Some(w) = &r.worker {
+                match self.workers.get(w) {
+                    Some(state) if state.busy == Some(*id) => {}
+                    _ => {
+                        return Err(format!(
+                            "request {id} is in flight on a worker that does not hold it"
+                        ))
+                    }
+                }
+            }
+        }
+        for (id, w) in &self.workers {
+            if let Some(r) = w.busy {
+                if self.requests.get(&r).and_then(|r| r.worker.as_ref()) != Some(id) {
+                    return Err(format!(
+                        "worker {} holds a request that is not in flight on it",
+                        printable(id)
+                    ));
+                }
+            }
+        }
+        let waiting: usize = self.services.values().map(|s| s.waiting).sum();
+        let unassigned = self
+            .requests
+            .values()
+            .filter(|r| r.worker.is_none())
+            .count();
+        if waiting != unassigned {
+            return Err(format!(
+                "{waiting} requests counted waiting, {unassigned} unassigned"
+            ));
+        }
+        if self.requests.len() > self.config.max_requests {
+            return Err("more requests than max_requests".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

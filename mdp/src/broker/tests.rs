@@ -1,0 +1,377 @@
+//! One test per broker rule; time is passed in, nothing sleeps.
+
+use super::*;
+use crate::proto::{Reply, ReplyKind, Request, ToWorker, WorkerCommand};
+
+fn id(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+struct Harness {
+    broker: Broker,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(config: BrokerConfig) -> Harness {
+        Harness {
+            broker: Broker::new(config),
+            now: Instant::now(),
+        }
+    }
+
+    fn input(&mut self, peer: &'static str, msg: Message) -> Vec<(Bytes, Message)> {
+        self.broker
+            .handle_message(&id(peer), msg.frames(), self.now);
+        self.broker.check_invariants().unwrap();
+        self.broker.drain_outgoing().collect()
+    }
+
+    fn ready(
+        &mut self,
+        worker: &'static str,
+        dialect: Dialect,
+        service: &'static str,
+    ) -> Vec<(Bytes, Message)> {
+        self.input(
+            worker,
+            WorkerCommand::Ready {
+                service: id(service),
+            }
+            .encode(dialect),
+        )
+    }
+
+    fn request(
+        &mut self,
+        client: &'static str,
+        dialect: Dialect,
+        service: &'static str,
+        body: &'static str,
+    ) -> Vec<(Bytes, Message)> {
+        let req = Request {
+            dialect,
+            enveloped: dialect.leading_empty(),
+            service: id(service),
+            body: Message::from(body),
+        };
+        self.input(client, req.encode())
+    }
+
+    fn reply(
+        &mut self,
+        worker: &'static str,
+        dialect: Dialect,
+        client: &'static str,
+        kind: ReplyKind,
+        body: &'static str,
+    ) -> Vec<(Bytes, Message)> {
+        let cmd = WorkerCommand::Reply {
+            client: id(client),
+            kind,
+            body: Message::from(body),
+        };
+        self.input(worker, cmd.encode(dialect))
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<(Bytes, Message)> {
+        self.now += by;
+        self.broker.handle_tick(self.now);
+        self.broker.check_invariants().unwrap();
+        self.broker.drain_outgoing().collect()
+    }
+}
+
+/// The only message in `out`, which must go to `peer`.
+fn only(out: &[(Bytes, Message)], peer: &'static str) -> Message {
+    assert_eq!(out.len(), 1, "expected one message, got {out:?}");
+    assert_eq!(out[0].0, peer);
+    out[0].1.clone()
+}
+
+fn as_request(dialect: Dialect, msg: &Message) -> (Bytes, Message) {
+    match ToWorker::parse(dialect, msg.frames()).unwrap() {
+        ToWorker::Request { client, body } => (client, body),
+        other => panic!("expected REQUEST, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_of_one_dialect_is_served_by_a_worker_of_another() {
+    let mut h = Harness::new(BrokerConfig::default());
+    assert!(h.ready("w", Dialect::Majortomo, "echo").is_empty());
+    let out = h.request("c", Dialect::Mdp01, "echo", "hi");
+    let (client, body) = as_request(Dialect::Majortomo, &only(&out, "w"));
+    assert_eq!((client, body), (id("c"), Message::from("hi")));
+    let out = h.reply("w", Dialect::Majortomo, "c", ReplyKind::Final, "HI");
+    let reply = Reply::parse(Dialect::Mdp01, true, only(&out, "c").frames()).unwrap();
+    assert_eq!(reply.service, Some(id("echo")));
+    assert_eq!(reply.body, Message::from("HI"));
+    assert_eq!(h.broker.stats().replies, 1);
+}
+
+#[test]
+fn idle_workers_are_used_oldest_first() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("a", Dialect::Mdp01, "s");
+    h.ready("b", Dialect::Mdp01, "s");
+    assert_eq!(h.request("c1", Dialect::Mdp01, "s", "1")[0].0, "a");
+    h.reply("a", Dialect::Mdp01, "c1", ReplyKind::Final, "r");
+    // b has been idle longer than a, which just finished.
+    assert_eq!(h.request("c2", Dialect::Mdp01, "s", "2")[0].0, "b");
+}
+
+#[test]
+fn heartbeats_go_to_idle_and_busy_workers() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("idle", Dialect::Mdp02, "s");
+    h.ready("busy", Dialect::Mdp01, "t");
+    h.request("c", Dialect::Mdp01, "t", "x");
+    let out = h.advance(Duration::from_millis(2500));
+    let mut to: Vec<&Bytes> = out.iter().map(|(p, _)| p).collect();
+    to.sort();
+    assert_eq!(to, [&id("busy"), &id("idle")]);
+    for (peer, msg) in &out {
+        let dialect = if peer == "idle" {
+            Dialect::Mdp02
+        } else {
+            Dialect::Mdp01
+        };
+        assert_eq!(
+            ToWorker::parse(dialect, msg.frames()).unwrap(),
+            ToWorker::Heartbeat
+        );
+    }
+}
+
+#[test]
+fn every_expired_worker_is_purged() {
+    let mut h = Harness::new(BrokerConfig::default());
+    for w in ["w1", "w2", "w3"] {
+        h.ready(w, Dialect::Mdp01, "s");
+    }
+    h.advance(Duration::from_millis(2500));
+    h.input("w2", WorkerCommand::Heartbeat.encode(Dialect::Mdp01));
+    h.advance(Duration::from_millis(5000));
+    assert_eq!(
+        h.broker.worker_count(),
+        1,
+        "w1 and w3 expired, w2 heartbeated"
+    );
+    h.advance(Duration::from_millis(2500));
+    assert_eq!(h.broker.worker_count(), 0);
+}
+
+#[test]
+fn a_dead_workers_request_goes_to_another_worker() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("a", Dialect::Mdp01, "s");
+    h.request("c", Dialect::Mdp01, "s", "job");
+    h.ready("b", Dialect::Majortomo, "s");
+    h.broker.handle_disconnect(&id("a"), h.now);
+    let out: Vec<_> = h.broker.drain_outgoing().collect();
+    let (client, body) = as_request(Dialect::Majortomo, &only(&out, "b"));
+    assert_eq!((client, body), (id("c"), Message::from("job")));
+    assert_eq!(h.broker.stats().requeued, 1);
+    // b's reply reaches the client.
+    let out = h.reply("b", Dialect::Majortomo, "c", ReplyKind::Final, "done");
+    assert_eq!(only(&out, "c").last().unwrap(), "done");
+}
+
+#[test]
+fn with_drop_a_dead_workers_request_is_dropped() {
+    let mut h = Harness::new(BrokerConfig {
+        on_worker_death: WorkerDeath::Drop,
+        ..BrokerConfig::default()
+    });
+    h.ready("a", Dialect::Mdp01, "s");
+    h.request("c", Dialect::Mdp01, "s", "job");
+    h.ready("b", Dialect::Mdp01, "s");
+    // Expiry, not a disconnect: a never heartbeats.
+    h.input("b", WorkerCommand::Heartbeat.encode(Dialect::Mdp01));
+    let out = h.advance(Duration::from_millis(7500));
+    assert!(
+        out.iter()
+            .all(|(_, m)| ToWorker::parse(Dialect::Mdp01, m.frames()).ok()
+                != Some(ToWorker::Request {
+                    client: id("c"),
+                    body: Message::from("job"),
+                })),
+        "the request is not given to b"
+    );
+    assert_eq!(h.broker.request_count(), 0);
+    assert_eq!(h.broker.stats().dropped, 1);
+}
+
+#[test]
+fn requests_without_workers_wait_then_expire() {
+    let mut h = Harness::new(BrokerConfig {
+        request_ttl: Duration::from_secs(10),
+        ..BrokerConfig::default()
+    });
+    assert!(h.request("c", Dialect::Mdp01, "later", "x").is_empty());
+    h.advance(Duration::from_secs(5));
+    // A worker arriving in time gets it.
+    let out = h.ready("w", Dialect::Mdp01, "later");
+    assert_eq!(only(&out, "w").len(), 6);
+    // Another request with no worker free expires after the TTL.
+    h.request("c", Dialect::Mdp01, "nobody", "y");
+    h.advance(Duration::from_secs(11));
+    assert_eq!(
+        h.broker.request_count(),
+        1,
+        "only the dispatched one is left"
+    );
+    assert_eq!(h.broker.stats().dropped, 1);
+}
+
+#[test]
+fn a_disconnected_clients_waiting_requests_are_dropped() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.request("c", Dialect::Mdp01, "s", "1");
+    h.request("c", Dialect::Mdp01, "s", "2");
+    h.request("other", Dialect::Mdp01, "s", "3");
+    h.broker.handle_disconnect(&id("c"), h.now);
+    assert_eq!(h.broker.request_count(), 1);
+    let out = h.ready("w", Dialect::Mdp01, "s");
+    assert_eq!(as_request(Dialect::Mdp01, &only(&out, "w")).0, "other");
+}
+
+#[test]
+fn queues_are_bounded() {
+    let mut h = Harness::new(BrokerConfig {
+        max_queue: 2,
+        ..BrokerConfig::default()
+    });
+    for body in ["1", "2", "3"] {
+        h.request("c", Dialect::Mdp01, "s", body);
+    }
+    assert_eq!(h.broker.request_count(), 2);
+    assert_eq!(h.broker.stats().dropped, 1);
+    let mut h = Harness::new(BrokerConfig {
+        max_requests: 3,
+        ..BrokerConfig::default()
+    });
+    for service in ["a", "b", "c", "d"] {
+        h.request("c", Dialect::Mdp01, service, "x");
+    }
+    assert_eq!(h.broker.request_count(), 3);
+}
+
+#[test]
+fn mmi_answers_in_the_clients_dialect() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("w", Dialect::Mdp01, "echo");
+    for (dialect, asked, code) in [
+        (Dialect::Mdp01, "echo", "200"),
+        (Dialect::Mdp02, "missing", "404"),
+        (Dialect::Majortomo, "echo", "200"),
+    ] {
+        let req = Request {
+            dialect,
+            enveloped: dialect.leading_empty(),
+            service: id("mmi.service"),
+            body: Message::from(asked),
+        };
+        let out = h.input("c", req.encode());
+        let reply =
+            Reply::parse(dialect, dialect.leading_empty(), only(&out, "c").frames()).unwrap();
+        assert_eq!(reply.body, Message::from(code), "{dialect}");
+        if dialect != Dialect::Majortomo {
+            assert_eq!(reply.service, Some(id("mmi.service")));
+        }
+    }
+    let out = h.request("c", Dialect::Mdp01, "mmi.whatever", "x");
+    let reply = Reply::parse(Dialect::Mdp01, true, only(&out, "c").frames()).unwrap();
+    assert_eq!(reply.body, Message::from("501"));
+    assert_eq!(reply.service, Some(id("mmi.whatever")));
+    // A service whose only worker expired is 404 again.
+    h.advance(Duration::from_secs(8));
+    let out = h.request("c", Dialect::Mdp01, "mmi.service", "echo");
+    let reply = Reply::parse(Dialect::Mdp01, true, out.last().unwrap().1.frames()).unwrap();
+    assert_eq!(reply.body, Message::from("404"));
+}
+
+#[test]
+fn misbehaving_workers_get_disconnect() {
+    let mut h = Harness::new(BrokerConfig::default());
+    let disconnect = |out: &[(Bytes, Message)], dialect| {
+        assert_eq!(
+            ToWorker::parse(dialect, out[0].1.frames()).unwrap(),
+            ToWorker::Disconnect
+        );
+    };
+    disconnect(&h.ready("m", Dialect::Mdp01, "mmi.service"), Dialect::Mdp01);
+    assert_eq!(h.broker.worker_count(), 0);
+    h.ready("w", Dialect::Mdp02, "s");
+    disconnect(&h.ready("w", Dialect::Mdp02, "s"), Dialect::Mdp02);
+    assert_eq!(h.broker.worker_count(), 0, "a second READY unregisters");
+    disconnect(
+        &h.input("x", WorkerCommand::Heartbeat.encode(Dialect::Overseer)),
+        Dialect::Overseer,
+    );
+    let out = h.reply("y", Dialect::Majortomo, "c", ReplyKind::Final, "r");
+    disconnect(&out, Dialect::Majortomo);
+}
+
+#[test]
+fn partials_are_gathered_for_clients_without_streaming() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("w", Dialect::Majortomo, "s");
+    h.request("old", Dialect::Mdp01, "s", "x");
+    assert!(h
+        .reply("w", Dialect::Majortomo, "old", ReplyKind::Partial, "a")
+        .is_empty());
+    assert!(h
+        .reply("w", Dialect::Majortomo, "old", ReplyKind::Partial, "b")
+        .is_empty());
+    let out = h.reply("w", Dialect::Majortomo, "old", ReplyKind::Final, "c");
+    let reply = Reply::parse(Dialect::Mdp01, true, only(&out, "old").frames()).unwrap();
+    assert_eq!(reply.body, Message::from(["a", "b", "c"]));
+
+    // A streaming client gets each part as it comes.
+    h.request("new", Dialect::Mdp02, "s", "y");
+    let out = h.reply("w", Dialect::Majortomo, "new", ReplyKind::Partial, "a");
+    let reply = Reply::parse(Dialect::Mdp02, false, only(&out, "new").frames()).unwrap();
+    assert_eq!(reply.kind, ReplyKind::Partial);
+}
+
+#[test]
+fn gathering_is_bounded_by_the_maximum_message_size() {
+    let mut h = Harness::new(BrokerConfig {
+        max_message_size: 4,
+        ..BrokerConfig::default()
+    });
+    h.ready("w", Dialect::Mdp02, "s");
+    h.request("c", Dialect::Overseer, "s", "x");
+    h.reply("w", Dialect::Mdp02, "c", ReplyKind::Partial, "abc");
+    h.reply("w", Dialect::Mdp02, "c", ReplyKind::Partial, "def");
+    let out = h.reply("w", Dialect::Mdp02, "c", ReplyKind::Final, "g");
+    let reply = Reply::parse(Dialect::Overseer, true, only(&out, "c").frames()).unwrap();
+    assert_eq!(reply.body, Message::from(["abc", "g"]));
+}
+
+#[test]
+fn malformed_messages_are_counted_and_ignored() {
+    let mut h = Harness::new(BrokerConfig::default());
+    assert!(h.input("p", Message::from(["", "MDPX01", "s"])).is_empty());
+    assert!(h.input("p", Message::from("junk")).is_empty());
+    assert_eq!(h.broker.stats().malformed, 2);
+}
+
+#[test]
+fn a_reply_for_another_client_is_ignored() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("w", Dialect::Mdp01, "s");
+    h.request("c", Dialect::Mdp01, "s", "x");
+    assert!(h
+        .reply("w", Dialect::Mdp01, "intruder", ReplyKind::Final, "r")
+        .is_empty());
+    assert_eq!(h.broker.request_count(), 1);
+}
+
+#[test]
+fn next_tick_is_never_later_than_a_heartbeat() {
+    let h = Harness::new(BrokerConfig::default());
+    assert!(h.broker.next_tick(h.now) <= h.now + Duration::from_millis(2500));
+}
