@@ -1,6 +1,146 @@
-//! `mdp-broker`: placeholder until the broker issue lands.
+//! `mdp-broker`: a Majordomo broker for every MDP dialect in use (MDP 0.1 and 0.2,
+//! majortomo, Overseer), on one socket.
 
-fn main() {
-    eprintln!("mdp-broker: not implemented yet; see the broker issue");
-    std::process::exit(2);
+mod serve;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use mdp::broker::{Broker, BrokerConfig, WorkerDeath};
+use zmtp::{Socket, SocketOptions, SocketType};
+
+/// A Majordomo broker: MDP 0.1 and 0.2 clients and workers, majortomo and the Overseer
+/// msgpack dialect, all on one socket; each peer is answered in its own dialect.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mdp-broker",
+    version,
+    after_help = "Examples:\n  mdp-broker\n  mdp-broker -b tcp://*:5555 -b ipc:///tmp/broker.sock -v"
+)]
+struct Args {
+    /// Endpoint to bind (repeatable). Default: tcp://127.0.0.1:5555, or
+    /// tcp://$BROKER_HOST:$BROKER_PORT when those are set (as the Overseer broker).
+    #[arg(short, long = "bind", value_name = "ENDPOINT")]
+    bind: Vec<String>,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2500)]
+    heartbeat_interval: u64,
+    /// Missed heartbeats before a worker is declared dead.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    heartbeat_liveness: u32,
+    /// How long a request may wait for a worker, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    request_ttl: u64,
+    /// Most requests waiting in one service's queue.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_queue: usize,
+    /// What happens to the request of a worker that dies while holding it.
+    #[arg(long, value_enum, default_value_t = Death::Requeue)]
+    on_worker_death: Death,
+    /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Death {
+    /// Give the request to another worker of the service.
+    Requeue,
+    /// Drop it (the client's retry brings it back).
+    Drop,
+}
+
+fn endpoints(args: &Args) -> Vec<String> {
+    if !args.bind.is_empty() {
+        return args.bind.clone();
+    }
+    let host = std::env::var("BROKER_HOST").ok();
+    let port = std::env::var("BROKER_PORT").ok();
+    if host.is_some() || port.is_some() {
+        let host = host.unwrap_or_else(|| "127.0.0.1".into());
+        let port = port.unwrap_or_else(|| "5555".into());
+        return vec![format!("tcp://{host}:{port}")];
+    }
+    vec!["tcp://127.0.0.1:5555".into()]
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let level = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mdp-broker: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mdp-broker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), zmtp::Error> {
+    let config = BrokerConfig {
+        heartbeat_interval: Duration::from_millis(args.heartbeat_interval.max(1)),
+        liveness: args.heartbeat_liveness.max(1),
+        request_ttl: Duration::from_millis(args.request_ttl),
+        max_queue: args.max_queue,
+        on_worker_death: match args.on_worker_death {
+            Death::Requeue => WorkerDeath::Requeue,
+            Death::Drop => WorkerDeath::Drop,
+        },
+        ..BrokerConfig::default()
+    };
+    let options = SocketOptions::default()
+        .max_message_size(config.max_message_size as u64)
+        .linger(Duration::from_secs(1));
+    let mut socket = Socket::with_options(SocketType::Router, options)?;
+    for endpoint in endpoints(&args) {
+        let bound = socket.bind(&endpoint).await?;
+        tracing::info!(endpoint = %bound, "mdp-broker listening");
+        // Scripts and tests read the real endpoint (port 0) from here.
+        println!("listening on {bound}");
+    }
+    serve::serve(socket, Broker::new(config), shutdown_signal()).await
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -199,3 +199,33 @@ async fn dealer_load_balances_and_fair_queues() {
     got.sort_by(|x, y| x[0].cmp(&y[0]));
     assert_eq!(got, vec![Message::from("from a"), Message::from("from b")]);
 }
+
+#[tokio::test]
+async fn try_recv_drains_without_waiting() {
+    let mut a = Socket::new(SocketType::Dealer);
+    let ep = a.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    assert!(matches!(a.try_recv(), Err(zmtp::Error::WouldBlock)));
+    let mut b = Socket::new(SocketType::Dealer);
+    b.connect(&ep).await.unwrap();
+    for i in 0..3 {
+        b.send(format!("{i}")).await.unwrap();
+    }
+    assert_eq!(recv(&mut a).await, Message::from("0"));
+    // The rest may still be in flight: wait for each, then try_recv finds nothing.
+    assert_eq!(recv(&mut a).await, Message::from("1"));
+    assert_eq!(recv(&mut a).await, Message::from("2"));
+    assert!(matches!(a.try_recv(), Err(zmtp::Error::WouldBlock)));
+    // A message that has arrived is returned by try_recv after recv registered interest.
+    b.send("3").await.unwrap();
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            match a.try_recv() {
+                Ok(m) => return m,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, Message::from("3"));
+}

@@ -536,6 +536,16 @@ impl Broker {
         }
     }
 
+    /// The broker is stopping: every worker gets DISCONNECT and is forgotten.
+    pub fn shutdown(&mut self) {
+        for (id, w) in self.workers.drain() {
+            self.outgoing
+                .push((id, ToWorker::Disconnect.encode(w.dialect)));
+        }
+        self.services.clear();
+        self.requests.clear();
+    }
+
     /// Checks the internal invariants (for tests and fuzzing): every in-flight request
     /// belongs to a live worker that holds it, and queue counts add up.
     pub fn check_invariants(&self) -> Result<(), String> {

@@ -196,6 +196,16 @@ impl Socket {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// Returns the next message if one is already queued, without waiting
+    /// ([`Error::WouldBlock`] otherwise). Useful to drain a burst in one go.
+    pub fn try_recv(&mut self) -> Result<Message, Error> {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        match self.poll_recv(&mut cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(Error::WouldBlock),
+        }
+    }
+
     /// Polls for the next message (the poll form of [`Socket::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         match self.core.socket_type {

@@ -1,0 +1,164 @@
+//! The real `mdp-broker` binary with real peers of every dialect: zguide-style 0.1,
+//! RFC 18 0.2, Overseer msgpack, majortomo, and our Rust client and worker, including
+//! requests that cross dialects.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mdp::{Client, ClientOptions, Dialect, Worker, WorkerOptions};
+use testkit::PyPeer;
+use zmtp::Message;
+
+/// The broker binary on a fresh port; killed on drop.
+struct BrokerProcess {
+    child: Child,
+    endpoint: String,
+}
+
+impl BrokerProcess {
+    fn start() -> BrokerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mdp-broker"))
+            .args(["-b", "tcp://127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mdp-broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("broker prints its endpoint");
+        let endpoint = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        BrokerProcess { child, endpoint }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
+}
+
+async fn peer(ep: &str, mode: &str, service: &str) -> PyPeer {
+    let mut p = PyPeer::spawn_script(script(), [ep, mode, service]);
+    p.expect("READY").await;
+    p
+}
+
+async fn ask(client: &mut PyPeer, line: &str) -> String {
+    client.send_line(line);
+    client.line().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zguide_client_and_worker() {
+    let broker = BrokerProcess::start();
+    let _w = peer(&broker.endpoint, "zguide-worker", "echo").await;
+    let mut c = peer(&broker.endpoint, "zguide-client", "echo").await;
+    assert_eq!(ask(&mut c, "hello").await, "REPLY echo|HELLO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc18_client_and_worker_stream() {
+    let broker = BrokerProcess::start();
+    let _w = peer(&broker.endpoint, "rfc18-worker", "echo").await;
+    let mut c = peer(&broker.endpoint, "rfc18-client", "echo").await;
+    assert_eq!(ask(&mut c, "hi").await, "PARTIAL echo|hi");
+    assert_eq!(c.line().await, "FINAL echo|HI");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overseer_msgpack_client_and_worker() {
+    let broker = BrokerProcess::start();
+    let _w = peer(&broker.endpoint, "overseer-worker", "add").await;
+    let mut c = peer(&broker.endpoint, "overseer-client", "add").await;
+    assert_eq!(ask(&mut c, "6 7").await, "REPLY add|13");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn majortomo_client_and_worker() {
+    let broker = BrokerProcess::start();
+    let _w = peer(&broker.endpoint, "majortomo-worker", "echo").await;
+    let mut c = peer(&broker.endpoint, "majortomo-client", "echo").await;
+    assert_eq!(ask(&mut c, "hey").await, "REPLY HEY");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cross_dialects() {
+    let broker = BrokerProcess::start();
+    // A 0.1 client served by a majortomo worker; an RFC 18 client (streaming) served
+    // by a 0.1 worker; a majortomo client served by an RFC 18 worker that streams.
+    let _w1 = peer(&broker.endpoint, "majortomo-worker", "mt").await;
+    let _w2 = peer(&broker.endpoint, "zguide-worker", "zg").await;
+    let _w3 = peer(&broker.endpoint, "rfc18-worker", "rfc").await;
+    let mut c1 = peer(&broker.endpoint, "zguide-client", "mt").await;
+    assert_eq!(ask(&mut c1, "one").await, "REPLY mt|ONE");
+    let mut c2 = peer(&broker.endpoint, "rfc18-client", "zg").await;
+    assert_eq!(ask(&mut c2, "two").await, "FINAL zg|TWO");
+    let mut c3 = peer(&broker.endpoint, "majortomo-client", "rfc").await;
+    // majortomo's recv_all gathers the PARTIAL and the FINAL.
+    assert_eq!(ask(&mut c3, "three").await, "REPLY three|THREE");
+    // A 0.1 client gets one reply with every frame of a streamed answer.
+    let mut c4 = peer(&broker.endpoint, "zguide-client", "rfc").await;
+    assert_eq!(ask(&mut c4, "four").await, "REPLY rfc|four|FOUR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_and_worker_with_mmi() {
+    let broker = BrokerProcess::start();
+    let ep = broker.endpoint.clone();
+    tokio::spawn(
+        Worker::new(&ep, "echo")
+            .options(WorkerOptions {
+                dialect: Dialect::Mdp02,
+                ..WorkerOptions::default()
+            })
+            .run(|req| async move { Ok(req) }),
+    );
+    let client = Client::connect_with(
+        &ep,
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let wait = Duration::from_secs(60);
+    let reply = tokio::time::timeout(wait, client.request("echo", ["a", "", "b"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, Message::from(["a", "", "b"]));
+    assert!(tokio::time::timeout(wait, client.service_exists("echo"))
+        .await
+        .unwrap()
+        .unwrap());
+    assert!(!tokio::time::timeout(wait, client.service_exists("nope"))
+        .await
+        .unwrap()
+        .unwrap());
+    // Many in flight to two services over the MDP 0.1 client's shared connection.
+    let calls = (0..40).map(|i| {
+        let client = client.clone();
+        async move {
+            let body = format!("m{i}");
+            assert_eq!(
+                client.request("echo", body.clone()).await.unwrap(),
+                Message::from(body)
+            );
+        }
+    });
+    tokio::time::timeout(wait, futures_util::future::join_all(calls))
+        .await
+        .unwrap();
+}
