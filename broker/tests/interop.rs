@@ -162,3 +162,32 @@ async fn our_client_and_worker_with_mmi() {
         .await
         .unwrap();
 }
+
+#[derive(serde::Deserialize)]
+struct Add {
+    x: i64,
+    y: i64,
+}
+
+/// The README's Python example (`examples/python/add_client.py`, pyzmq + msgpack over
+/// MDP 0.1) against our typed Rust worker, through the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_add_example_with_our_typed_worker() {
+    let broker = BrokerProcess::start();
+    tokio::spawn(Worker::new(&broker.endpoint, "add").run_typed(
+        |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },
+        std::future::pending(),
+    ));
+    let client = Client::connect(&broker.endpoint).unwrap();
+    let wait = Duration::from_secs(60);
+    while !tokio::time::timeout(wait, client.service_exists("add"))
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let example = testkit::workspace_root().join("examples/python/add_client.py");
+    let mut py = PyPeer::spawn_script(example, [broker.endpoint.as_str(), "6", "7"]);
+    assert_eq!(py.line().await, "6 + 7 = 13");
+}

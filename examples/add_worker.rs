@@ -1,0 +1,26 @@
+//! The `add` service of the Overseer seed: takes MessagePack `{"x": 6, "y": 7}` and
+//! returns the sum. Any MDP client can call it: `add_client` (Rust) or
+//! `python/add_client.py` (pyzmq + msgpack).
+
+#[derive(serde::Deserialize)]
+struct Add {
+    x: i64,
+    y: i64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), mdp::worker::WorkerError> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let broker = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://127.0.0.1:5555".into());
+    eprintln!("add worker serving through {broker}");
+    mdp::Worker::new(broker, "add")
+        .run_typed(
+            |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },
+            std::future::pending(),
+        )
+        .await
+}

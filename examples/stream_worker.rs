@@ -1,0 +1,34 @@
+//! A streaming worker (MDP 0.2): `count` replies "1", "2", … up to the number asked,
+//! each as a PARTIAL reply, the last as FINAL.
+
+use futures_util::stream;
+use mdp::{Dialect, WorkerOptions};
+use zmtp::Message;
+
+#[tokio::main]
+async fn main() -> Result<(), mdp::worker::WorkerError> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let broker = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://127.0.0.1:5555".into());
+    eprintln!("count worker serving through {broker}");
+    let options = WorkerOptions {
+        dialect: Dialect::Mdp02,
+        ..WorkerOptions::default()
+    };
+    mdp::Worker::new(broker, "count")
+        .options(options)
+        .run_streaming(
+            |request: Message| {
+                let n: u32 = request
+                    .first()
+                    .and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
+                    .unwrap_or(3);
+                stream::iter((1..=n).map(|i| Ok(Message::from(i.to_string()))))
+            },
+            std::future::pending(),
+        )
+        .await
+}
