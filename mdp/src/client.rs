@@ -97,9 +97,19 @@ pub struct ReplyPart {
     pub body: Message,
 }
 
+/// Timeout and attempts of one call (see [`Client::request_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallOptions {
+    /// How long to wait for a reply (or the next partial reply) before trying again.
+    pub timeout: Duration,
+    /// Attempts in all before giving up with [`ClientError::Timeout`].
+    pub attempts: u32,
+}
+
 struct Call {
     service: Bytes,
     body: Message,
+    limits: CallOptions,
     replies: mpsc::Sender<Result<ReplyPart, ClientError>>,
 }
 
@@ -144,6 +154,14 @@ impl Client {
         &self.options
     }
 
+    /// The client's default timeout and attempts.
+    pub fn call_options(&self) -> CallOptions {
+        CallOptions {
+            timeout: self.options.timeout,
+            attempts: self.options.attempts,
+        }
+    }
+
     /// Sends a request and waits for the (final) reply. Partial replies of a streamed
     /// answer are concatenated in order.
     pub async fn request(
@@ -151,8 +169,17 @@ impl Client {
         service: impl Into<Bytes>,
         body: impl Into<Message>,
     ) -> Result<Message, ClientError> {
-        let service = service.into();
-        let mut replies = self.start(service, body.into()).await?;
+        self.request_with(service, body, self.call_options()).await
+    }
+
+    /// [`Client::request`] with this call's own timeout and attempts.
+    pub async fn request_with(
+        &self,
+        service: impl Into<Bytes>,
+        body: impl Into<Message>,
+        limits: CallOptions,
+    ) -> Result<Message, ClientError> {
+        let mut replies = self.start(service.into(), body.into(), limits).await?;
         let mut all = Message::new();
         while let Some(part) = replies.recv().await {
             let part = part?;
@@ -171,7 +198,9 @@ impl Client {
         service: impl Into<Bytes>,
         body: impl Into<Message>,
     ) -> Result<impl Stream<Item = Result<ReplyPart, ClientError>>, ClientError> {
-        let replies = self.start(service.into(), body.into()).await?;
+        let replies = self
+            .start(service.into(), body.into(), self.call_options())
+            .await?;
         Ok(futures_util::stream::unfold(
             (replies, false),
             |(mut replies, done)| async move {
@@ -214,11 +243,13 @@ impl Client {
         &self,
         service: Bytes,
         body: Message,
+        limits: CallOptions,
     ) -> Result<mpsc::Receiver<Result<ReplyPart, ClientError>>, ClientError> {
         let (tx, rx) = mpsc::channel(64);
         let call = Call {
             service,
             body,
+            limits,
             replies: tx,
         };
         self.calls
@@ -307,12 +338,13 @@ impl Dispatcher {
         };
         let id = self.next_id;
         self.next_id += 1;
+        let attempts_left = call.limits.attempts.max(1);
         self.pending.insert(
             id,
             Pending {
                 call,
                 key,
-                attempts_left: self.options.attempts.max(1),
+                attempts_left,
                 placed: None,
             },
         );
@@ -342,7 +374,7 @@ impl Dispatcher {
             return;
         };
         p.attempts_left = p.attempts_left.saturating_sub(1);
-        p.placed = Some((conn, Instant::now() + self.options.timeout));
+        p.placed = Some((conn, Instant::now() + p.call.limits.timeout));
         let request = Request {
             dialect: self.options.dialect,
             enveloped: self.options.dialect.leading_empty(),
@@ -412,7 +444,7 @@ impl Dispatcher {
             self.after_free(conn);
         } else if let Some((_, deadline)) = &mut p.placed {
             // A partial reply proves progress: the timeout restarts.
-            *deadline = Instant::now() + self.options.timeout;
+            *deadline = Instant::now() + p.call.limits.timeout;
         }
     }
 
@@ -447,8 +479,8 @@ impl Dispatcher {
             } else if let Some(p) = self.pending.remove(&id) {
                 let _ = p.call.replies.try_send(Err(ClientError::Timeout {
                     service: String::from_utf8_lossy(&p.call.service).into_owned(),
-                    attempts: self.options.attempts.max(1),
-                    timeout: self.options.timeout,
+                    attempts: p.call.limits.attempts.max(1),
+                    timeout: p.call.limits.timeout,
                 }));
             }
             self.after_free(conn);

@@ -17,7 +17,7 @@ pub mod codec;
 pub mod proto;
 pub mod worker;
 
-pub use client::{Client, ClientError, ClientOptions};
+pub use client::{CallOptions, Client, ClientError, ClientOptions};
 pub use codec::Format;
 pub use proto::Dialect;
 pub use worker::{Worker, WorkerOptions};

@@ -241,3 +241,22 @@ fn blocking_client_from_synchronous_code() {
         Message::from("sync")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_call_timeout_and_attempts() {
+    let ep = testkit::tcp_endpoint();
+    let _broker = PyPeer::spawn_code(BROKER, [&ep]);
+    // The client's defaults are long; this one call gives up after 2 × 200 ms.
+    let client = Client::connect_with(&ep, options()).unwrap();
+    let limits = mdp::CallOptions {
+        timeout: Duration::from_millis(200),
+        attempts: 2,
+    };
+    let err = within(client.request_with("nobody", "x", limits))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Timeout { attempts: 2, timeout, .. } if timeout == Duration::from_millis(200)),
+        "{err}"
+    );
+}
