@@ -18,8 +18,13 @@ struct BrokerProcess {
 
 impl BrokerProcess {
     fn start() -> BrokerProcess {
+        BrokerProcess::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> BrokerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mdp-broker"))
             .args(["-b", "tcp://127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -190,4 +195,19 @@ async fn python_add_example_with_our_typed_worker() {
     let example = testkit::workspace_root().join("examples/python/add_client.py");
     let mut py = PyPeer::spawn_script(example, [broker.endpoint.as_str(), "6", "7"]);
     assert_eq!(py.line().await, "6 + 7 = 13");
+}
+
+/// kill -9 a worker that holds a request while another worker of the service lives:
+/// the broker notices (heartbeats), gives the request to the live worker, and the
+/// client gets its reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_survives_its_worker_being_killed() {
+    let broker = BrokerProcess::start_with(&["--heartbeat-interval", "200"]);
+    let mut doomed = peer(&broker.endpoint, "zguide-hang", "echo").await;
+    let mut client = peer(&broker.endpoint, "zguide-client", "echo").await;
+    client.send_line("precious");
+    assert_eq!(doomed.line().await, "GOT precious");
+    let _healthy = peer(&broker.endpoint, "zguide-worker", "echo").await;
+    doomed.kill();
+    assert_eq!(client.line().await, "REPLY echo|PRECIOUS");
 }

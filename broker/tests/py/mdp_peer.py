@@ -12,6 +12,8 @@ MODE:
   overseer-worker  DEALER, header "1", ASCII commands; replies msgpack x+y
   majortomo-client majortomo.Client; prints "REPLY <frames...>"
   majortomo-worker majortomo.Worker; replies upper-cased
+  zguide-hang      DEALER, MDP 0.1 worker that prints "GOT <body>" for a request and
+                   then hangs (no reply, no heartbeats): a worker dying mid-request
 Prints READY once connected.
 """
 import sys, threading, time
@@ -113,5 +115,14 @@ elif mode == "majortomo-worker":
     while True:
         client, frames = w.wait_for_request()
         w.send_reply_final(client, [f.upper() for f in frames])
+elif mode == "zguide-hang":
+    s = ctx.socket(zmq.DEALER); s.connect(endpoint)
+    s.send_multipart([b"", b"MDPW01", b"\x01", service]); print("READY", flush=True)
+    while True:
+        empty, header, cmd, *rest = s.recv_multipart()
+        if cmd == b"\x02":
+            print("GOT " + show(rest[2:]), flush=True)
+            time.sleep(3600)
+
 else:
     sys.exit("unknown mode " + mode)
