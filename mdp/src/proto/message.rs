@@ -140,6 +140,23 @@ fn expect_header(
     Ok(i + 1)
 }
 
+/// The start of every worker-side message: `[E,] header`.
+fn worker_header(dialect: Dialect) -> Message {
+    let mut msg = Message::new();
+    if dialect.leading_empty() {
+        msg.push_back(Bytes::new());
+    }
+    msg.push_back(dialect.worker_header());
+    msg
+}
+
+/// Appends `client, E, body…`, the addressed part of REQUEST and replies.
+fn push_addressed(msg: &mut Message, client: &Bytes, body: &Message) {
+    msg.push_back(client.clone());
+    msg.push_back(Bytes::new());
+    msg.extend(body.iter().cloned());
+}
+
 /// Splits `client, E, body…` (frames from `start`).
 fn client_and_body(
     frames: &[Bytes],
@@ -233,11 +250,7 @@ impl WorkerCommand {
     /// The frames a worker sends (for its DEALER socket).
     pub fn encode(&self, dialect: Dialect) -> Message {
         let codes = dialect.worker_codes();
-        let mut msg = Message::new();
-        if dialect.leading_empty() {
-            msg.push_back(Bytes::new());
-        }
-        msg.push_back(dialect.worker_header());
+        let mut msg = worker_header(dialect);
         match self {
             WorkerCommand::Ready { service } => {
                 msg.push_back(codes.ready);
@@ -249,9 +262,7 @@ impl WorkerCommand {
                     _ => codes.reply_or_partial,
                 };
                 msg.push_back(code);
-                msg.push_back(client.clone());
-                msg.push_back(Bytes::new());
-                msg.extend(body.iter().cloned());
+                push_addressed(&mut msg, client, body);
             }
             WorkerCommand::Heartbeat => msg.push_back(codes.heartbeat),
             WorkerCommand::Disconnect => msg.push_back(codes.disconnect),
@@ -376,17 +387,11 @@ impl ToWorker {
     /// The frames the broker sends to a worker of `dialect` (after the routing id).
     pub fn encode(&self, dialect: Dialect) -> Message {
         let codes = dialect.worker_codes();
-        let mut msg = Message::new();
-        if dialect.leading_empty() {
-            msg.push_back(Bytes::new());
-        }
-        msg.push_back(dialect.worker_header());
+        let mut msg = worker_header(dialect);
         match self {
             ToWorker::Request { client, body } => {
                 msg.push_back(codes.request);
-                msg.push_back(client.clone());
-                msg.push_back(Bytes::new());
-                msg.extend(body.iter().cloned());
+                push_addressed(&mut msg, client, body);
             }
             ToWorker::Heartbeat => msg.push_back(codes.heartbeat),
             ToWorker::Disconnect => msg.push_back(codes.disconnect),
