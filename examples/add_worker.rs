@@ -10,13 +10,7 @@ struct Add {
 
 #[tokio::main]
 async fn main() -> Result<(), mdp::worker::WorkerError> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
-    let broker = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "tcp://127.0.0.1:5555".into());
-    eprintln!("add worker serving through {broker}");
+    let broker = zmtp_examples::worker_setup("add worker");
     mdp::Worker::new(broker, "add")
         .run_typed(
             |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },

@@ -8,13 +8,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), mdp::worker::WorkerError> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
-    let broker = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "tcp://127.0.0.1:5555".into());
-    eprintln!("echo worker serving through {broker}");
+    let broker = zmtp_examples::worker_setup("echo worker");
     mdp::Worker::new(broker, "echo")
         .run(|request| async move { Ok(request) })
         .await

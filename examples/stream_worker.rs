@@ -7,13 +7,7 @@ use zmtp::Message;
 
 #[tokio::main]
 async fn main() -> Result<(), mdp::worker::WorkerError> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
-    let broker = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "tcp://127.0.0.1:5555".into());
-    eprintln!("count worker serving through {broker}");
+    let broker = zmtp_examples::worker_setup("count worker");
     let options = WorkerOptions {
         dialect: Dialect::Mdp02,
         ..WorkerOptions::default()
