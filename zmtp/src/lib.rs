@@ -3,6 +3,7 @@
 //!
 //! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP over `tcp://` and `ipc://`);
 //! - [`Message`] is a multipart message of [`bytes::Bytes`] frames;
+//! - [`Monitor`] streams a socket's connection events ([`SocketEvent`]);
 //! - [`proto`] is the sans-IO protocol core (greeting, frames, commands, handshake),
 //!   usable on its own.
 
@@ -13,6 +14,7 @@ mod engine;
 pub mod error;
 mod inbound;
 pub mod message;
+pub mod monitor;
 pub mod options;
 mod pipe;
 pub mod proto;
@@ -22,6 +24,7 @@ mod util;
 
 pub use error::Error;
 pub use message::Message;
+pub use monitor::{Monitor, SocketEvent};
 pub use options::SocketOptions;
 pub use proto::SocketType;
 pub use socket::{PeerKey, Socket};

@@ -133,6 +133,13 @@ pub struct Broker {
     next_request: RequestId,
     outgoing: Vec<(Bytes, Message)>,
     stats: BrokerStats,
+    /// No later than the earliest heartbeat, expiry or TTL deadline (None: nothing
+    /// is due). Lowered as things are added, recomputed by each tick, so finding the
+    /// next tick never scans the workers or the requests.
+    due: Option<Instant>,
+    /// When the last tick ran: ticks are at least [`Broker::tick_resolution`] apart,
+    /// so a tick's scan happens a bounded number of times per second.
+    last_tick: Option<Instant>,
 }
 
 impl Broker {
@@ -146,6 +153,8 @@ impl Broker {
             next_request: 0,
             outgoing: Vec::new(),
             stats: BrokerStats::default(),
+            due: None,
+            last_tick: None,
         }
     }
 
@@ -174,18 +183,27 @@ impl Broker {
         self.outgoing.drain(..)
     }
 
-    /// When [`Broker::handle_tick`] should be called next at the latest.
+    /// When [`Broker::handle_tick`] should be called next. Constant time: the
+    /// broker's loop asks after every burst of messages.
     pub fn next_tick(&self, now: Instant) -> Instant {
-        let mut next = now + self.config.heartbeat_interval;
-        for w in self.workers.values() {
-            next = next.min(w.next_heartbeat).min(w.expiry);
+        let due = self
+            .due
+            .unwrap_or(now + self.config.heartbeat_interval)
+            .min(now + self.config.heartbeat_interval);
+        match self.last_tick {
+            Some(last) => due.max(last + self.tick_resolution()),
+            None => due,
         }
-        for r in self.requests.values() {
-            if r.worker.is_none() {
-                next = next.min(r.deadline);
-            }
-        }
-        next
+    }
+
+    /// The least time between two ticks: a tenth of the heartbeat interval. Heartbeats
+    /// and TTL drops may run that much late, which no peer can notice.
+    pub fn tick_resolution(&self) -> Duration {
+        self.config.heartbeat_interval / 10
+    }
+
+    fn note_due(&mut self, at: Instant) {
+        self.due = Some(self.due.map_or(at, |due| due.min(at)));
     }
 
     fn expiry(&self, now: Instant) -> Instant {
@@ -234,6 +252,8 @@ impl Broker {
         service.queue.push_back(id);
         service.waiting += 1;
         let name = request.service.clone();
+        let deadline = now + self.config.request_ttl;
+        self.note_due(deadline);
         self.requests.insert(
             id,
             PendingRequest {
@@ -242,7 +262,7 @@ impl Broker {
                 enveloped: request.enveloped,
                 service: request.service,
                 body: request.body,
-                deadline: now + self.config.request_ttl,
+                deadline,
                 worker: None,
                 gathered: Message::new(),
                 gathered_bytes: 0,
@@ -284,13 +304,15 @@ impl Broker {
                     self.send(peer, ToWorker::Disconnect.encode(dialect));
                     return;
                 }
+                let next_heartbeat = now + self.config.heartbeat_interval;
+                self.note_due(next_heartbeat);
                 self.workers.insert(
                     peer.clone(),
                     WorkerState {
                         dialect,
                         service: service.clone(),
                         expiry,
-                        next_heartbeat: now + self.config.heartbeat_interval,
+                        next_heartbeat,
                         busy: None,
                     },
                 );
@@ -393,6 +415,8 @@ impl Broker {
                         r.gathered = Message::new();
                         r.gathered_bytes = 0;
                         r.deadline = now + self.config.request_ttl;
+                        let deadline = r.deadline;
+                        self.note_due(deadline);
                         if let Some(s) = self.services.get_mut(&w.service) {
                             s.queue.push_front(id);
                             s.waiting += 1;
@@ -534,6 +558,13 @@ impl Broker {
         for id in stale {
             self.drop_waiting(id, "no worker took it within the request TTL");
         }
+        self.last_tick = Some(now);
+        let heartbeats = self
+            .workers
+            .values()
+            .map(|w| w.next_heartbeat.min(w.expiry));
+        let deadlines = self.requests.values().filter(|r| r.worker.is_none());
+        self.due = heartbeats.chain(deadlines.map(|r| r.deadline)).min();
     }
 
     /// The broker is stopping: every worker gets DISCONNECT and is forgotten.

@@ -25,6 +25,7 @@ pub use peers::PeerKey;
 
 use crate::error::Error;
 use crate::inbound::{Inbound, InboundQueue};
+use crate::monitor::{EventSink, Monitor, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
 use crate::proto::SocketType;
@@ -95,6 +96,7 @@ impl Socket {
                 inbound: Arc::new(InboundQueue::new(options.recv_hwm)),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                events: EventSink::default(),
             }),
             received: VecDeque::new(),
             options,
@@ -128,6 +130,14 @@ impl Socket {
         self.last_endpoint.as_ref()
     }
 
+    /// Starts a monitor: a stream of [`SocketEvent`]s about this socket's endpoints
+    /// and connections (listening, accepted, connected, retried, handshakes,
+    /// disconnects, closed). A second call replaces the first monitor. See
+    /// [`crate::monitor`].
+    pub fn monitor(&mut self) -> Monitor {
+        self.core.events.attach()
+    }
+
     /// Number of peers: connected ones plus connecting endpoints.
     pub fn peer_count(&self) -> usize {
         self.core.peers.len()
@@ -143,9 +153,11 @@ impl Socket {
         let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
         let span =
             tracing::info_span!("zmtp_listen", socket = %self.core.socket_type, endpoint = %bound);
-        self.core
-            .tasks
-            .spawn(session::listen(self.core.clone(), listener, settings).instrument(span));
+        self.core.events.emit(|| SocketEvent::Listening {
+            endpoint: bound.clone(),
+        });
+        let listen = session::listen(self.core.clone(), listener, bound.clone(), settings);
+        self.core.tasks.spawn(listen.instrument(span));
         self.last_endpoint = Some(bound.clone());
         Ok(bound)
     }
@@ -242,6 +254,7 @@ impl Drop for Socket {
     fn drop(&mut self) {
         self.core.inbound.close();
         self.core.cancel.cancel();
+        self.core.events.close();
     }
 }
 

@@ -136,34 +136,30 @@ impl Peers {
     }
 
     /// The connection of `key` ended; its pipe stays (a connecting endpoint keeps
-    /// queueing until it reconnects) but its routing id is released.
-    pub(crate) fn disconnected(&self, key: PeerKey) {
+    /// queueing until it reconnects) but its routing id is released and returned.
+    pub(crate) fn disconnected(&self, key: PeerKey) -> Option<Bytes> {
         let mut t = self.lock();
-        if let Some(entry) = t.entries.get_mut(&key) {
+        let id = t.entries.get_mut(&key).and_then(|entry| {
             entry.connection = None;
-            if let Some(id) = entry.routing_id.take() {
-                if t.by_routing_id.get(&id) == Some(&key) {
-                    t.by_routing_id.remove(&id);
-                }
-            }
-        }
+            entry.routing_id.take()
+        });
+        release(&mut t, key, id.as_ref());
         drop(t);
         self.changed();
+        id
     }
 
-    /// Removes `key` for good and closes its pipe.
-    pub(crate) fn remove(&self, key: PeerKey) {
+    /// Removes `key` for good and closes its pipe; returns the routing id it had.
+    pub(crate) fn remove(&self, key: PeerKey) -> Option<Bytes> {
         let mut t = self.lock();
-        if let Some(entry) = t.entries.remove(&key) {
+        let id = t.entries.remove(&key).and_then(|entry| {
             entry.pipe.close();
-            if let Some(id) = entry.routing_id {
-                if t.by_routing_id.get(&id) == Some(&key) {
-                    t.by_routing_id.remove(&id);
-                }
-            }
-        }
+            entry.routing_id
+        });
+        release(&mut t, key, id.as_ref());
         drop(t);
         self.changed();
+        id
     }
 
     /// Refreshes `snapshot` if the table changed since it was taken.
@@ -191,6 +187,15 @@ impl Peers {
     /// Number of peers (pipes), connected or not.
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
+    }
+}
+
+/// Frees `id` in the routing table if `key` still owns it.
+fn release(t: &mut Table, key: PeerKey, id: Option<&Bytes>) {
+    if let Some(id) = id {
+        if t.by_routing_id.get(id) == Some(&key) {
+            t.by_routing_id.remove(id);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
 use crate::engine::{self, ConnectionError, Delivery, EngineConfig};
 use crate::inbound::InboundQueue;
+use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
 use crate::proto::{HandshakeConfig, SocketType};
@@ -25,6 +26,7 @@ pub(crate) struct Core {
     pub(crate) inbound: Arc<InboundQueue>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    pub(crate) events: EventSink,
 }
 
 /// The options one endpoint runs with, fixed when it is bound or connected.
@@ -67,7 +69,12 @@ impl Settings {
 }
 
 /// Accepts connections on `listener` until the socket closes.
-pub(crate) async fn listen(core: Arc<Core>, listener: Listener, settings: Arc<Settings>) {
+pub(crate) async fn listen(
+    core: Arc<Core>,
+    listener: Listener,
+    endpoint: Endpoint,
+    settings: Arc<Settings>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -75,6 +82,10 @@ pub(crate) async fn listen(core: Arc<Core>, listener: Listener, settings: Arc<Se
         };
         match accepted {
             Ok((stream, addr)) => {
+                core.events.emit(|| SocketEvent::Accepted {
+                    endpoint: endpoint.clone(),
+                    peer: addr.clone(),
+                });
                 let span = tracing::info_span!("zmtp", socket = %core.socket_type);
                 let (core2, settings2) = (core.clone(), settings.clone());
                 core.tasks.spawn(
@@ -134,6 +145,9 @@ pub(crate) async fn keep_connected(
         };
         match attempt {
             Ok(stream) => {
+                core.events.emit(|| SocketEvent::Connected {
+                    endpoint: endpoint.clone(),
+                });
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
                 let (end, established) =
@@ -152,6 +166,10 @@ pub(crate) async fn keep_connected(
             }
             Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed; will retry"),
         }
+        core.events.emit(|| SocketEvent::ConnectRetried {
+            endpoint: endpoint.clone(),
+            after: delay,
+        });
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = stop.cancelled() => break,
@@ -182,6 +200,10 @@ async fn connection(
         Ok(done) => done,
         Err(e) => {
             log_end(peer_addr, None, &e, "handshake failed");
+            core.events.emit(|| SocketEvent::HandshakeFailed {
+                peer: peer_addr.to_owned(),
+                reason: e.to_string(),
+            });
             return (e, false);
         }
     };
@@ -206,6 +228,10 @@ async fn connection(
                 }
                 let e = ConnectionError::DuplicateRoutingId(printable(&id));
                 tracing::warn!(peer = peer_addr, reason = %e, "refusing peer");
+                core.events.emit(|| SocketEvent::HandshakeFailed {
+                    peer: peer_addr.to_owned(),
+                    reason: e.to_string(),
+                });
                 return (e, true);
             }
         }
@@ -219,6 +245,10 @@ async fn connection(
         routing_id = prefix.as_deref().map(printable),
         "connected"
     );
+    core.events.emit(|| SocketEvent::HandshakeSucceeded {
+        peer: peer_addr.to_owned(),
+        routing_id: prefix.clone(),
+    });
     let routing_id = prefix.as_deref().map(printable);
     let delivery = Delivery {
         inbound: core.inbound.clone(),
@@ -226,12 +256,17 @@ async fn connection(
         prefix,
     };
     let end = engine::run(stream, leftover, &settings.engine, pipe, delivery, close).await;
-    if persistent {
-        core.peers.disconnected(key);
+    let released = if persistent {
+        core.peers.disconnected(key)
     } else {
-        core.peers.remove(key);
-    }
+        core.peers.remove(key)
+    };
     log_end(peer_addr, routing_id.as_deref(), &end, "connection closed");
+    core.events.emit(|| SocketEvent::Disconnected {
+        peer: peer_addr.to_owned(),
+        routing_id: released,
+        reason: end.to_string(),
+    });
     (end, true)
 }
 

@@ -375,3 +375,54 @@ fn next_tick_is_never_later_than_a_heartbeat() {
     let h = Harness::new(BrokerConfig::default());
     assert!(h.broker.next_tick(h.now) <= h.now + Duration::from_millis(2500));
 }
+
+#[test]
+fn next_tick_comes_by_the_earliest_ttl_deadline() {
+    let mut h = Harness::new(BrokerConfig {
+        request_ttl: Duration::from_millis(300),
+        ..BrokerConfig::default()
+    });
+    h.request("c", Dialect::Mdp01, "nobody", "x");
+    let tick = h.broker.next_tick(h.now);
+    assert!(tick <= h.now + Duration::from_millis(300), "{tick:?}");
+    h.advance(tick - h.now);
+    assert_eq!(h.broker.request_count(), 0, "dropped at its deadline");
+}
+
+#[test]
+fn ticks_are_at_least_a_resolution_apart() {
+    let mut h = Harness::new(BrokerConfig {
+        request_ttl: Duration::from_millis(1),
+        ..BrokerConfig::default()
+    });
+    h.advance(Duration::ZERO);
+    // Something due right now still waits for the resolution after the last tick.
+    h.request("c", Dialect::Mdp01, "nobody", "x");
+    let resolution = h.broker.tick_resolution();
+    assert!(resolution > Duration::ZERO);
+    assert_eq!(h.broker.next_tick(h.now), h.now + resolution);
+}
+
+/// Driving the broker by its own `next_tick`, as the binary does, heartbeats a
+/// worker about once per interval, never less often.
+#[test]
+fn ticking_at_next_tick_heartbeats_every_interval() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("w", Dialect::Mdp01, "s");
+    let interval = Duration::from_millis(2500);
+    let start = h.now;
+    let mut heartbeats = Vec::new();
+    while h.now < start + interval * 20 {
+        let tick = h.broker.next_tick(h.now);
+        assert!(tick > h.now, "ticks move forward");
+        let out = h.advance(tick - h.now);
+        heartbeats.extend(out.iter().map(|_| h.now));
+        // Keep the worker alive.
+        h.input("w", WorkerCommand::Heartbeat.encode(Dialect::Mdp01));
+    }
+    assert!(heartbeats.len() >= 19, "{} heartbeats", heartbeats.len());
+    let late = interval + h.broker.tick_resolution();
+    for pair in heartbeats.windows(2) {
+        assert!(pair[1] - pair[0] <= late, "gap {:?}", pair[1] - pair[0]);
+    }
+}
