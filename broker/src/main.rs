@@ -1,8 +1,10 @@
 //! `mdp-broker`: a Majordomo broker for every MDP dialect in use (MDP 0.1 and 0.2,
 //! majortomo, Overseer), on one socket.
 
+mod logging;
 mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,6 +43,38 @@ struct Args {
     /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log to this file (its directory is created) instead of stderr, e.g.
+    /// ./logs/broker.log as the Overseer broker.
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Rotate the log file at this size (bytes, or with a K, M or G suffix).
+    #[arg(long, value_name = "SIZE", default_value = "10M", value_parser = parse_size)]
+    log_max_size: u64,
+    /// Rotated log files kept (PATH.1 is the newest).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    log_keep: usize,
+}
+
+/// `4096`, `512K`, `10M`, `1G` (binary multiples).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("unknown size unit {unit:?} (use K, M or G)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a size: {text:?}"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("size out of range: {text:?}"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,17 +101,21 @@ fn endpoints(args: &Args) -> Vec<String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let level = match args.verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
+    let log = logging::LogSettings {
+        verbose: args.verbose,
+        file: args.log_file.clone(),
+        max_size: args.log_max_size,
+        keep: args.log_keep,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Flushes the log file when main returns.
+    let _log_guard = match logging::init(&log) {
+        Ok(guard) => guard,
+        Err(e) => {
+            let path = log.file.unwrap_or_default();
+            eprintln!("mdp-broker: cannot open log file {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -143,4 +181,21 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
 }
