@@ -37,6 +37,13 @@ struct Args {
     /// Most requests waiting in one service's queue.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_queue: usize,
+    /// Most requests the broker holds in all (waiting and in flight).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_requests: usize,
+    /// Largest message a peer may send (bytes, or with a K, M or G suffix); a frame
+    /// declaring more closes that connection before anything is allocated.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    max_message_size: u64,
     /// What happens to the request of a worker that dies while holding it.
     #[arg(long, value_enum, default_value_t = Death::Requeue)]
     on_worker_death: Death,
@@ -142,11 +149,12 @@ async fn run(args: Args) -> Result<(), zmtp::Error> {
         liveness: args.heartbeat_liveness.max(1),
         request_ttl: Duration::from_millis(args.request_ttl),
         max_queue: args.max_queue,
+        max_requests: args.max_requests,
+        max_message_size: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
         on_worker_death: match args.on_worker_death {
             Death::Requeue => WorkerDeath::Requeue,
             Death::Drop => WorkerDeath::Drop,
         },
-        ..BrokerConfig::default()
     };
     let options = SocketOptions::default()
         .max_message_size(config.max_message_size as u64)
