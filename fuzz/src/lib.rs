@@ -8,9 +8,10 @@
 //! pseudo-random pieces derived from the input) and checks that the outcome does not
 //! depend on how the bytes arrived, besides never panicking.
 //!
-//! The `mdp` target's body is in `mdp.rs`, declared here only outside `cfg(test)`:
-//! zmtp's tests have no `mdp` crate, so `mdp/tests/fuzz_corpus.rs` includes that file
-//! by path instead.
+//! The `mdp` and `broker` targets' bodies are in `mdp.rs` and `broker.rs`, declared
+//! here only outside `cfg(test)`: zmtp's tests have no `mdp` crate, so
+//! `mdp/tests/fuzz_corpus.rs` and `mdp/tests/broker_fuzz_corpus.rs` include those
+//! files by path instead.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
@@ -27,6 +28,13 @@ use zmtp::proto::{
 pub mod mdp_target;
 #[cfg(not(test))]
 pub use mdp_target::mdp;
+
+/// The `broker` target's body and input encoding (not in zmtp's tests either).
+#[cfg(not(test))]
+#[path = "broker.rs"]
+pub mod broker_target;
+#[cfg(not(test))]
+pub use broker_target::broker;
 
 /// Ways of cutting an input into the pieces a transport might deliver.
 fn chunkings(data: &[u8]) -> [Vec<&[u8]>; 3] {

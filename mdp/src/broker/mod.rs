@@ -87,7 +87,8 @@ struct WorkerState {
 struct Service {
     /// Idle workers, oldest first. May hold stale ids (checked when popped).
     idle: VecDeque<Bytes>,
-    /// Waiting requests, oldest first. May hold finished ids (skipped when popped).
+    /// Waiting requests, oldest first. May hold finished ids (skipped when popped,
+    /// swept out by `forget_if_unused` before they outnumber the waiting ones).
     queue: VecDeque<RequestId>,
     /// Registered workers.
     workers: usize,
@@ -240,13 +241,16 @@ impl Broker {
                 limit = self.config.max_requests, "dropping a request: the broker holds its maximum");
             return;
         }
-        let service = self.services.entry(request.service.clone()).or_default();
-        if service.waiting >= self.config.max_queue {
+        // Checked before the service's entry is made: a request turned away (by a
+        // `max_queue` of 0, say) must not leave an entry behind for its name.
+        let waiting = self.services.get(&request.service).map_or(0, |s| s.waiting);
+        if waiting >= self.config.max_queue {
             self.stats.dropped += 1;
             tracing::warn!(client = %printable(client), service = %printable(&request.service),
                 limit = self.config.max_queue, "dropping a request: the service's queue is full");
             return;
         }
+        let service = self.services.entry(request.service.clone()).or_default();
         let id = self.next_request;
         self.next_request += 1;
         service.queue.push_back(id);
@@ -489,14 +493,21 @@ impl Broker {
     }
 
     /// Drops the entry of a service with no workers and nothing waiting, so names
-    /// invented by clients do not pile up.
+    /// invented by clients do not pile up. Otherwise sweeps the finished requests out
+    /// of its queue once they outnumber the waiting ones: requests dropped (TTL, client
+    /// gone) behind one still waiting are not popped until it is, so without the sweep
+    /// clients could pile them up for as long as it waits. A sweep removes more than
+    /// half the queue, so its cost is amortised over the drops that made it.
     fn forget_if_unused(&mut self, name: &Bytes) {
-        if self
-            .services
-            .get(name)
-            .is_some_and(|s| s.workers == 0 && s.waiting == 0)
-        {
+        let Some(s) = self.services.get_mut(name) else {
+            return;
+        };
+        if s.workers == 0 && s.waiting == 0 {
             self.services.remove(name);
+        } else if s.queue.len() > 2 * s.waiting {
+            let requests = &self.requests;
+            s.queue
+                .retain(|id| requests.get(id).is_some_and(|r| r.worker.is_none()));
         }
     }
 
@@ -577,13 +588,44 @@ impl Broker {
         self.requests.clear();
     }
 
-    /// Checks the internal invariants (for tests and fuzzing): every in-flight request
-    /// belongs to a live worker that holds it, and queue counts add up.
+    /// Checks the internal invariants, for tests and fuzzing (linear in the broker's
+    /// size: not for the hot path):
+    /// - every in-flight request belongs to a live worker of its service that holds
+    ///   it, and every busy worker's request is in flight on it;
+    /// - every waiting request is in its service's queue exactly once, `waiting`
+    ///   counts them, and finished entries never outnumber them in the queue;
+    /// - a service's idle list holds exactly its registered idle workers, once each,
+    ///   and is empty while requests of the service wait;
+    /// - each service's worker count is right, no worker serves `mmi.*`, and a
+    ///   service's entry exists exactly while it has workers or waiting requests;
+    /// - replies are gathered only for clients without partial replies, within the
+    ///   maximum message size;
+    /// - the broker holds at most `max_requests` requests.
+    ///
+    /// `max_queue` limits what is admitted, not what waits: a request given back by a
+    /// worker that died goes back to the front of its queue even when that queue is
+    /// full, so a queue may exceed `max_queue` by such requests (`max_requests` still
+    /// bounds them all).
     pub fn check_invariants(&self) -> Result<(), String> {
+        use std::collections::HashSet;
+
+        if self.requests.len() > self.config.max_requests {
+            return Err(format!(
+                "{} requests held, more than max_requests ({})",
+                self.requests.len(),
+                self.config.max_requests
+            ));
+        }
         for (id, r) in &self.requests {
+            if !self.services.contains_key(&r.service) {
+                return Err(format!(
+                    "request {id} is for {}, which has no service entry",
+                    printable(&r.service)
+                ));
+            }
             if let Some(w) = &r.worker {
                 match self.workers.get(w) {
-                    Some(state) if state.busy == Some(*id) => {}
+                    Some(state) if state.busy == Some(*id) && state.service == r.service => {}
                     _ => {
                         return Err(format!(
                             "request {id} is in flight on a worker that does not hold it"
@@ -591,8 +633,30 @@ impl Broker {
                     }
                 }
             }
+            if r.gathered.byte_len() != r.gathered_bytes
+                || r.gathered_bytes > self.config.max_message_size
+            {
+                return Err(format!(
+                    "request {id} gathered {} bytes, counted {} (limit {})",
+                    r.gathered.byte_len(),
+                    r.gathered_bytes,
+                    self.config.max_message_size
+                ));
+            }
+            if !r.gathered.is_empty() && (r.worker.is_none() || r.dialect.streams()) {
+                return Err(format!(
+                    "request {id} gathers a reply while waiting or for a streaming client"
+                ));
+            }
         }
+        // Per service: registered workers, idle ones among them.
+        let mut registered: HashMap<&Bytes, (usize, usize)> = HashMap::new();
         for (id, w) in &self.workers {
+            if is_mmi(&w.service) {
+                return Err(format!("worker {} serves an mmi.* name", printable(id)));
+            }
+            let counts = registered.entry(&w.service).or_default();
+            counts.0 += 1;
             if let Some(r) = w.busy {
                 if self.requests.get(&r).and_then(|r| r.worker.as_ref()) != Some(id) {
                     return Err(format!(
@@ -600,7 +664,80 @@ impl Broker {
                         printable(id)
                     ));
                 }
+            } else {
+                counts.1 += 1;
             }
+        }
+        for (name, s) in &self.services {
+            let service = printable(name);
+            let (workers, idle_workers) = registered.get(name).copied().unwrap_or_default();
+            if s.workers != workers {
+                return Err(format!(
+                    "{service} counts {} workers, {workers} registered",
+                    s.workers
+                ));
+            }
+            if s.workers == 0 && s.waiting == 0 {
+                return Err(format!("{service} is kept with no workers and no requests"));
+            }
+            let mut waiting = HashSet::new();
+            for id in &s.queue {
+                let Some(r) = self.requests.get(id).filter(|r| r.worker.is_none()) else {
+                    continue;
+                };
+                if r.service != *name {
+                    return Err(format!("{service} queues request {id} of another service"));
+                }
+                if !waiting.insert(*id) {
+                    return Err(format!("{service} queues request {id} twice"));
+                }
+            }
+            if waiting.len() != s.waiting {
+                return Err(format!(
+                    "{service} counts {} requests waiting, queues {}",
+                    s.waiting,
+                    waiting.len()
+                ));
+            }
+            if s.queue.len() > 2 * s.waiting {
+                return Err(format!(
+                    "{service} queues {} entries for {} waiting requests",
+                    s.queue.len(),
+                    s.waiting
+                ));
+            }
+            let mut idle = HashSet::new();
+            for w in &s.idle {
+                match self.workers.get(w) {
+                    Some(state) if state.busy.is_none() && state.service == *name => {}
+                    _ => {
+                        return Err(format!(
+                            "{service} lists {} as idle, which is not an idle worker of it",
+                            printable(w)
+                        ))
+                    }
+                }
+                if !idle.insert(w) {
+                    return Err(format!("{service} lists {} as idle twice", printable(w)));
+                }
+            }
+            if idle.len() != idle_workers {
+                return Err(format!(
+                    "{service} lists {} idle workers of {idle_workers}",
+                    idle.len()
+                ));
+            }
+            if s.waiting > 0 && idle_workers > 0 {
+                return Err(format!(
+                    "{service} has requests waiting beside {idle_workers} idle workers"
+                ));
+            }
+        }
+        if let Some(name) = registered.keys().find(|n| !self.services.contains_key(**n)) {
+            return Err(format!(
+                "{} has workers and no service entry",
+                printable(name)
+            ));
         }
         let waiting: usize = self.services.values().map(|s| s.waiting).sum();
         let unassigned = self
@@ -612,9 +749,6 @@ impl Broker {
             return Err(format!(
                 "{waiting} requests counted waiting, {unassigned} unassigned"
             ));
-        }
-        if self.requests.len() > self.config.max_requests {
-            return Err("more requests than max_requests".into());
         }
         Ok(())
     }
