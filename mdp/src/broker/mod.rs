@@ -600,7 +600,9 @@ impl Broker {
     ///   service's entry exists exactly while it has workers or waiting requests;
     /// - replies are gathered only for clients without partial replies, within the
     ///   maximum message size;
-    /// - the broker holds at most `max_requests` requests.
+    /// - the broker holds at most `max_requests` requests;
+    /// - nothing is due before the time `next_tick` works from (heartbeats, expiries
+    ///   and waiting requests' deadlines are all at or after it).
     ///
     /// `max_queue` limits what is admitted, not what waits: a request given back by a
     /// worker that died goes back to the front of its queue even when that queue is
@@ -738,6 +740,16 @@ impl Broker {
                 "{} has workers and no service entry",
                 printable(name)
             ));
+        }
+        let heartbeats = self.workers.values().map(|w| w.next_heartbeat.min(w.expiry));
+        let deadlines = self.requests.values().filter(|r| r.worker.is_none());
+        if let Some(first) = heartbeats.chain(deadlines.map(|r| r.deadline)).min() {
+            if self.due.is_none_or(|due| due > first) {
+                return Err(format!(
+                    "something is due at {first:?}, before the next tick's {:?}",
+                    self.due
+                ));
+            }
         }
         let waiting: usize = self.services.values().map(|s| s.waiting).sum();
         let unassigned = self
