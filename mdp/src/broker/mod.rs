@@ -744,7 +744,7 @@ impl Broker {
         let heartbeats = self.workers.values().map(|w| w.next_heartbeat.min(w.expiry));
         let deadlines = self.requests.values().filter(|r| r.worker.is_none());
         if let Some(first) = heartbeats.chain(deadlines.map(|r| r.deadline)).min() {
-            if self.due.is_none_or(|due| due > first) {
+            if !self.due.is_some_and(|due| due <= first) {
                 return Err(format!(
                     "something is due at {first:?}, before the next tick's {:?}",
                     self.due
