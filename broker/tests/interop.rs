@@ -2,53 +2,14 @@
 //! RFC 18 0.2, Overseer msgpack, majortomo, and our Rust client and worker, including
 //! requests that cross dialects.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
+use common::BrokerProcess;
 use mdp::{Client, ClientOptions, Dialect, Worker, WorkerOptions};
 use testkit::PyPeer;
 use zmtp::Message;
-
-/// The broker binary on a fresh port; killed on drop.
-struct BrokerProcess {
-    child: Child,
-    endpoint: String,
-}
-
-impl BrokerProcess {
-    fn start() -> BrokerProcess {
-        BrokerProcess::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> BrokerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mdp-broker"))
-            .args(["-b", "tcp://127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mdp-broker");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("broker prints its endpoint");
-        let endpoint = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        BrokerProcess { child, endpoint }
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")

@@ -47,7 +47,8 @@ pub struct WorkerOptions {
     pub heartbeat_interval: Duration,
     /// Silent intervals after which the broker is presumed dead.
     pub liveness: u32,
-    /// First wait before reconnecting; doubles up to `reconnect_interval_max`.
+    /// First wait before reconnecting; doubles up to `reconnect_interval_max` while
+    /// the broker does not accept the worker, and starts over once it has.
     pub reconnect_interval: Duration,
     /// Longest wait between reconnects.
     pub reconnect_interval_max: Duration,
@@ -114,7 +115,42 @@ pub struct Worker {
 
 enum SessionEnd {
     Shutdown,
-    Reconnect(&'static str),
+    Reconnect {
+        reason: &'static str,
+        /// The broker had accepted the worker (sent a heartbeat or a request).
+        established: bool,
+    },
+}
+
+/// The wait before each new session: `first`, doubling after every session the
+/// broker never accepted, up to `max`; back to `first` after one it did. So a worker
+/// that lost a broker it had been serving re-registers promptly however many times
+/// that happened before, and one that a broker keeps turning away backs off.
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max: max.max(first),
+            next: first,
+        }
+    }
+
+    /// The wait after a session that ended, `established` or not.
+    fn after(&mut self, established: bool) -> Duration {
+        if established {
+            self.next = self.first;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
 }
 
 impl Worker {
@@ -249,19 +285,25 @@ impl Worker {
 
     /// One broker connection, re-established whenever it is lost.
     async fn serve(&self, serve: Serve, stop: CancellationToken) -> Result<(), zmtp::Error> {
-        let mut delay = self.options.reconnect_interval;
+        let mut backoff = Backoff::new(
+            self.options.reconnect_interval,
+            self.options.reconnect_interval_max,
+        );
         loop {
-            match self.session(&serve, &stop).await? {
+            let wait = match self.session(&serve, &stop).await? {
                 SessionEnd::Shutdown => return Ok(()),
-                SessionEnd::Reconnect(why) => {
-                    tracing::info!(endpoint = %self.endpoint, reason = why, "reconnecting to the broker");
+                SessionEnd::Reconnect {
+                    reason,
+                    established,
+                } => {
+                    tracing::info!(endpoint = %self.endpoint, reason, "reconnecting to the broker");
+                    backoff.after(established)
                 }
-            }
+            };
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = stop.cancelled() => return Ok(()),
             }
-            delay = (delay * 2).min(self.options.reconnect_interval_max);
         }
     }
 
@@ -283,6 +325,7 @@ impl Worker {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut liveness = self.options.liveness;
+        let mut established = false;
         // Handler tasks: each drives one request's reply stream, sends partial replies
         // through `partials`, and returns the final reply.
         let mut in_flight: JoinSet<(Bytes, HandlerResult)> = JoinSet::new();
@@ -296,12 +339,16 @@ impl Worker {
                     liveness = self.options.liveness;
                     match ToWorker::parse(dialect, msg.frames()) {
                         Ok(ToWorker::Request { client, body }) => {
+                            established = true;
                             let task = drive(serve(body), client.clone(), dialect.streams(), partials_tx.clone());
                             let handle = in_flight.spawn(task);
                             clients.insert(handle.id(), client);
                         }
-                        Ok(ToWorker::Heartbeat) => {}
-                        Ok(ToWorker::Disconnect) => break SessionEnd::Reconnect("the broker sent DISCONNECT"),
+                        Ok(ToWorker::Heartbeat) => established = true,
+                        Ok(ToWorker::Disconnect) => break SessionEnd::Reconnect {
+                            reason: "the broker sent DISCONNECT",
+                            established,
+                        },
                         Err(e) => tracing::warn!(error = %e, "ignoring a malformed message from the broker"),
                     }
                 }
@@ -331,7 +378,10 @@ impl Worker {
                             tracing::error!(service = %zmtp::printable(&self.service), error = %e, "handler failed");
                             match error_reply(dialect, &e.to_string()) {
                                 Some(body) => body,
-                                None => break SessionEnd::Reconnect("a handler failed and the dialect has no error reply"),
+                                None => break SessionEnd::Reconnect {
+                                    reason: "a handler failed and the dialect has no error reply",
+                                    established,
+                                },
                             }
                         }
                     };
@@ -341,7 +391,10 @@ impl Worker {
                 _ = ticks.tick() => {
                     liveness = liveness.saturating_sub(1);
                     if liveness == 0 {
-                        break SessionEnd::Reconnect("the broker went silent");
+                        break SessionEnd::Reconnect {
+                            reason: "the broker went silent",
+                            established,
+                        };
                     }
                     socket.send(WorkerCommand::Heartbeat.encode(dialect)).await?;
                 }
@@ -352,7 +405,7 @@ impl Worker {
                 }
             }
         };
-        if matches!(end, SessionEnd::Reconnect(_)) {
+        if matches!(end, SessionEnd::Reconnect { .. }) {
             // Tell the broker, so it forgets this registration at once; best effort.
             let _ = socket.send(WorkerCommand::Disconnect.encode(dialect)).await;
         }
@@ -410,5 +463,28 @@ fn error_reply(dialect: Dialect, text: &str) -> Option<Message> {
             Some(Message::from(map))
         }
         Dialect::Mdp01 | Dialect::Mdp02 | Dialect::Majortomo => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_while_turned_away_and_starts_over_after_an_accepted_session() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(100), ms(1000));
+        let waits: Vec<Duration> = [false, false, false, false, false]
+            .into_iter()
+            .map(|established| backoff.after(established))
+            .collect();
+        assert_eq!(waits, [ms(100), ms(200), ms(400), ms(800), ms(1000)]);
+        // A broker that had accepted the worker went away: back to the first wait,
+        // however long the worker's history of reconnects.
+        assert_eq!(backoff.after(true), ms(100));
+        assert_eq!(backoff.after(false), ms(200));
+        assert_eq!(backoff.after(true), ms(100));
+        // A maximum below the first wait does not shorten it.
+        assert_eq!(Backoff::new(ms(300), ms(10)).after(false), ms(300));
     }
 }
