@@ -5,29 +5,14 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::BrokerProcess;
+use common::{bounded, wait_for_service, wait_until, BrokerProcess};
 use mdp::proto::{ToWorker, WorkerCommand};
 use mdp::Dialect;
 use zmtp::{Socket, SocketType};
 
-const WAIT: Duration = Duration::from_secs(30);
-
 fn broker_command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mdp-broker"))
-}
-
-/// Polls until the process has exited, within a generous bound.
-async fn wait_exit(broker: &mut BrokerProcess) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while broker.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the broker did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn sigterm(broker: &BrokerProcess) {
@@ -59,20 +44,13 @@ async fn sigterm_disconnects_workers_then_the_port_is_free_at_once() {
     }
     // Registered once MMI says so.
     let client = mdp::Client::connect(&endpoint).unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !client.service_exists("echo").await.unwrap() {
-        assert!(tokio::time::Instant::now() < deadline, "workers never registered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_service(&client, "echo").await;
 
     sigterm(&broker);
     for (dialect, worker) in &mut workers {
         // Heartbeats may come first; DISCONNECT must come, in the worker's dialect.
         loop {
-            let msg = tokio::time::timeout(WAIT, worker.recv())
-                .await
-                .expect("DISCONNECT before the timeout")
-                .unwrap();
+            let msg = bounded("DISCONNECT", worker.recv()).await.unwrap();
             match ToWorker::parse(*dialect, msg.frames()) {
                 Ok(ToWorker::Disconnect) => break,
                 Ok(ToWorker::Heartbeat) => continue,
@@ -80,7 +58,7 @@ async fn sigterm_disconnects_workers_then_the_port_is_free_at_once() {
             }
         }
     }
-    wait_exit(&mut broker).await;
+    wait_until("the broker exits after SIGTERM", || !broker.is_running()).await;
 
     // Connections were open when it stopped; the same port binds again at once.
     let again = BrokerProcess::try_start_on(&endpoint, &[]).expect("rebind the same port");
@@ -145,14 +123,20 @@ async fn log_file_is_written_and_rotated() {
         peer.send(msg).await.unwrap();
     }
     let rotated = dir.join("logs/broker.log.1");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !rotated.exists() || !dir.join("logs/broker.log.2").exists() {
-        assert!(tokio::time::Instant::now() < deadline, "no rotation");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!dir.join("logs/broker.log.3").exists(), "only --log-keep files");
+    wait_until("the log rotates twice", || {
+        rotated.exists() && dir.join("logs/broker.log.2").exists()
+    })
+    .await;
+    assert!(
+        !dir.join("logs/broker.log.3").exists(),
+        "only --log-keep files"
+    );
     let text = std::fs::read_to_string(&rotated).unwrap();
-    assert!(text.len() <= 4096, "rotated at the size: {} bytes", text.len());
+    assert!(
+        text.len() <= 4096,
+        "rotated at the size: {} bytes",
+        text.len()
+    );
     assert!(text.contains("malformed"), "{text}");
     assert!(!text.contains('\u{1b}'), "no terminal colours in a file");
     drop(broker);

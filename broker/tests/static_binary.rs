@@ -10,13 +10,15 @@
 //! waits for the lock that the running `cargo test` holds, and the two compilers never
 //! share artifacts. Warm, each build is a cargo no-op.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::BrokerProcess;
 use mdp::{Client, ClientOptions, Worker};
 use zmtp::Message;
 
@@ -47,7 +49,7 @@ fn x86_64_static_binary_answers_mmi() {
         "ldd does not say {} is static:\n{ldd}",
         binary.display()
     );
-    let broker = StaticBroker::start(Command::new(&binary));
+    let broker = start(Command::new(&binary));
     answers_mmi(&broker);
 }
 
@@ -59,7 +61,7 @@ fn aarch64_static_binary_answers_mmi_under_qemu() {
     assert_static_elf(&binary, "AArch64");
     let mut qemu = Command::new("qemu-aarch64-static");
     qemu.arg(&binary);
-    let broker = StaticBroker::start(qemu);
+    let broker = start(qemu);
     answers_mmi(&broker);
 }
 
@@ -155,7 +157,13 @@ fn run_tool(command: &mut Command) -> String {
 
 /// `mmi.service` says 404 while nobody serves [`SERVICE`], 200 once our worker has
 /// registered, and the worker's echo comes back through the broker.
-fn answers_mmi(broker: &StaticBroker) {
+/// The broker `command` runs, on a fresh loopback port.
+fn start(mut command: Command) -> BrokerProcess {
+    command.args(["-b", "tcp://127.0.0.1:0"]);
+    BrokerProcess::spawn(command, STARTUP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn answers_mmi(broker: &BrokerProcess) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -216,99 +224,6 @@ async fn mmi_service(client: &Client) -> String {
         .expect("mmi.service reply");
     let code = reply.first().expect("mmi.service reply has a frame");
     String::from_utf8_lossy(code).into_owned()
-}
-
-/// The broker started as `command -b tcp://127.0.0.1:0` (the OS picks a free port;
-/// the broker prints it); killed and reaped on drop. Its stderr is collected for
-/// failure messages.
-struct StaticBroker {
-    child: Child,
-    endpoint: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl StaticBroker {
-    fn start(mut command: Command) -> StaticBroker {
-        let mut child = command
-            .args(["-b", "tcp://127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let stderr = collect(child.stderr.take().expect("piped stderr"));
-        // Lines go through a channel so that the wait for the first one is bounded;
-        // the thread keeps draining stdout afterwards.
-        let (lines_tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if lines_tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut broker = StaticBroker {
-            child,
-            endpoint: String::new(),
-            stderr,
-        };
-        let line = match lines.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => broker.fail(&format!(
-                "{command:?} printed nothing within {STARTUP_TIMEOUT:?}"
-            )),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                broker.fail(&format!("{command:?} exited before printing its endpoint"))
-            }
-        };
-        match line.trim().strip_prefix("listening on ") {
-            Some(endpoint) => broker.endpoint = endpoint.to_owned(),
-            None => broker.fail(&format!("{command:?}: unexpected first line {line:?}")),
-        }
-        broker
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn fail(&mut self, what: &str) -> ! {
-        self.kill();
-        // Give the collector a moment to take the last words from the closed pipe.
-        std::thread::sleep(Duration::from_millis(200));
-        panic!("{what}\n--- broker stderr ---\n{}", self.stderr());
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for StaticBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Collects everything read from `pipe` in a background thread.
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_str(&String::from_utf8_lossy(&chunk[..n]));
-        }
-    });
-    text
 }
 
 /// `scripts/build-static` in a process group of its own, so that a timeout can stop

@@ -15,6 +15,6 @@ pub mod frames;
 mod peer;
 mod venv;
 
-pub use endpoints::{free_tcp_port, ipc_endpoint, ipc_path, tcp_endpoint};
+pub use endpoints::{free_tcp_port, ipc_endpoint, ipc_path, restartable_endpoint, tcp_endpoint};
 pub use peer::{PyPeer, LINE_TIMEOUT};
 pub use venv::{python, workspace_root, PYTHON_PACKAGES};
