@@ -741,7 +741,10 @@ impl Broker {
                 printable(name)
             ));
         }
-        let heartbeats = self.workers.values().map(|w| w.next_heartbeat.min(w.expiry));
+        let heartbeats = self
+            .workers
+            .values()
+            .map(|w| w.next_heartbeat.min(w.expiry));
         let deadlines = self.requests.values().filter(|r| r.worker.is_none());
         if let Some(first) = heartbeats.chain(deadlines.map(|r| r.deadline)).min() {
             if !self.due.is_some_and(|due| due <= first) {
