@@ -159,11 +159,25 @@ async fn python_add_example_with_our_typed_worker() {
 }
 
 /// kill -9 a worker that holds a request while another worker of the service lives:
-/// the broker notices (heartbeats), gives the request to the live worker, and the
-/// client gets its reply.
+/// the broker notices (its connection closes, or heartbeats stop), gives the request
+/// to the live worker, and the client gets its reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_survives_its_worker_being_killed() {
     let broker = BrokerProcess::start_with(&["--heartbeat-interval", "200"]);
+    let mut doomed = peer(&broker.endpoint, "zguide-hang", "echo").await;
+    let mut client = peer(&broker.endpoint, "zguide-client", "echo").await;
+    client.send_line("precious");
+    assert_eq!(doomed.line().await, "GOT precious");
+    let _healthy = peer(&broker.endpoint, "zguide-worker", "echo").await;
+    doomed.kill();
+    assert_eq!(client.line().await, "REPLY echo|PRECIOUS");
+}
+
+/// The same with heartbeats so slow (10 minutes) that only the closed connection can
+/// tell the broker: it does not wait for the worker to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_request_is_requeued_when_its_connection_closes() {
+    let broker = BrokerProcess::start_with(&["--heartbeat-interval", "600000"]);
     let mut doomed = peer(&broker.endpoint, "zguide-hang", "echo").await;
     let mut client = peer(&broker.endpoint, "zguide-client", "echo").await;
     client.send_line("precious");
