@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -23,7 +23,7 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::inbound::{Inbound, InboundQueue};
-use crate::pipe::Pipe;
+use crate::pipe::{Outbound, Pipe};
 use crate::proto::frame::encode_message;
 use crate::proto::{
     Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
@@ -146,6 +146,8 @@ pub(crate) struct Delivery {
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.
+/// `peer_minor` is the ZMTP minor version the peer announced: 3.0 peers get
+/// subscriptions as legacy messages, 3.1 peers as commands.
 pub(crate) async fn run(
     stream: Stream,
     leftover: BytesMut,
@@ -153,11 +155,13 @@ pub(crate) async fn run(
     pipe: Arc<Pipe>,
     delivery: Delivery,
     close: CancellationToken,
+    peer_minor: u8,
 ) -> ConnectionError {
     let (read, write) = stream.into_split();
     let (control_tx, control_rx) = mpsc::channel(16);
     let reader = read_loop(read, leftover, config, delivery, control_tx);
-    let writer = write_loop(write, config, &pipe, control_rx, &close);
+    let legacy = peer_minor == 0;
+    let writer = write_loop(write, config, &pipe, control_rx, &close, legacy);
     let both = async {
         tokio::select! {
             r = reader => r,
@@ -291,8 +295,9 @@ async fn write_loop(
     pipe: &Pipe,
     mut control: mpsc::Receiver<Command>,
     close: &CancellationToken,
+    legacy_subscriptions: bool,
 ) -> ConnectionError {
-    let mut batch: VecDeque<Message> = VecDeque::new();
+    let mut batch: VecDeque<Outbound> = VecDeque::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let ping = config.heartbeat_ttl.map_or(0, |ttl| {
         u16::try_from(ttl.as_millis() / 100).unwrap_or(u16::MAX)
@@ -333,8 +338,8 @@ async fn write_loop(
             }
             continue;
         }
-        for msg in batch.drain(..) {
-            encode_message(&msg, &mut buf);
+        for item in batch.drain(..) {
+            encode_outbound(&item, legacy_subscriptions, &mut buf);
             if buf.len() >= WRITE_CHUNK {
                 if let Err(e) = write.write_all(&buf).await {
                     return e.into();
@@ -348,5 +353,74 @@ async fn write_loop(
             }
             buf.clear();
         }
+    }
+}
+
+/// Encodes what a socket queued: a message as frames; a subscription change as a
+/// SUBSCRIBE/CANCEL command (ZMTP 3.1) or, for a 3.0 peer, as the legacy one-frame
+/// message `0x01|0x00 + topic` (RFC 37 and reference §16).
+fn encode_outbound(item: &Outbound, legacy_subscriptions: bool, buf: &mut BytesMut) {
+    let (subscribe, topic) = match item {
+        Outbound::Message(msg) => return encode_message(msg, buf),
+        Outbound::Subscribe(topic) => (true, topic),
+        Outbound::Cancel(topic) => (false, topic),
+    };
+    if legacy_subscriptions {
+        let mut body = BytesMut::with_capacity(1 + topic.len());
+        body.put_u8(u8::from(subscribe));
+        body.put_slice(topic);
+        encode_message(&Message::from(body.freeze()), buf);
+    } else if subscribe {
+        Command::Subscribe(topic.clone()).encode_frame(buf);
+    } else {
+        Command::Cancel(topic.clone()).encode_frame(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::FrameCodec;
+
+    fn decode_all(mut buf: BytesMut) -> Vec<(bool, Bytes)> {
+        let mut codec = FrameCodec::new(1 << 20);
+        let mut frames = Vec::new();
+        while let Some(frame) = codec.decode(&mut buf).unwrap() {
+            frames.push((frame.command, frame.body));
+        }
+        frames
+    }
+
+    #[test]
+    fn subscriptions_are_commands_for_3_1_and_messages_for_3_0() {
+        let topic = Bytes::from_static(b"weather");
+        let items = [
+            Outbound::Subscribe(topic.clone()),
+            Outbound::Cancel(topic.clone()),
+        ];
+        let mut modern = BytesMut::new();
+        let mut legacy = BytesMut::new();
+        for item in &items {
+            encode_outbound(item, false, &mut modern);
+            encode_outbound(item, true, &mut legacy);
+        }
+        let modern = decode_all(modern);
+        assert_eq!(modern.len(), 2);
+        assert!(modern.iter().all(|(command, _)| *command));
+        assert_eq!(
+            Command::parse(modern[0].1.clone()).unwrap(),
+            Command::Subscribe(topic.clone())
+        );
+        assert_eq!(
+            Command::parse(modern[1].1.clone()).unwrap(),
+            Command::Cancel(topic.clone())
+        );
+        assert_eq!(
+            decode_all(legacy),
+            [
+                (false, Bytes::from_static(b"\x01weather")),
+                (false, Bytes::from_static(b"\x00weather")),
+            ]
+        );
     }
 }

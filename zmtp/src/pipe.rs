@@ -10,15 +10,28 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::Message;
+
+/// What a socket queues for one peer: messages, and (from SUB and XSUB) the
+/// subscriptions that the peer's engine writes as commands or as legacy messages,
+/// depending on the ZMTP version the peer announced.
+// Subscriptions are queued by the SUB/XSUB sockets being built on this (issue 5).
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outbound {
+    Message(Message),
+    Subscribe(Bytes),
+    Cancel(Bytes),
+}
 
 /// The outbound queue of one peer (or of one connecting endpoint, which keeps it
 /// across reconnects so messages queue while the peer is away).
 #[derive(Debug)]
 pub(crate) struct Pipe {
-    queue: Mutex<VecDeque<Message>>,
+    queue: Mutex<VecDeque<Outbound>>,
     hwm: usize,
     engine_wake: Notify,
     writable: Arc<Notify>,
@@ -38,7 +51,7 @@ impl Pipe {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Message>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Outbound>> {
         // A panic while holding this lock cannot leave the queue half-updated
         // (push/swap are single operations), so a poisoned lock is still usable.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -57,7 +70,7 @@ impl Pipe {
             return Err(msg);
         }
         let was_empty = q.is_empty();
-        q.push_back(msg);
+        q.push_back(Outbound::Message(msg));
         drop(q);
         if was_empty {
             // Stores a permit if the engine is not waiting yet: no lost wake-up.
@@ -66,13 +79,31 @@ impl Pipe {
         Ok(())
     }
 
+    /// Queues a subscription change past the high-water mark: they are few (bounded
+    /// by the application's own calls, never by what a peer sends) and losing one
+    /// would leave the publisher filtering wrongly. Refused only when closed.
+    #[allow(dead_code)] // SUB/XSUB, being built on this (issue 5)
+    pub(crate) fn push_subscription(&self, item: Outbound) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let mut q = self.lock();
+        let was_empty = q.is_empty();
+        q.push_back(item);
+        drop(q);
+        if was_empty {
+            self.engine_wake.notify_one();
+        }
+        true
+    }
+
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
 
-    /// Moves every queued message into `into` (which should be empty).
-    pub(crate) fn drain(&self, into: &mut VecDeque<Message>) {
+    /// Moves everything queued into `into` (which should be empty).
+    pub(crate) fn drain(&self, into: &mut VecDeque<Outbound>) {
         let mut q = self.lock();
         let was_full = q.len() >= self.hwm;
         crate::util::take_all(&mut q, into);
@@ -113,6 +144,15 @@ mod tests {
         let mut out = VecDeque::new();
         pipe.drain(&mut out);
         assert_eq!(out.len(), 2);
+        assert!(pipe.try_push(Message::from("b")).is_ok());
+        assert!(pipe.try_push(Message::from("b")).is_ok());
+        assert!(
+            pipe.push_subscription(Outbound::Subscribe(Bytes::from_static(b"t"))),
+            "subscriptions pass a full pipe"
+        );
+        out.clear();
+        pipe.drain(&mut out);
+        assert_eq!(out.len(), 3);
         assert!(pipe.try_push(Message::from("c")).is_ok());
         pipe.close();
         assert!(pipe.try_push(Message::from("d")).is_err());

@@ -255,7 +255,17 @@ async fn connection(
         peer: key,
         prefix,
     };
-    let end = engine::run(stream, leftover, &settings.engine, pipe, delivery, close).await;
+    let minor = peer.version.minor;
+    let end = engine::run(
+        stream,
+        leftover,
+        &settings.engine,
+        pipe,
+        delivery,
+        close,
+        minor,
+    )
+    .await;
     let released = if persistent {
         core.peers.disconnected(key)
     } else {
