@@ -34,6 +34,20 @@ PER SOCKET TYPE:
   At end of input the sockets that receive keep receiving until -n, --timeout or
   Ctrl-C. Before exiting, queued messages get up to 2 s to go out.
 
+MONITOR (--monitor):
+  Each socket event is one stderr line: '# ', the event, then key=value fields
+  (reason= comes last and may contain spaces; routing ids are printed as frames):
+    # listening endpoint=tcp://127.0.0.1:5555
+    # accepted endpoint=tcp://127.0.0.1:5555 peer=127.0.0.1:40312
+    # connected endpoint=tcp://127.0.0.1:5555
+    # connect_retried endpoint=tcp://127.0.0.1:5555 after_ms=100
+    # handshake_ok peer=127.0.0.1:40312 routing_id=0x0080000001
+    # handshake_failed peer=127.0.0.1:40312 reason=...
+    # disconnected peer=127.0.0.1:40312 routing_id=0x0080000001 reason=...
+    # closed
+  routing_id= appears for router sockets only. Other diagnostics start with
+  'zmtp-cat: ', so 'grep ^#' picks the events.
+
 EXIT STATUS:
   0  done: -n messages received, end of input (req, pub, push, rep), or Ctrl-C
   1  --timeout: no message arrived in time
@@ -63,7 +77,7 @@ EXAMPLES:
     version,
     override_usage = "zmtp-cat TYPE [-b|--bind EP]... [-c|--connect EP]... [--identity ID] \
                       [--subscribe TOPIC]...\n       \
-                      [-n|--count N] [--echo] [--separator SEP] [--timeout MS]",
+                      [-n|--count N] [--echo] [--separator SEP] [--timeout MS] [--monitor]",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -106,6 +120,11 @@ pub struct Args {
     /// the last message sent).
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
+
+    /// Print the socket's connection events on stderr, one '# EVENT key=value…' line
+    /// each (see MONITOR below).
+    #[arg(long)]
+    pub monitor: bool,
 }
 
 fn parse_socket_type(name: &str) -> Result<SocketType, String> {
@@ -142,6 +161,7 @@ mod tests {
             "::",
             "--timeout",
             "500",
+            "--monitor",
         ])
         .unwrap();
         assert_eq!(args.socket_type, SocketType::Router);
@@ -150,6 +170,7 @@ mod tests {
         assert_eq!(args.count, Some(3));
         assert!(args.echo);
         assert_eq!(args.timeout, Some(500));
+        assert!(args.monitor);
         assert!(Args::try_parse_from(["zmtp-cat", "stream"]).is_err());
         assert!(Args::try_parse_from(["zmtp-cat", "DEALER"]).is_ok());
         assert!(Args::try_parse_from(["zmtp-cat", "dealer", "-n", "0"]).is_err());

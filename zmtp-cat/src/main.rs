@@ -3,6 +3,7 @@
 //! See `zmtp-cat --help` (the text lives in [`cli`]).
 
 mod cli;
+mod events;
 mod run;
 mod text;
 

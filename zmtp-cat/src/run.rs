@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use zmtp::{Error, Message, Socket, SocketOptions, SocketType};
+use zmtp::{Error, Message, Monitor, Socket, SocketOptions, SocketType};
 
 use crate::cli::Args;
-use crate::text;
+use crate::{events, text};
 
 /// How long queued messages may take to go out when we exit.
 const LINGER: Duration = Duration::from_secs(2);
@@ -50,6 +50,9 @@ pub async fn run(args: Args) -> Result<(), Stop> {
         options = options.routing_id(id);
     }
     let mut socket = Socket::with_options(socket_type, options)?;
+    let monitor = args
+        .monitor
+        .then(|| spawn_event_printer(socket.monitor(), args.separator.clone()));
     for endpoint in &args.bind {
         let bound = socket.bind(endpoint).await?;
         eprintln!("zmtp-cat: bound {bound}");
@@ -83,7 +86,20 @@ pub async fn run(args: Args) -> Result<(), Stop> {
         () = cat.socket.close() => {}
         () = ctrl_c() => {}
     }
+    if let Some(printer) = monitor {
+        // The socket is gone, so the monitor ends after `# closed`: let that print.
+        let _ = tokio::time::timeout(Duration::from_millis(500), printer).await;
+    }
     result
+}
+
+/// `--monitor`: prints each event on stderr until the socket is closed.
+fn spawn_event_printer(mut monitor: Monitor, separator: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(event) = monitor.recv().await {
+            eprintln!("{}", events::describe(&event, &separator));
+        }
+    })
 }
 
 fn check_args(args: &Args) -> Result<(), Stop> {

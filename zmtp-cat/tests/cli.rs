@@ -80,6 +80,22 @@ impl Cat {
         }
     }
 
+    /// Waits for a stderr line that starts with `prefix` and returns it.
+    fn stderr_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .stderr_lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("a stderr line {prefix:?}, got {:?}", self.stderr_seen));
+            self.stderr_seen.push(line.clone());
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
     /// Waits for the exit; returns status, whole stdout and whole stderr.
     fn finish(mut self) -> (ExitStatus, String, String) {
         drop(self.child.stdin.take());
@@ -290,6 +306,71 @@ fn errors_exit_2_with_one_line() {
 }
 
 #[test]
+fn monitor_prints_one_line_per_socket_event() {
+    let mut server = Cat::start(&[
+        "router",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--echo",
+        "--monitor",
+    ]);
+    let endpoint = server.bound_endpoint();
+    // The listening event may come before or after the "bound" line.
+    let listening = format!("# listening endpoint={endpoint}");
+    if !server.stderr_seen.contains(&listening) {
+        server.stderr_line(&listening);
+    }
+
+    let mut client = Cat::start(&[
+        "dealer",
+        "-c",
+        &endpoint,
+        "--identity",
+        "client-1",
+        "-n",
+        "1",
+        "--timeout",
+        "20000",
+        "--monitor",
+    ]);
+    client.feed("hello\n");
+    let (status, stdout, stderr) = client.finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert_eq!(stdout, "hello\n");
+    for line in [
+        format!("# connected endpoint={endpoint}"),
+        format!("# handshake_ok peer={endpoint}"),
+        "# closed".into(),
+    ] {
+        assert!(stderr.lines().any(|l| l == line), "{line:?} in {stderr}");
+    }
+    assert!(
+        stderr.lines().all(|l| l.starts_with("# ")),
+        "only event lines: {stderr}"
+    );
+
+    // The server saw the client come, named, and go.
+    let accepted = server.stderr_line("# accepted ");
+    let peer = accepted
+        .strip_prefix(&format!("# accepted endpoint={endpoint} peer="))
+        .unwrap_or_else(|| panic!("{accepted}"))
+        .to_string();
+    assert!(peer.starts_with("127.0.0.1:"), "{accepted}");
+    let handshake = server.stderr_line("# handshake_ok ");
+    assert_eq!(
+        handshake,
+        format!("# handshake_ok peer={peer} routing_id=client-1")
+    );
+    let gone = server.stderr_line("# disconnected ");
+    assert!(
+        gone.starts_with(&format!(
+            "# disconnected peer={peer} routing_id=client-1 reason="
+        )),
+        "{gone}"
+    );
+}
+
+#[test]
 fn help_documents_the_tool() {
     let mut cat = Cat::start(&["--help"]);
     cat.feed("");
@@ -303,6 +384,8 @@ fn help_documents_the_tool() {
         "0x",
         "EXAMPLES",
         "rep",
+        "--monitor",
+        "# handshake_ok",
     ] {
         assert!(stdout.contains(needle), "help lacks {needle}");
     }

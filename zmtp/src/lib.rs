@@ -1,9 +1,11 @@
 //! A pure-Rust ZeroMQ stack: ZMTP 3.1 (talking down to 3.0 peers) on tokio, wire
 //! compatible with libzmq 4.x peers (pyzmq, czmq, zeromq.js, C programs).
 //!
-//! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP over `tcp://` and `ipc://`);
+//! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP, PUSH, PULL, PAIR over `tcp://`
+//!   and `ipc://`);
 //! - [`Message`] is a multipart message of [`bytes::Bytes`] frames;
 //! - [`Monitor`] streams a socket's connection events ([`SocketEvent`]);
+//! - [`proxy`](mod@proxy) forwards between two sockets (libzmq `zmq_proxy`, steerable);
 //! - [`proto`] is the sans-IO protocol core (greeting, frames, commands, handshake),
 //!   usable on its own.
 
@@ -18,6 +20,7 @@ pub mod monitor;
 pub mod options;
 mod pipe;
 pub mod proto;
+pub mod proxy;
 mod socket;
 // The PUB/SUB/XPUB/XSUB sockets that use it are being built on top (issue 5).
 #[allow(dead_code)]
@@ -30,6 +33,7 @@ pub use message::Message;
 pub use monitor::{Monitor, SocketEvent};
 pub use options::SocketOptions;
 pub use proto::SocketType;
+pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStatistics};
 pub use socket::{PeerKey, Socket};
 pub use transport::Endpoint;
 pub use util::printable;

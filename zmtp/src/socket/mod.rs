@@ -6,6 +6,7 @@
 //! fed by all connections.
 
 mod lb;
+mod pair;
 mod peers;
 mod rep;
 mod req;
@@ -39,7 +40,9 @@ use session::{Core, Settings};
 /// Semantics follow libzmq per type: DEALER load-balances sends and fair-queues
 /// receives; ROUTER prefixes each received message with the sender's routing id and
 /// routes each sent message by its first frame; REQ adds the empty delimiter and
-/// enforces send/recv alternation; REP strips and restores the envelope.
+/// enforces send/recv alternation; REP strips and restores the envelope. PUSH
+/// load-balances sends and cannot receive; PULL fair-queues receives and cannot send;
+/// PAIR talks to exactly one peer (a second connection to it is closed).
 ///
 /// ```
 /// use zmtp::{Message, Socket, SocketType};
@@ -97,6 +100,7 @@ impl Socket {
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 events: EventSink::default(),
+                pair: pair::PairSlot::default(),
             }),
             received: VecDeque::new(),
             options,
@@ -189,7 +193,14 @@ impl Socket {
             return Err(Error::EmptyMessage);
         }
         match self.core.socket_type {
-            SocketType::Dealer => self.send_load_balanced(msg).await.map(drop),
+            // PAIR has at most one pipe (session.rs refuses a second peer).
+            SocketType::Dealer | SocketType::Push | SocketType::Pair => {
+                self.send_load_balanced(msg).await.map(drop)
+            }
+            SocketType::Pull => Err(Error::Unsupported {
+                socket_type: SocketType::Pull,
+                operation: "send",
+            }),
             SocketType::Req => self.send_request(msg).await,
             SocketType::Router => self.send_routed(msg).await,
             SocketType::Rep => self.send_reply(msg),
@@ -221,7 +232,13 @@ impl Socket {
     /// Polls for the next message (the poll form of [`Socket::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         match self.core.socket_type {
-            SocketType::Dealer | SocketType::Router => self.poll_inbound(cx).map_ok(|inb| inb.msg),
+            SocketType::Dealer | SocketType::Router | SocketType::Pull | SocketType::Pair => {
+                self.poll_inbound(cx).map_ok(|inb| inb.msg)
+            }
+            SocketType::Push => Poll::Ready(Err(Error::Unsupported {
+                socket_type: SocketType::Push,
+                operation: "recv",
+            })),
             SocketType::Req => self.poll_reply(cx),
             SocketType::Rep => self.poll_request(cx),
             other => Poll::Ready(Err(Error::Unsupported {

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::pair::{PairOwner, PairSlot};
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
 use crate::engine::{self, ConnectionError, Delivery, EngineConfig};
 use crate::inbound::InboundQueue;
@@ -27,6 +28,8 @@ pub(crate) struct Core {
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) events: EventSink,
+    /// PAIR: which connection is the one peer.
+    pub(crate) pair: PairSlot,
 }
 
 /// The options one endpoint runs with, fixed when it is bound or connected.
@@ -179,6 +182,7 @@ pub(crate) async fn keep_connected(
         }
     }
     core.peers.remove(key);
+    core.pair.release(PairOwner::Endpoint(key));
 }
 
 /// One connection: handshake, join the peer table, run the engine, leave the table.
@@ -208,6 +212,21 @@ async fn connection(
         }
     };
     let persistent = session.is_some();
+    // PAIR: one peer only; a later connection is closed (libzmq pair.cpp xattach_pipe).
+    let pair_owner = match (&session, core.socket_type) {
+        (_, t) if t != SocketType::Pair => None,
+        (Some((key, _)), _) => Some(PairOwner::Endpoint(*key)),
+        (None, _) => Some(core.pair.accepted()),
+    };
+    if let Some(owner) = pair_owner.filter(|o| !core.pair.claim(*o)) {
+        let reason = "PAIR socket already has a peer";
+        tracing::warn!(peer = peer_addr, ?owner, reason, "refusing peer");
+        core.events.emit(|| SocketEvent::HandshakeFailed {
+            peer: peer_addr.to_owned(),
+            reason: reason.to_owned(),
+        });
+        return (ConnectionError::LocalClose, true);
+    }
     let (key, pipe) = match session {
         Some(session) => session,
         None => {
@@ -271,6 +290,9 @@ async fn connection(
     } else {
         core.peers.remove(key)
     };
+    if let Some(owner @ PairOwner::Accepted(_)) = pair_owner {
+        core.pair.release(owner);
+    }
     log_end(peer_addr, routing_id.as_deref(), &end, "connection closed");
     core.events.emit(|| SocketEvent::Disconnected {
         peer: peer_addr.to_owned(),
