@@ -8,6 +8,10 @@
 //!   message before one write, sends PINGs, and on close keeps flushing for the
 //!   linger period.
 //!
+//! For PUB and XPUB the reader hands SUBSCRIBE/CANCEL commands and legacy
+//! subscription messages to the socket's [`Subscribers`] table; other sockets ignore
+//! those commands, as libzmq does.
+//!
 //! Either loop ending ends the connection; the reason is a [`ConnectionError`].
 
 use std::collections::VecDeque;
@@ -28,6 +32,7 @@ use crate::proto::frame::encode_message;
 use crate::proto::{
     Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
 };
+use crate::socket::Subscribers;
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use crate::Message;
 
@@ -143,6 +148,8 @@ pub(crate) struct Delivery {
     pub peer: crate::socket::PeerKey,
     /// A frame to put in front of every message (ROUTER: the routing id).
     pub prefix: Option<Bytes>,
+    /// PUB/XPUB: where the peer's subscriptions go (commands and legacy messages).
+    pub subscribers: Option<Arc<Subscribers>>,
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.
@@ -234,6 +241,16 @@ async fn read_loop(
                             }
                         }
                     }
+                    Ok(Command::Subscribe(topic)) => {
+                        if let Some(subscribers) = &delivery.subscribers {
+                            subscribers.on_subscription(delivery.peer, true, topic, &mut batch);
+                        }
+                    }
+                    Ok(Command::Cancel(topic)) => {
+                        if let Some(subscribers) = &delivery.subscribers {
+                            subscribers.on_subscription(delivery.peer, false, topic, &mut batch);
+                        }
+                    }
                     Ok(cmd) => {
                         // PONG only proves liveness; libzmq drops every other command
                         // after the handshake (session_base.cpp push_msg).
@@ -257,10 +274,13 @@ async fn read_loop(
                 if let Some(prefix) = &delivery.prefix {
                     msg.push_front(prefix.clone());
                 }
-                batch.push(Inbound {
-                    peer: delivery.peer,
-                    msg,
-                });
+                match &delivery.subscribers {
+                    Some(subscribers) => subscribers.on_message(delivery.peer, msg, &mut batch),
+                    None => batch.push(Inbound {
+                        peer: delivery.peer,
+                        msg,
+                    }),
+                }
             }
         }
         if !batch.is_empty() && delivery.inbound.push(&mut batch).await.is_err() {

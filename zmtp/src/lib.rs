@@ -1,8 +1,8 @@
 //! A pure-Rust ZeroMQ stack: ZMTP 3.1 (talking down to 3.0 peers) on tokio, wire
 //! compatible with libzmq 4.x peers (pyzmq, czmq, zeromq.js, C programs).
 //!
-//! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP, PUSH, PULL, PAIR over `tcp://`
-//!   and `ipc://`);
+//! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP, PUB, SUB, XPUB, XSUB, PUSH,
+//!   PULL, PAIR over `tcp://` and `ipc://`);
 //! - [`Message`] is a multipart message of [`bytes::Bytes`] frames;
 //! - [`Monitor`] streams a socket's connection events ([`SocketEvent`]);
 //! - [`proxy`](mod@proxy) forwards between two sockets (libzmq `zmq_proxy`, steerable);
@@ -22,8 +22,6 @@ mod pipe;
 pub mod proto;
 pub mod proxy;
 mod socket;
-// The PUB/SUB/XPUB/XSUB sockets that use it are being built on top (issue 5).
-#[allow(dead_code)]
 mod subscriptions;
 pub mod transport;
 mod util;
@@ -34,6 +32,6 @@ pub use monitor::{Monitor, SocketEvent};
 pub use options::SocketOptions;
 pub use proto::SocketType;
 pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStatistics};
-pub use socket::{PeerKey, Socket};
+pub use socket::{PeerKey, Socket, XpubVerbosity};
 pub use transport::Endpoint;
 pub use util::printable;

@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::proto::MechanismConfig;
+use crate::socket::XpubVerbosity;
+use crate::Message;
 
 /// Options of a socket. Set them before `bind`/`connect`: each connection takes the
 /// options in force when its endpoint was bound or connected.
@@ -60,6 +62,15 @@ pub struct SocketOptions {
     pub router_handover: bool,
     /// Security mechanism (NULL by default).
     pub mechanism: MechanismConfig,
+    /// XPUB: which subscription messages the application receives (ZMQ_XPUB_VERBOSE,
+    /// ZMQ_XPUB_VERBOSER; default: only first subscribes and last cancels).
+    pub xpub_verbosity: XpubVerbosity,
+    /// XPUB: wait for room instead of dropping when a matching peer's queue is full
+    /// (ZMQ_XPUB_NODROP).
+    pub xpub_nodrop: bool,
+    /// XPUB: a message sent to every new peer before anything else
+    /// (ZMQ_XPUB_WELCOME_MSG). A SUB peer sees it only if it subscribes to it.
+    pub xpub_welcome_message: Option<Message>,
 }
 
 impl Default for SocketOptions {
@@ -79,6 +90,9 @@ impl Default for SocketOptions {
             router_mandatory: false,
             router_handover: false,
             mechanism: MechanismConfig::Null,
+            xpub_verbosity: XpubVerbosity::Changes,
+            xpub_nodrop: false,
+            xpub_welcome_message: None,
         }
     }
 }
@@ -157,6 +171,24 @@ impl SocketOptions {
     /// Sets ZMQ_ROUTER_HANDOVER.
     pub fn router_handover(mut self, on: bool) -> Self {
         self.router_handover = on;
+        self
+    }
+
+    /// Sets which subscription messages an XPUB application receives.
+    pub fn xpub_verbosity(mut self, verbosity: XpubVerbosity) -> Self {
+        self.xpub_verbosity = verbosity;
+        self
+    }
+
+    /// Sets ZMQ_XPUB_NODROP.
+    pub fn xpub_nodrop(mut self, on: bool) -> Self {
+        self.xpub_nodrop = on;
+        self
+    }
+
+    /// Sets ZMQ_XPUB_WELCOME_MSG.
+    pub fn xpub_welcome_message(mut self, msg: impl Into<Message>) -> Self {
+        self.xpub_welcome_message = Some(msg.into());
         self
     }
 

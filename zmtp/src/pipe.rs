@@ -18,8 +18,6 @@ use crate::Message;
 /// What a socket queues for one peer: messages, and (from SUB and XSUB) the
 /// subscriptions that the peer's engine writes as commands or as legacy messages,
 /// depending on the ZMTP version the peer announced.
-// Subscriptions are queued by the SUB/XSUB sockets being built on this (issue 5).
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outbound {
     Message(Message),
@@ -82,7 +80,6 @@ impl Pipe {
     /// Queues a subscription change past the high-water mark: they are few (bounded
     /// by the application's own calls, never by what a peer sends) and losing one
     /// would leave the publisher filtering wrongly. Refused only when closed.
-    #[allow(dead_code)] // SUB/XSUB, being built on this (issue 5)
     pub(crate) fn push_subscription(&self, item: Outbound) -> bool {
         if self.is_closed() {
             return false;
@@ -95,6 +92,32 @@ impl Pipe {
             self.engine_wake.notify_one();
         }
         true
+    }
+
+    /// A new connection starts: subscription changes queued for the old one give way
+    /// to the full current set, queued ahead of any messages (what libzmq's SUB and
+    /// XSUB resend after a reconnect).
+    pub(crate) fn replace_subscriptions<'a>(&self, topics: impl Iterator<Item = &'a Bytes>) {
+        let mut q = self.lock();
+        q.retain(|item| matches!(item, Outbound::Message(_)));
+        let mut fresh: VecDeque<Outbound> = topics.cloned().map(Outbound::Subscribe).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        fresh.append(&mut q);
+        *q = fresh;
+        drop(q);
+        self.engine_wake.notify_one();
+    }
+
+    /// Number of items queued.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether a message pushed now would be taken.
+    pub(crate) fn has_room(&self) -> bool {
+        !self.is_closed() && self.lock().len() < self.hwm
     }
 
     /// Whether nothing is queued.
@@ -156,6 +179,26 @@ mod tests {
         assert!(pipe.try_push(Message::from("c")).is_ok());
         pipe.close();
         assert!(pipe.try_push(Message::from("d")).is_err());
+    }
+
+    #[test]
+    fn a_new_connection_gets_the_full_subscription_set_first() {
+        let pipe = Pipe::new(10, Arc::new(Notify::new()));
+        let topic = |t: &'static str| Bytes::from_static(t.as_bytes());
+        pipe.push_subscription(Outbound::Subscribe(topic("old")));
+        pipe.push_subscription(Outbound::Cancel(topic("old")));
+        pipe.try_push(Message::from("m")).unwrap();
+        pipe.replace_subscriptions([topic("a"), topic("b")].iter());
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(
+            Vec::from(out),
+            [
+                Outbound::Subscribe(topic("a")),
+                Outbound::Subscribe(topic("b")),
+                Outbound::Message(Message::from("m")),
+            ]
+        );
     }
 
     #[tokio::test]

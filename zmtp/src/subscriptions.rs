@@ -86,6 +86,11 @@ impl Subscriptions {
             .any(|&len| self.topics.contains_key(&data[..len]))
     }
 
+    /// Whether `topic` itself is subscribed.
+    pub(crate) fn contains(&self, topic: &[u8]) -> bool {
+        self.topics.contains_key(topic)
+    }
+
     /// Each distinct topic once (what a subscriber resends after a reconnect).
     pub(crate) fn topics(&self) -> impl Iterator<Item = &Bytes> {
         self.topics.keys()
@@ -94,11 +99,6 @@ impl Subscriptions {
     /// Number of distinct topics.
     pub(crate) fn len(&self) -> usize {
         self.topics.len()
-    }
-
-    /// Whether nothing is subscribed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.topics.is_empty()
     }
 }
 
@@ -141,7 +141,7 @@ mod tests {
             !s.remove(b"a"),
             "cancelling what is not there changes nothing"
         );
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
     }
 
     #[test]

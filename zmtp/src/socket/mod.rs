@@ -8,10 +8,13 @@
 mod lb;
 mod pair;
 mod peers;
+mod publish;
 mod rep;
 mod req;
 mod router;
 mod session;
+mod subscribe;
+mod subscribers;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use peers::PeerKey;
+pub(crate) use subscribers::Subscribers;
+pub use subscribers::XpubVerbosity;
 
 use crate::error::Error;
 use crate::inbound::{Inbound, InboundQueue};
@@ -42,7 +47,11 @@ use session::{Core, Settings};
 /// routes each sent message by its first frame; REQ adds the empty delimiter and
 /// enforces send/recv alternation; REP strips and restores the envelope. PUSH
 /// load-balances sends and cannot receive; PULL fair-queues receives and cannot send;
-/// PAIR talks to exactly one peer (a second connection to it is closed).
+/// PAIR talks to exactly one peer (a second connection to it is closed). PUB sends
+/// each message to the peers whose subscriptions prefix its first frame and never
+/// waits (a peer at its HWM misses the message); SUB receives what it subscribed to
+/// with [`Socket::subscribe`]. XPUB also receives its peers' subscriptions as
+/// `0x01|0x00 + topic` messages; XSUB also subscribes by sending such messages.
 ///
 /// ```
 /// use zmtp::{Message, Socket, SocketType};
@@ -77,6 +86,8 @@ pub struct Socket {
     req: req::ReqState,
     rep: rep::RepState,
     last_endpoint: Option<Endpoint>,
+    /// PUB/XPUB: the peers matching the message being sent (reused buffer).
+    matched: Vec<PeerKey>,
 }
 
 impl Socket {
@@ -101,6 +112,16 @@ impl Socket {
                 tasks: TaskTracker::new(),
                 events: EventSink::default(),
                 pair: pair::PairSlot::default(),
+                subscriptions: Default::default(),
+                subscribers: match socket_type {
+                    SocketType::Pub => {
+                        Some(Arc::new(Subscribers::new(false, options.xpub_verbosity)))
+                    }
+                    SocketType::XPub => {
+                        Some(Arc::new(Subscribers::new(true, options.xpub_verbosity)))
+                    }
+                    _ => None,
+                },
             }),
             received: VecDeque::new(),
             options,
@@ -109,6 +130,7 @@ impl Socket {
             req: req::ReqState::default(),
             rep: rep::RepState::default(),
             last_endpoint: None,
+            matched: Vec::new(),
         }
     }
 
@@ -125,6 +147,9 @@ impl Socket {
     /// Changes the options for endpoints bound or connected from now on.
     pub fn set_options(&mut self, options: SocketOptions) -> Result<(), Error> {
         validate(&options)?;
+        if let Some(subscribers) = &self.core.subscribers {
+            subscribers.set_verbosity(options.xpub_verbosity);
+        }
         self.options = options;
         Ok(())
     }
@@ -204,9 +229,14 @@ impl Socket {
             SocketType::Req => self.send_request(msg).await,
             SocketType::Router => self.send_routed(msg).await,
             SocketType::Rep => self.send_reply(msg),
-            other => Err(Error::Unsupported {
-                socket_type: other,
-                operation: "send (not implemented yet for this type)",
+            SocketType::Pub | SocketType::XPub => self.send_published(msg).await,
+            SocketType::XSub => {
+                self.send_upstream(msg);
+                Ok(())
+            }
+            SocketType::Sub => Err(Error::Unsupported {
+                socket_type: SocketType::Sub,
+                operation: "send (use subscribe/unsubscribe)",
             }),
         }
     }
@@ -232,19 +262,19 @@ impl Socket {
     /// Polls for the next message (the poll form of [`Socket::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         match self.core.socket_type {
-            SocketType::Dealer | SocketType::Router | SocketType::Pull | SocketType::Pair => {
-                self.poll_inbound(cx).map_ok(|inb| inb.msg)
-            }
-            SocketType::Push => Poll::Ready(Err(Error::Unsupported {
-                socket_type: SocketType::Push,
+            SocketType::Dealer
+            | SocketType::Router
+            | SocketType::Pull
+            | SocketType::Pair
+            | SocketType::XPub
+            | SocketType::XSub => self.poll_inbound(cx).map_ok(|inb| inb.msg),
+            SocketType::Sub => self.poll_subscribed(cx),
+            SocketType::Push | SocketType::Pub => Poll::Ready(Err(Error::Unsupported {
+                socket_type: self.core.socket_type,
                 operation: "recv",
             })),
             SocketType::Req => self.poll_reply(cx),
             SocketType::Rep => self.poll_request(cx),
-            other => Poll::Ready(Err(Error::Unsupported {
-                socket_type: other,
-                operation: "recv (not implemented yet for this type)",
-            })),
         }
     }
 
@@ -255,6 +285,23 @@ impl Socket {
             }
             std::task::ready!(self.core.inbound.poll_take(cx, &mut self.received));
         }
+    }
+
+    fn poll_subscribed(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        loop {
+            if let Some(inbound) = self.received.pop_front() {
+                return Poll::Ready(Ok(inbound.msg));
+            }
+            std::task::ready!(self.core.inbound.poll_take(cx, &mut self.received));
+            self.filter_received();
+        }
+    }
+
+    /// Messages waiting in this socket's outbound queues, over all peers: at most the
+    /// send HWM per peer. A PUB whose subscriber stopped reading stays at that bound
+    /// and drops the rest.
+    pub fn queued(&self) -> usize {
+        self.core.peers.queued()
     }
 
     /// Closes the socket and waits until queued messages are flushed or the linger

@@ -184,6 +184,11 @@ impl Peers {
         snapshot.generation = generation;
     }
 
+    /// Messages queued over all pipes.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().entries.values().map(|e| e.pipe.len()).sum()
+    }
+
     /// Number of peers (pipes), connected or not.
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()

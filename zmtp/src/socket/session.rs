@@ -1,7 +1,7 @@
 //! Background tasks of a socket: listeners, connecting endpoints (with reconnect and
 //! backoff), and the life of one connection from handshake to table removal.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -10,12 +10,15 @@ use tracing::Instrument;
 
 use super::pair::{PairOwner, PairSlot};
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
+use super::subscribe::resubscribe;
+use super::Subscribers;
 use crate::engine::{self, ConnectionError, Delivery, EngineConfig};
 use crate::inbound::InboundQueue;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
 use crate::proto::{HandshakeConfig, SocketType};
+use crate::subscriptions::Subscriptions;
 use crate::transport::{self, Endpoint, Listener, Stream};
 use crate::util::printable;
 
@@ -30,6 +33,17 @@ pub(crate) struct Core {
     pub(crate) events: EventSink,
     /// PAIR: which connection is the one peer.
     pub(crate) pair: PairSlot,
+    /// SUB/XSUB: our subscriptions (counted), resent to every new connection.
+    pub(crate) subscriptions: Mutex<Subscriptions>,
+    /// PUB/XPUB: what each peer subscribed to.
+    pub(crate) subscribers: Option<Arc<Subscribers>>,
+}
+
+impl Core {
+    pub(crate) fn subscriptions(&self) -> MutexGuard<'_, Subscriptions> {
+        // Subscriptions updates are single map operations: a poisoned lock is usable.
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The options one endpoint runs with, fixed when it is bound or connected.
@@ -41,6 +55,8 @@ pub(crate) struct Settings {
     handover: bool,
     reconnect_interval: Duration,
     reconnect_interval_max: Option<Duration>,
+    /// XPUB: sent to each new peer first (ZMQ_XPUB_WELCOME_MSG).
+    welcome: Option<crate::Message>,
 }
 
 impl Settings {
@@ -63,6 +79,10 @@ impl Settings {
             handover: options.router_handover,
             reconnect_interval: options.reconnect_interval,
             reconnect_interval_max: options.reconnect_interval_max,
+            welcome: options
+                .xpub_welcome_message
+                .clone()
+                .filter(|_| socket_type == SocketType::XPub),
         }
     }
 
@@ -269,10 +289,17 @@ async fn connection(
         routing_id: prefix.clone(),
     });
     let routing_id = prefix.as_deref().map(printable);
+    if matches!(core.socket_type, SocketType::Sub | SocketType::XSub) {
+        resubscribe(core, &pipe);
+    }
+    if let Some(welcome) = &settings.welcome {
+        let _ = pipe.try_push(welcome.clone());
+    }
     let delivery = Delivery {
         inbound: core.inbound.clone(),
         peer: key,
         prefix,
+        subscribers: core.subscribers.clone(),
     };
     let minor = peer.version.minor;
     let end = engine::run(
@@ -292,6 +319,13 @@ async fn connection(
     };
     if let Some(owner @ PairOwner::Accepted(_)) = pair_owner {
         core.pair.release(owner);
+    }
+    if let Some(subscribers) = &core.subscribers {
+        let mut cancels = Vec::new();
+        subscribers.peer_gone(key, &mut cancels);
+        if !cancels.is_empty() {
+            let _ = core.inbound.push(&mut cancels).await;
+        }
     }
     log_end(peer_addr, routing_id.as_deref(), &end, "connection closed");
     core.events.emit(|| SocketEvent::Disconnected {
