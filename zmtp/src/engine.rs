@@ -8,9 +8,7 @@
 //!   message before one write, sends PINGs, and on close keeps flushing for the
 //!   linger period.
 //!
-//! For PUB and XPUB the reader hands SUBSCRIBE/CANCEL commands and legacy
-//! subscription messages to the socket's [`Subscribers`] table; other sockets ignore
-//! those commands, as libzmq does.
+//! What the reader decodes goes to the socket through a [`Delivery`].
 //!
 //! Either loop ending ends the connection; the reason is a [`ConnectionError`].
 
@@ -26,13 +24,13 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::inbound::{Inbound, InboundQueue};
+use crate::delivery::Delivery;
+use crate::inbound::Inbound;
 use crate::pipe::{Outbound, Pipe};
 use crate::proto::frame::encode_message;
 use crate::proto::{
     Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
 };
-use crate::socket::Subscribers;
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use crate::Message;
 
@@ -66,6 +64,8 @@ pub(crate) enum ConnectionError {
     HeartbeatTimeout(Duration),
     #[error("routing id {0} is already in use by another peer")]
     DuplicateRoutingId(String),
+    #[error("PAIR socket already has a peer")]
+    PairTaken,
     #[error("closed locally")]
     LocalClose,
 }
@@ -137,19 +137,6 @@ pub(crate) async fn handshake(
         Ok(Err(e)) => Err(e),
         Err(_) => Err(HandshakeError::Timeout.into()),
     }
-}
-
-/// Where the reader delivers complete messages.
-#[derive(Debug, Clone)]
-pub(crate) struct Delivery {
-    /// The socket's inbound queue.
-    pub inbound: Arc<InboundQueue>,
-    /// Which peer this is, for the socket.
-    pub peer: crate::socket::PeerKey,
-    /// A frame to put in front of every message (ROUTER: the routing id).
-    pub prefix: Option<Bytes>,
-    /// PUB/XPUB: where the peer's subscriptions go (commands and legacy messages).
-    pub subscribers: Option<Arc<Subscribers>>,
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.
@@ -242,14 +229,10 @@ async fn read_loop(
                         }
                     }
                     Ok(Command::Subscribe(topic)) => {
-                        if let Some(subscribers) = &delivery.subscribers {
-                            subscribers.on_subscription(delivery.peer, true, topic, &mut batch);
-                        }
+                        delivery.subscription(true, topic, &mut batch);
                     }
                     Ok(Command::Cancel(topic)) => {
-                        if let Some(subscribers) = &delivery.subscribers {
-                            subscribers.on_subscription(delivery.peer, false, topic, &mut batch);
-                        }
+                        delivery.subscription(false, topic, &mut batch);
                     }
                     Ok(cmd) => {
                         // PONG only proves liveness; libzmq drops every other command
@@ -269,18 +252,8 @@ async fn read_loop(
             }
             pending.push_back(frame.body);
             if !frame.more {
-                let mut msg = std::mem::take(&mut pending);
                 pending_bytes = 0;
-                if let Some(prefix) = &delivery.prefix {
-                    msg.push_front(prefix.clone());
-                }
-                match &delivery.subscribers {
-                    Some(subscribers) => subscribers.on_message(delivery.peer, msg, &mut batch),
-                    None => batch.push(Inbound {
-                        peer: delivery.peer,
-                        msg,
-                    }),
-                }
+                delivery.message(std::mem::take(&mut pending), &mut batch);
             }
         }
         if !batch.is_empty() && delivery.inbound.push(&mut batch).await.is_err() {

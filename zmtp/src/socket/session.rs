@@ -12,7 +12,8 @@ use super::pair::{PairOwner, PairSlot};
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
 use super::subscribe::resubscribe;
 use super::Subscribers;
-use crate::engine::{self, ConnectionError, Delivery, EngineConfig};
+use crate::delivery::Delivery;
+use crate::engine::{self, ConnectionError, EngineConfig};
 use crate::inbound::InboundQueue;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
@@ -231,21 +232,74 @@ async fn connection(
             return (e, false);
         }
     };
+    let attached = match attach(core, peer_addr, settings, session, &peer.identity) {
+        Ok(attached) => attached,
+        Err(e) => return (e, true),
+    };
+    tracing::debug!(
+        peer = peer_addr,
+        peer_type = ?peer.socket_type,
+        version = %peer.version,
+        routing_id = attached.routing_id.as_deref(),
+        "connected"
+    );
+    let end = engine::run(
+        stream,
+        leftover,
+        &settings.engine,
+        attached.pipe.clone(),
+        attached.delivery.clone(),
+        attached.close.clone(),
+        peer.version.minor,
+    )
+    .await;
+    detach(core, attached, peer_addr, &end).await;
+    (end, true)
+}
+
+/// A peer that passed its handshake, joined to its socket.
+pub(crate) struct Attached {
+    pub(crate) key: PeerKey,
+    /// What the socket queues for the peer.
+    pub(crate) pipe: Arc<Pipe>,
+    /// Where what the peer sends goes.
+    pub(crate) delivery: Delivery,
+    /// Cancelled when the socket closes or drops this peer (ROUTER handover).
+    pub(crate) close: CancellationToken,
+    /// A connecting endpoint's pipe outlives the connection.
+    persistent: bool,
+    pair_owner: Option<PairOwner>,
+    routing_id: Option<String>,
+}
+
+/// Joins a peer to the socket after its handshake: PAIR's one slot, the peer table
+/// (ROUTER: under its routing id), the subscriptions a SUB resends and the welcome
+/// an XPUB sends. `session` is a connecting endpoint's key and pipe; an accepted peer
+/// gets new ones. `identity` is the peer's announced routing id.
+pub(crate) fn attach(
+    core: &Core,
+    peer_addr: &str,
+    settings: &Settings,
+    session: Option<(PeerKey, Arc<Pipe>)>,
+    identity: &bytes::Bytes,
+) -> Result<Attached, ConnectionError> {
     let persistent = session.is_some();
+    let refuse = |e: ConnectionError| {
+        tracing::warn!(peer = peer_addr, reason = %e, "refusing peer");
+        core.events.emit(|| SocketEvent::HandshakeFailed {
+            peer: peer_addr.to_owned(),
+            reason: e.to_string(),
+        });
+        e
+    };
     // PAIR: one peer only; a later connection is closed (libzmq pair.cpp xattach_pipe).
     let pair_owner = match (&session, core.socket_type) {
         (_, t) if t != SocketType::Pair => None,
         (Some((key, _)), _) => Some(PairOwner::Endpoint(*key)),
         (None, _) => Some(core.pair.accepted()),
     };
-    if let Some(owner) = pair_owner.filter(|o| !core.pair.claim(*o)) {
-        let reason = "PAIR socket already has a peer";
-        tracing::warn!(peer = peer_addr, ?owner, reason, "refusing peer");
-        core.events.emit(|| SocketEvent::HandshakeFailed {
-            peer: peer_addr.to_owned(),
-            reason: reason.to_owned(),
-        });
-        return (ConnectionError::LocalClose, true);
+    if pair_owner.is_some_and(|owner| !core.pair.claim(owner)) {
+        return Err(refuse(ConnectionError::PairTaken));
     }
     let (key, pipe) = match session {
         Some(session) => session,
@@ -258,66 +312,60 @@ async fn connection(
     let prefix = if core.socket_type == SocketType::Router {
         match core
             .peers
-            .name(key, &peer.identity, settings.handover, close.clone())
+            .name(key, identity, settings.handover, close.clone())
         {
             Ok(id) => Some(id),
             Err(DuplicateRoutingId(id)) => {
                 if !persistent {
                     core.peers.remove(key);
                 }
-                let e = ConnectionError::DuplicateRoutingId(printable(&id));
-                tracing::warn!(peer = peer_addr, reason = %e, "refusing peer");
-                core.events.emit(|| SocketEvent::HandshakeFailed {
-                    peer: peer_addr.to_owned(),
-                    reason: e.to_string(),
-                });
-                return (e, true);
+                return Err(refuse(ConnectionError::DuplicateRoutingId(printable(&id))));
             }
         }
     } else {
         None
     };
-    tracing::debug!(
-        peer = peer_addr,
-        peer_type = ?peer.socket_type,
-        version = %peer.version,
-        routing_id = prefix.as_deref().map(printable),
-        "connected"
-    );
     core.events.emit(|| SocketEvent::HandshakeSucceeded {
         peer: peer_addr.to_owned(),
         routing_id: prefix.clone(),
     });
-    let routing_id = prefix.as_deref().map(printable);
     if matches!(core.socket_type, SocketType::Sub | SocketType::XSub) {
         resubscribe(core, &pipe);
     }
     if let Some(welcome) = &settings.welcome {
         let _ = pipe.try_push(welcome.clone());
     }
-    let delivery = Delivery {
-        inbound: core.inbound.clone(),
-        peer: key,
-        prefix,
-        subscribers: core.subscribers.clone(),
-    };
-    let minor = peer.version.minor;
-    let end = engine::run(
-        stream,
-        leftover,
-        &settings.engine,
+    Ok(Attached {
+        key,
         pipe,
-        delivery,
+        routing_id: prefix.as_deref().map(printable),
+        delivery: Delivery {
+            inbound: core.inbound.clone(),
+            peer: key,
+            prefix,
+            subscribers: core.subscribers.clone(),
+        },
         close,
-        minor,
-    )
-    .await;
-    let released = if persistent {
+        persistent,
+        pair_owner,
+    })
+}
+
+/// The peer's connection ended: it leaves the table (a connecting endpoint keeps its
+/// pipe for the next connection), PAIR's slot and the subscription table.
+pub(crate) async fn detach(
+    core: &Core,
+    attached: Attached,
+    peer_addr: &str,
+    end: &ConnectionError,
+) {
+    let key = attached.key;
+    let released = if attached.persistent {
         core.peers.disconnected(key)
     } else {
         core.peers.remove(key)
     };
-    if let Some(owner @ PairOwner::Accepted(_)) = pair_owner {
+    if let Some(owner @ PairOwner::Accepted(_)) = attached.pair_owner {
         core.pair.release(owner);
     }
     if let Some(subscribers) = &core.subscribers {
@@ -327,13 +375,17 @@ async fn connection(
             let _ = core.inbound.push(&mut cancels).await;
         }
     }
-    log_end(peer_addr, routing_id.as_deref(), &end, "connection closed");
+    log_end(
+        peer_addr,
+        attached.routing_id.as_deref(),
+        end,
+        "connection closed",
+    );
     core.events.emit(|| SocketEvent::Disconnected {
         peer: peer_addr.to_owned(),
         routing_id: released,
         reason: end.to_string(),
     });
-    (end, true)
 }
 
 /// Protocol errors are the peer's fault and worth a warning that names it; ordinary

@@ -1,0 +1,48 @@
+//! [`Delivery`]: how what one peer sends reaches its socket, whichever transport
+//! carried it (the ZMTP engine or an in-process link).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::inbound::{Inbound, InboundQueue};
+use crate::socket::{PeerKey, Subscribers};
+use crate::Message;
+
+/// Where the messages of one peer go.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    /// The socket's inbound queue.
+    pub inbound: Arc<InboundQueue>,
+    /// Which peer this is, for the socket.
+    pub peer: PeerKey,
+    /// A frame to put in front of every message (ROUTER: the routing id).
+    pub prefix: Option<Bytes>,
+    /// PUB/XPUB: where the peer's subscriptions go (commands and legacy messages).
+    pub subscribers: Option<Arc<Subscribers>>,
+}
+
+impl Delivery {
+    /// A complete message from the peer: for the application (with the ROUTER
+    /// prefix), or for the subscription table of a PUB or XPUB.
+    pub(crate) fn message(&self, mut msg: Message, batch: &mut Vec<Inbound>) {
+        if let Some(prefix) = &self.prefix {
+            msg.push_front(prefix.clone());
+        }
+        match &self.subscribers {
+            Some(subscribers) => subscribers.on_message(self.peer, msg, batch),
+            None => batch.push(Inbound {
+                peer: self.peer,
+                msg,
+            }),
+        }
+    }
+
+    /// A SUBSCRIBE (`subscribe`) or CANCEL from the peer; ignored by sockets that do
+    /// not publish, as libzmq does.
+    pub(crate) fn subscription(&self, subscribe: bool, topic: Bytes, batch: &mut Vec<Inbound>) {
+        if let Some(subscribers) = &self.subscribers {
+            subscribers.on_subscription(self.peer, subscribe, topic, batch);
+        }
+    }
+}
