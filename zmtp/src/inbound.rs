@@ -103,6 +103,11 @@ impl InboundQueue {
         Poll::Ready(())
     }
 
+    /// Whether the consumer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// The consumer is gone: drop what is queued and refuse further pushes.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);

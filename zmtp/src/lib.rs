@@ -2,7 +2,7 @@
 //! compatible with libzmq 4.x peers (pyzmq, czmq, zeromq.js, C programs).
 //!
 //! - [`Socket`] is the socket API (DEALER, ROUTER, REQ, REP, PUB, SUB, XPUB, XSUB, PUSH,
-//!   PULL, PAIR over `tcp://` and `ipc://`);
+//!   PULL, PAIR over `tcp://`, `ipc://` and `inproc://`);
 //! - [`Message`] is a multipart message of [`bytes::Bytes`] frames;
 //! - [`Monitor`] streams a socket's connection events ([`SocketEvent`]);
 //! - [`proxy`](mod@proxy) forwards between two sockets (libzmq `zmq_proxy`, steerable);

@@ -5,6 +5,7 @@
 //! (DEALER, REQ), routing by identity (ROUTER, REP replies), and one fair inbound queue
 //! fed by all connections.
 
+mod inproc;
 mod lb;
 mod pair;
 mod peers;
@@ -40,7 +41,8 @@ use crate::Message;
 use peers::{PeerSnapshot, Peers};
 use session::{Core, Settings};
 
-/// A ZeroMQ socket of any type, talking ZMTP 3.1 over tcp:// and ipc://.
+/// A ZeroMQ socket of any type, talking ZMTP 3.1 over tcp:// and ipc://, and linked
+/// directly (no framing, no copy) to sockets of the same process over inproc://.
 ///
 /// Semantics follow libzmq per type: DEALER load-balances sends and fair-queues
 /// receives; ROUTER prefixes each received message with the sender's routing id and
@@ -172,10 +174,23 @@ impl Socket {
         self.core.peers.len()
     }
 
-    /// Listens on `endpoint` (`tcp://host:port`, `tcp://*:0`, `ipc:///path`) and returns
-    /// the endpoint actually bound, e.g. with the port the OS picked.
+    /// Listens on `endpoint` (`tcp://host:port`, `tcp://*:0`, `ipc:///path`,
+    /// `inproc://name`) and returns the endpoint actually bound, e.g. with the port the
+    /// OS picked.
     pub async fn bind(&mut self, endpoint: &str) -> Result<Endpoint, Error> {
         let endpoint: Endpoint = endpoint.parse()?;
+        if let Endpoint::Inproc(name) = &endpoint {
+            let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
+            inproc::bind(&self.core, name, settings).map_err(|source| Error::Bind {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
+            self.core.events.emit(|| SocketEvent::Listening {
+                endpoint: endpoint.clone(),
+            });
+            self.last_endpoint = Some(endpoint.clone());
+            return Ok(endpoint);
+        }
         let (listener, bound) = Listener::bind(&endpoint)
             .await
             .map_err(|source| Error::Bind { endpoint, source })?;
@@ -193,17 +208,25 @@ impl Socket {
 
     /// Connects to `endpoint` in the background and keeps it connected: the call
     /// returns at once, messages queue (up to the HWM) until the peer is there, and a
-    /// lost connection is re-established after the reconnect interval.
+    /// lost connection is re-established after the reconnect interval. An
+    /// `inproc://` name may be connected before it is bound: the link is made when it
+    /// is.
     pub async fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
         let endpoint: Endpoint = endpoint.parse()?;
         let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
         let pipe = Pipe::new(settings.send_hwm(), self.core.peers.writable.clone());
         let key = self.core.peers.add(pipe.clone());
         let span = tracing::info_span!("zmtp", socket = %self.core.socket_type, peer = %endpoint);
-        self.core.tasks.spawn(
-            session::keep_connected(self.core.clone(), endpoint, settings, key, pipe)
-                .instrument(span),
-        );
+        let core = self.core.clone();
+        match endpoint {
+            Endpoint::Inproc(name) => self
+                .core
+                .tasks
+                .spawn(inproc::keep_connected(core, name, settings, key, pipe).instrument(span)),
+            endpoint => self.core.tasks.spawn(
+                session::keep_connected(core, endpoint, settings, key, pipe).instrument(span),
+            ),
+        };
         Ok(())
     }
 

@@ -90,6 +90,16 @@ impl Settings {
     pub(crate) fn send_hwm(&self) -> usize {
         self.send_hwm
     }
+
+    /// The routing id this endpoint announces.
+    pub(crate) fn identity(&self) -> bytes::Bytes {
+        self.handshake.identity.clone()
+    }
+
+    /// How long queued messages are still delivered after the socket closes.
+    pub(crate) fn linger(&self) -> Duration {
+        self.engine.linger
+    }
 }
 
 /// Accepts connections on `listener` until the socket closes.

@@ -1,4 +1,5 @@
-//! Endpoint strings: `tcp://host:port` and `ipc:///path` (RFC 37 "Transports").
+//! Endpoint strings: `tcp://host:port`, `ipc:///path` and `inproc://name` (RFC 37
+//! "Transports").
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,8 +15,9 @@ use std::str::FromStr;
 /// let any: Endpoint = "tcp://*:0".parse().unwrap();       // any interface, any port
 /// let v6: Endpoint = "tcp://[::1]:5555".parse().unwrap();
 /// let ipc: Endpoint = "ipc:///tmp/broker.sock".parse().unwrap();
+/// let inproc: Endpoint = "inproc://events".parse().unwrap();
 /// assert!("udp://x:1".parse::<Endpoint>().is_err());
-/// # let _ = (any, v6, ipc);
+/// # let _ = (any, v6, ipc, inproc);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -28,6 +30,9 @@ pub enum Endpoint {
     },
     /// A Unix domain socket path.
     Ipc(PathBuf),
+    /// A name shared by sockets of the same process: messages move between them
+    /// without framing or copying.
+    Inproc(String),
 }
 
 /// Why an endpoint string was refused.
@@ -80,7 +85,15 @@ impl FromStr for Endpoint {
                 }
                 Ok(Endpoint::Ipc(PathBuf::from(rest)))
             }
-            _ => Err(err("unsupported transport (tcp and ipc are supported)")),
+            "inproc" => {
+                if rest.is_empty() {
+                    return Err(err("missing name"));
+                }
+                Ok(Endpoint::Inproc(rest.to_string()))
+            }
+            _ => Err(err(
+                "unsupported transport (tcp, ipc and inproc are supported)",
+            )),
         }
     }
 }
@@ -93,6 +106,7 @@ impl fmt::Display for Endpoint {
             }
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Endpoint::Ipc(path) => write!(f, "ipc://{}", path.display()),
+            Endpoint::Inproc(name) => write!(f, "inproc://{name}"),
         }
     }
 }
@@ -109,6 +123,7 @@ mod tests {
             "tcp://localhost:1",
             "ipc:///tmp/x.sock",
             "ipc://relative.sock",
+            "inproc://a-name/with:anything",
         ] {
             assert_eq!(s.parse::<Endpoint>().unwrap().to_string(), s);
         }
@@ -124,6 +139,7 @@ mod tests {
             "tcp://:5",
             "tcp://h:99999",
             "inproc",
+            "inproc://",
             "ipc://",
             "pgm://x:1",
         ] {

@@ -125,7 +125,16 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
             Ok(Stream::Tcp(stream))
         }
         Endpoint::Ipc(path) => Ok(Stream::Ipc(UnixStream::connect(path).await?)),
+        Endpoint::Inproc(_) => Err(not_a_stream()),
     }
+}
+
+/// `inproc://` endpoints are linked by the socket layer, never through a stream.
+fn not_a_stream() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "inproc:// endpoints carry no byte stream",
+    )
 }
 
 /// A bound listener. An `ipc://` listener removes its socket file when dropped.
@@ -172,6 +181,7 @@ impl Listener {
                     endpoint.clone(),
                 ))
             }
+            Endpoint::Inproc(_) => Err(not_a_stream()),
         }
     }
 
