@@ -29,7 +29,6 @@ PER SOCKET TYPE:
   xsub             sends stdin lines as they are (0x01 + the topic in hex
                    subscribes: 0x0161 to 'a', 0x01 to everything; 0x00…
                    cancels) and prints what arrives
-  Types not yet implemented by the zmtp library fail with a one-line error.
 
   At end of input the sockets that receive keep receiving until -n, --timeout or
   Ctrl-C. Before exiting, queued messages get up to 2 s to go out.
@@ -97,8 +96,8 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub identity: Option<String>,
 
-    /// Topic prefix to subscribe to (sub only; repeatable). Without it a sub socket
-    /// subscribes to everything.
+    /// Topic prefix to subscribe to (sub only; repeatable; '0x…' for binary). Without
+    /// it a sub socket subscribes to everything.
     #[arg(long, value_name = "TOPIC")]
     pub subscribe: Vec<String>,
 

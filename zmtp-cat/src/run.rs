@@ -50,6 +50,19 @@ pub async fn run(args: Args) -> Result<(), Stop> {
         options = options.routing_id(id);
     }
     let mut socket = Socket::with_options(socket_type, options)?;
+    if socket_type == SocketType::Sub {
+        // Without --subscribe, everything (the empty prefix).
+        let topics = if args.subscribe.is_empty() {
+            vec![String::new()]
+        } else {
+            args.subscribe.clone()
+        };
+        for topic in topics {
+            let topic = text::decode_field(topic.as_bytes())
+                .map_err(|e| Stop::Error(format!("--subscribe {e}")))?;
+            socket.subscribe(topic)?;
+        }
+    }
     let monitor = args
         .monitor
         .then(|| spawn_event_printer(socket.monitor(), args.separator.clone()));
@@ -121,15 +134,8 @@ fn check_args(args: &Args) -> Result<(), Stop> {
             t.as_str().to_lowercase()
         )));
     }
-    if !args.subscribe.is_empty() {
-        if t != SocketType::Sub {
-            return Err(Stop::Error("--subscribe is for sub sockets".into()));
-        }
-        // The library has no subscribe call yet (a SUB socket subscribes to nothing
-        // it could be told about), so a topic cannot be honoured.
-        return Err(Stop::Error(
-            "subscriptions not supported by this zmtp version".into(),
-        ));
+    if !args.subscribe.is_empty() && t != SocketType::Sub {
+        return Err(Stop::Error("--subscribe is for sub sockets".into()));
     }
     Ok(())
 }

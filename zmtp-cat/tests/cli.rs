@@ -280,6 +280,43 @@ fn timeout_exits_1_and_count_exits_0() {
 }
 
 #[test]
+fn sub_prints_only_its_topics_from_a_pub() {
+    let mut sub = Cat::start(&[
+        "sub",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--subscribe",
+        "a",
+        "--subscribe",
+        "0x62",
+        "-n",
+        "4",
+    ]);
+    let endpoint = sub.bound_endpoint();
+    let mut publisher = Cat::start(&["pub", "--connect", &endpoint]);
+    // A publisher drops what nobody has subscribed to yet: publish until the
+    // subscription has arrived and four messages got through.
+    let mut stdin = publisher.child.stdin.take().expect("stdin");
+    let deadline = Instant::now() + WAIT;
+    while sub.child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "sub never got 4 messages");
+        stdin
+            .write_all(b"x|skipped\na|1\nb|2\n")
+            .expect("write to pub");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    let (status, stdout, stderr) = sub.finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        lines.iter().all(|l| *l == "a|1" || *l == "b|2"),
+        "only the subscribed topics: {stdout}"
+    );
+}
+
+#[test]
 fn errors_exit_2_with_one_line() {
     for args in [
         &["stream", "-c", "tcp://127.0.0.1:1"][..],
@@ -287,7 +324,8 @@ fn errors_exit_2_with_one_line() {
         &["dealer", "-c", "udp://x:1"],
         &["dealer", "-c", "tcp://127.0.0.1:1", "--separator", "x"],
         &["req", "-c", "tcp://127.0.0.1:1", "--echo"],
-        &["sub", "-c", "tcp://127.0.0.1:1", "--subscribe", "a"],
+        &["pub", "-c", "tcp://127.0.0.1:1", "--subscribe", "a"],
+        &["sub", "-c", "tcp://127.0.0.1:1", "--subscribe", "0xzz"],
     ] {
         let mut cat = Cat::start(args);
         cat.feed("");
