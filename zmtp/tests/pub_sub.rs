@@ -96,7 +96,10 @@ async fn sub_receives_only_its_topics_and_stops_after_unsubscribe() {
 
         // One unsubscribe stops the topic; the others keep flowing.
         sub.unsubscribe("weather.").unwrap();
-        warm_up(&mut publisher, &mut sub, "probe").await; // the cancel has arrived too
+        // A new topic, subscribed after the cancel on the same connection: once it
+        // flows, the cancel has reached the publisher.
+        sub.subscribe("second-probe").unwrap();
+        warm_up(&mut publisher, &mut sub, "second-probe").await;
         publisher.send("weather.rome").await.unwrap();
         publisher.send("sport.golf").await.unwrap();
         assert_eq!(text(&recv(&mut sub).await), ["sport.golf"]);

@@ -10,6 +10,12 @@
 //! counts its subscribers, so an XPUB passes a subscribe up when the first peer takes
 //! a topic and a cancel when the last one leaves it (the verbose options pass more).
 //!
+//! A peer's subscriptions end with its connection, also for a connecting socket
+//! that will reconnect: the peer resends what it still wants (every SUB does), and
+//! nothing stale stays behind. An XPUB application therefore sees the cancels when
+//! a connection drops and the subscribes again after the reconnect; libzmq's
+//! connecting XPUB keeps the old set silently instead.
+//!
 //! What a peer can make us hold is capped: at most [`MAX_TOPICS_PER_PEER`] topics and
 //! [`MAX_TOPIC_BYTES_PER_PEER`] bytes of them; beyond that, new subscriptions from
 //! that peer are ignored and logged once.

@@ -1,8 +1,9 @@
 """A pyzmq (libzmq) peer for the interop tests, driven by lines on stdin.
 
-Options (argv): --type DEALER|ROUTER|REQ|REP, --bind EP | --connect EP,
---identity HEX, --heartbeat IVL_MS,TIMEOUT_MS,TTL_MS (0: leave unset),
---mandatory (ZMQ_ROUTER_MANDATORY), --monitor (record socket events).
+Options (argv): --type DEALER|ROUTER|REQ|REP|PUB|SUB|XPUB|XSUB|PUSH|PULL|PAIR,
+--bind EP | --connect EP, --identity HEX, --heartbeat IVL_MS,TIMEOUT_MS,TTL_MS
+(0: leave unset), --mandatory (ZMQ_ROUTER_MANDATORY), --xpub-verbose
+(ZMQ_XPUB_VERBOSE), --monitor (record socket events).
 
 Prints "READY <endpoint>" once bound or connected (for a bind, the real endpoint),
 then answers each command with one line:
@@ -12,11 +13,19 @@ then answers each command with one line:
                   unknown (EHOSTUNREACH)               -> SENT
   recv            waits for a message                  -> MSG F
   recv_within MS  waits at most MS milliseconds        -> MSG F | NONE
+  subscribe H     SUB/XSUB: ZMQ_SUBSCRIBE topic H      -> OK
+  unsubscribe H   SUB/XSUB: ZMQ_UNSUBSCRIBE topic H    -> OK
+  poke            reads ZMQ_EVENTS, which makes libzmq
+                  process its pending commands (a bound
+                  socket attaches a new peer, and a SUB
+                  sends it its subscriptions, only when
+                  the application calls into the socket) -> OK
   events          every monitor event so far           -> EVENTS name,name,...
   wait_event NAME [N] until NAME was seen N times      -> EVENT NAME
   exit            closes the socket and exits
 
-F is a message: frames in hex joined by ",". Anything that goes wrong prints
+F is a message: frames in hex joined by ","; H is one frame in hex (empty: the
+empty topic, which matches everything). Anything that goes wrong prints
 "ERROR <reason>" (plus a traceback on stderr) and exits with status 1.
 Waits are bounded by WAIT_MS.
 """
@@ -57,6 +66,8 @@ class Peer:
             self.sock.setsockopt(zmq.ROUTING_ID, bytes.fromhex(args.identity))
         if args.mandatory:
             self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if args.xpub_verbose:
+            self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         if args.heartbeat:
             ivl, timeout, ttl = (int(x) for x in args.heartbeat.split(","))
             self.sock.setsockopt(zmq.HEARTBEAT_IVL, ivl)
@@ -124,6 +135,13 @@ class Peer:
         elif op == "recv_within":
             msg = self.recv(int(arg))
             print("NONE" if msg is None else "MSG " + encode(msg))
+        elif op in ("subscribe", "unsubscribe"):
+            option = zmq.SUBSCRIBE if op == "subscribe" else zmq.UNSUBSCRIBE
+            self.sock.setsockopt(option, bytes.fromhex(arg))
+            print("OK")
+        elif op == "poke":
+            self.sock.getsockopt(zmq.EVENTS)
+            print("OK")
         elif op == "events":
             self.poll_events()
             print("EVENTS", ",".join(self.events))
@@ -154,6 +172,7 @@ def main():
     parser.add_argument("--identity")
     parser.add_argument("--heartbeat")
     parser.add_argument("--mandatory", action="store_true")
+    parser.add_argument("--xpub-verbose", action="store_true")
     parser.add_argument("--monitor", action="store_true")
     args = parser.parse_args()
     try:
