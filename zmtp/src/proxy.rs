@@ -50,14 +50,11 @@
 //! - **Fairness.** The proxy takes one message at a time and alternates which side
 //!   it looks at first, so a busy side cannot starve the other (libzmq forwards
 //!   bursts of up to 1000 messages per side and turn).
-//! - **A destination that makes `send` wait** (a DEALER backend with no worker yet or
-//!   every worker's queue at the high-water mark) holds the proxy until it takes the
-//!   message; the other direction waits meanwhile. libzmq 4.3 instead stops reading
-//!   only the blocked direction (it polls the destination for `POLLOUT` before
-//!   reading). [`Socket`] has no writability poll yet, so we keep the simple rule;
-//!   control commands are still served while a send waits. ROUTER sends never wait
-//!   (a message to an unknown or full peer is dropped, as in libzmq), so a ROUTER
-//!   frontend never holds the proxy.
+//! - **A destination that would make `send` wait** (a DEALER backend with no worker
+//!   yet, or every worker's queue at the high-water mark) stops only the direction
+//!   that feeds it: the proxy reads a side only while the other side can take a
+//!   message ([`Socket::poll_send_ready`]), as libzmq 4.3 polls for `POLLOUT`. Replies
+//!   keep flowing meanwhile, and what waits stays in the source socket's queues.
 //! - **Capture never blocks.** libzmq sends to the capture socket with a blocking
 //!   send, so a capture socket that can block (DEALER or PUSH at its high-water mark
 //!   or without a peer) stalls libzmq's proxy; the usual PUB capture drops instead.
@@ -336,10 +333,13 @@ impl<'a> Proxy<'a> {
             [Direction::FrontendToBackend, Direction::BackendToFrontend]
         };
         for direction in order {
-            let source = match direction {
-                Direction::FrontendToBackend => &mut *self.frontend,
-                Direction::BackendToFrontend => &mut *self.backend,
+            let (source, destination) = match direction {
+                Direction::FrontendToBackend => (&mut *self.frontend, &mut *self.backend),
+                Direction::BackendToFrontend => (&mut *self.backend, &mut *self.frontend),
             };
+            if destination.poll_send_ready(cx).is_pending() {
+                continue;
+            }
             if let Poll::Ready(msg) = source.poll_recv(cx) {
                 self.state.backend_first = direction == Direction::FrontendToBackend;
                 return Poll::Ready(Next::Received(direction, msg));

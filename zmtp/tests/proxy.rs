@@ -250,3 +250,56 @@ async fn terminate_while_paused_and_dropped_handles_leave_it_running() {
     control.terminate().await.unwrap();
     within("the proxy's end", queue).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_backed_up_backend_does_not_hold_replies() {
+    // A worker (over inproc, so no kernel buffers absorb anything) that takes one
+    // request and then stops reading: requests back up on the backend, while its
+    // answer to the first must still reach the client.
+    let mut frontend = Socket::new(SocketType::Router);
+    let clients = frontend.bind("tcp://127.0.0.1:0").await.unwrap();
+    let small = zmtp::SocketOptions::default().hwm(2);
+    let mut backend = Socket::with_options(SocketType::Dealer, small.clone()).unwrap();
+    backend.bind("inproc://proxy-backed-up").await.unwrap();
+    let (control, commands) = proxy::control();
+    let queue = tokio::spawn(async move {
+        proxy::proxy_steerable(&mut frontend, &mut backend, None, commands).await
+    });
+    let mut worker = Socket::with_options(SocketType::Dealer, small).unwrap();
+    worker.connect("inproc://proxy-backed-up").await.unwrap();
+    let mut client = Socket::new(SocketType::Dealer);
+    client.connect(&clients.to_string()).await.unwrap();
+
+    client.send(["", "first"]).await.unwrap();
+    let mut reply = within("the first request", worker.recv()).await.unwrap();
+    const REQUESTS: u64 = 100;
+    for i in 0..REQUESTS {
+        within(
+            "queueing a request",
+            client.send(["".to_string(), format!("r{i}")]),
+        )
+        .await
+        .unwrap();
+    }
+    // Wait until the proxy has stopped forwarding requests: the backend is full.
+    let mut last = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stats = within("statistics", control.statistics()).await.unwrap();
+        let forwarded = stats.backend.messages_out;
+        assert!(forwarded < REQUESTS, "the worker never backed up");
+        if forwarded > 1 && last == Some(forwarded) {
+            break;
+        }
+        last = Some(forwarded);
+    }
+    // The worker answers the first request only now: [routing id, "", body].
+    let _ = reply.pop_back();
+    reply.push_back("reply to first");
+    worker.send(reply).await.unwrap();
+    let got = within("the reply while requests are backed up", client.recv())
+        .await
+        .unwrap();
+    assert_eq!(got.frames(), ["", "reply to first"]);
+    queue.abort();
+}

@@ -17,6 +17,7 @@ mod session;
 mod subscribe;
 mod subscribers;
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -90,6 +91,8 @@ pub struct Socket {
     last_endpoint: Option<Endpoint>,
     /// PUB/XPUB: the peers matching the message being sent (reused buffer).
     matched: Vec<PeerKey>,
+    /// `poll_send_ready`: the wake-up it waits for.
+    send_ready: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
 }
 
 impl Socket {
@@ -133,6 +136,7 @@ impl Socket {
             rep: rep::RepState::default(),
             last_endpoint: None,
             matched: Vec::new(),
+            send_ready: None,
         }
     }
 
@@ -255,12 +259,48 @@ impl Socket {
             SocketType::Pub | SocketType::XPub => self.send_published(msg).await,
             SocketType::XSub => {
                 self.send_upstream(msg);
+                tokio::task::consume_budget().await; // as PUB: never waits otherwise
                 Ok(())
             }
             SocketType::Sub => Err(Error::Unsupported {
                 socket_type: SocketType::Sub,
                 operation: "send (use subscribe/unsubscribe)",
             }),
+        }
+    }
+
+    /// Ready when a [`Socket::send`] would not wait for room: some peer's queue is
+    /// below the HWM (DEALER, PUSH, PAIR, REQ; REQ may still refuse a send out of
+    /// turn), or the socket type never waits (PUB, XPUB without `xpub_nodrop`, XSUB,
+    /// ROUTER without `router_mandatory`, REP). Only this socket fills its queues, so
+    /// the room is still there when `send` is called. Registers `cx` for a wake-up
+    /// otherwise (libzmq `ZMQ_POLLOUT`).
+    pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !matches!(
+            self.core.socket_type,
+            SocketType::Dealer | SocketType::Push | SocketType::Pair | SocketType::Req
+        ) {
+            return Poll::Ready(());
+        }
+        loop {
+            let writable = &self.core.peers.writable;
+            let notified = self
+                .send_ready
+                .get_or_insert_with(|| Box::pin(writable.clone().notified_owned()));
+            // Registered before looking, so room made in between cannot be missed.
+            notified.as_mut().enable();
+            self.core.peers.refresh(&mut self.snapshot);
+            let room = self
+                .snapshot
+                .ordered
+                .iter()
+                .any(|(_, pipe)| pipe.has_room());
+            if room || self.core.cancel.is_cancelled() {
+                self.send_ready = None;
+                return Poll::Ready(());
+            }
+            std::task::ready!(notified.as_mut().poll(cx));
+            self.send_ready = None;
         }
     }
 

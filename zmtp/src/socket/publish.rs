@@ -13,6 +13,10 @@ impl Socket {
     pub(super) async fn send_published(&mut self, mut msg: Message) -> Result<(), Error> {
         if !self.options.xpub_nodrop {
             let _ = self.publish_matching(msg, false);
+            // Never waits for room, so a tight publishing loop would otherwise keep
+            // the connections' tasks from running (and drop all past the HWM): give
+            // the scheduler its turn when the task's budget is spent.
+            tokio::task::consume_budget().await;
             return Ok(());
         }
         let writable = self.core.peers.writable.clone();
