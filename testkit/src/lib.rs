@@ -7,11 +7,14 @@
 //!   waits and killed on drop.
 //! - [`free_tcp_port`], [`ipc_endpoint`]: fresh endpoints.
 //! - [`frames`]: a line-friendly hex encoding of multipart messages.
+//! - [`interop`]: transports, sides and endpoints of the pyzmq interop tests, and
+//!   [`interop::ZmqPeer`], a driver for the pyzmq peer `zmtp/tests/py/zmq_peer.py`.
 //! - [`corpus`]: fuzz corpora replayed as plain tests.
 
 pub mod corpus;
 mod endpoints;
 pub mod frames;
+pub mod interop;
 mod peer;
 mod venv;
 

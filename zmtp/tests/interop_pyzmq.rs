@@ -6,223 +6,34 @@
 //! binding and pyzmq connecting, and the other way round. Waits are bounded
 //! (generous, for loaded machines) and nothing asserts on timing.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep, timeout, Instant};
 
-use testkit::{frames, PyPeer};
+use testkit::interop::{
+    fixed_endpoint, our_bind_endpoint, their_bind_endpoint, Side, Transport, ZmqArgs, COMBOS,
+    TRANSPORTS,
+};
 use zmtp::{Error, Message, Socket, SocketOptions, SocketType};
 
 /// Bound on every wait for a message or an event.
 const WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Tcp,
-    Ipc,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    /// We bind, pyzmq connects.
-    WeBind,
-    /// pyzmq binds, we connect.
-    TheyBind,
-}
-
-const COMBOS: [(Transport, Side); 4] = [
-    (Transport::Tcp, Side::WeBind),
-    (Transport::Tcp, Side::TheyBind),
-    (Transport::Ipc, Side::WeBind),
-    (Transport::Ipc, Side::TheyBind),
-];
-
-fn our_bind_endpoint(t: Transport) -> String {
-    match t {
-        Transport::Tcp => "tcp://127.0.0.1:0".into(),
-        Transport::Ipc => testkit::ipc_endpoint("rs"),
-    }
-}
-
-fn their_bind_endpoint(t: Transport) -> String {
-    match t {
-        Transport::Tcp => "tcp://127.0.0.1:*".into(),
-        Transport::Ipc => testkit::ipc_endpoint("py"),
-    }
-}
-
-/// A fixed endpoint, for a peer that is restarted on the same address.
-fn fixed_endpoint(t: Transport) -> String {
-    match t {
-        Transport::Tcp => testkit::tcp_endpoint(),
-        Transport::Ipc => testkit::ipc_endpoint("fixed"),
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // The pyzmq peer
 // ---------------------------------------------------------------------------------
 
-/// Command-line options of a `zmq_peer.py` process.
-#[derive(Clone, Debug)]
-struct PyArgs(Vec<String>);
-
-fn py(socket_type: &str) -> PyArgs {
-    PyArgs(vec!["--type".into(), socket_type.into()])
-}
-
-impl PyArgs {
-    fn with(mut self, args: &[&str]) -> PyArgs {
-        self.0.extend(args.iter().map(|a| a.to_string()));
-        self
-    }
-    fn identity(self, id: &[u8]) -> PyArgs {
-        self.with(&["--identity", &frames::to_hex(id)])
-    }
-    /// `ivl,timeout,ttl` in milliseconds, 0 for unset.
-    fn heartbeat(self, spec: &str) -> PyArgs {
-        self.with(&["--heartbeat", spec])
-    }
-    fn mandatory(self) -> PyArgs {
-        self.with(&["--mandatory"])
-    }
-    fn monitor(self) -> PyArgs {
-        self.with(&["--monitor"])
-    }
-    fn bind(self, endpoint: &str) -> PyArgs {
-        self.with(&["--bind", endpoint])
-    }
-    fn connect(self, endpoint: &str) -> PyArgs {
-        self.with(&["--connect", endpoint])
-    }
-}
-
 /// A running pyzmq peer (killed on drop).
-struct Py {
-    peer: PyPeer,
-    /// Where it is bound (the real endpoint) or what it connected to.
-    endpoint: String,
-    /// The socket file it bound, which a killed libzmq leaves behind.
-    ipc_file: Option<PathBuf>,
-}
+type Py = testkit::interop::ZmqPeer<Message>;
 
-impl Py {
-    async fn start(args: PyArgs) -> Py {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/zmq_peer.py");
-        let mut peer = PyPeer::spawn_script(script, &args.0);
-        let endpoint = Py::answer(&mut peer, "READY").await;
-        let binds = args.0.iter().any(|a| a == "--bind");
-        let ipc_file = endpoint
-            .strip_prefix("ipc://")
-            .filter(|_| binds)
-            .map(PathBuf::from);
-        Py {
-            peer,
-            endpoint,
-            ipc_file,
-        }
-    }
-
-    /// The rest of the next line, which must start with `prefix`.
-    async fn answer(peer: &mut PyPeer, prefix: &str) -> String {
-        let line = peer.line().await;
-        if line.starts_with("ERROR") {
-            peer.fail(&line);
-        }
-        match line.strip_prefix(prefix) {
-            Some(rest) => rest.strip_prefix(' ').unwrap_or(rest).to_owned(),
-            None => peer.fail(&format!("expected {prefix}, got {line:.200}")),
-        }
-    }
-
-    async fn reply(&mut self, prefix: &str) -> String {
-        Py::answer(&mut self.peer, prefix).await
-    }
-
-    async fn send(&mut self, msg: impl Into<Message>) {
-        self.command("send", msg.into()).await;
-    }
-
-    /// ROUTER with --mandatory: retries while the routing id is unknown.
-    async fn send_mandatory(&mut self, msg: impl Into<Message>) {
-        self.command("send_mandatory", msg.into()).await;
-    }
-
-    async fn command(&mut self, op: &str, msg: Message) {
-        self.peer.send_line(format!("{op} {}", frames::encode(msg)));
-        self.reply("SENT").await;
-    }
-
-    /// Asks for the next message; collect it with [`Py::msg`].
-    fn start_recv(&self) {
-        self.peer.send_line("recv");
-    }
-
-    async fn msg(&mut self) -> Message {
-        Message::from(frames::decode(&self.reply("MSG").await))
-    }
-
-    async fn recv(&mut self) -> Message {
-        self.start_recv();
-        self.msg().await
-    }
-
-    async fn recv_within(&mut self, wait: Duration) -> Option<Message> {
-        self.peer
-            .send_line(format!("recv_within {}", wait.as_millis()));
-        let line = self.peer.line().await;
-        if line == "NONE" {
-            return None;
-        }
-        match line.strip_prefix("MSG ") {
-            Some(rest) => Some(Message::from(frames::decode(rest))),
-            None => self
-                .peer
-                .fail(&format!("expected MSG or NONE, got {line:.200}")),
-        }
-    }
-
-    /// Every monitor event so far (needs --monitor).
-    async fn events(&mut self) -> Vec<String> {
-        self.peer.send_line("events");
-        let list = self.reply("EVENTS").await;
-        list.split(',')
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    async fn wait_event(&mut self, name: &str, count: usize) {
-        self.peer.send_line(format!("wait_event {name} {count}"));
-        self.reply("EVENT").await;
-    }
-
-    /// Asserts that libzmq saw exactly one connection, never dropped.
-    async fn assert_one_unbroken_connection(&mut self, context: &str) {
-        self.wait_event("HANDSHAKE_SUCCEEDED", 1).await;
-        let events = self.events().await;
-        let count = |name: &str| events.iter().filter(|e| *e == name).count();
-        assert_eq!(
-            (count("DISCONNECTED"), count("HANDSHAKE_SUCCEEDED")),
-            (0, 1),
-            "{context}: pyzmq saw a disconnect or a reconnect; its events: {events:?}"
-        );
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        self.peer.kill();
-        if let Some(path) = &self.ipc_file {
-            let _ = std::fs::remove_file(path);
-        }
-    }
+/// Command-line options of a `zmq_peer.py` process.
+fn py(socket_type: &str) -> ZmqArgs {
+    ZmqArgs::new(socket_type)
 }
 
 /// Connects `ours` and a new pyzmq peer: one binds, the other connects.
-async fn pair(ours: &mut Socket, args: PyArgs, transport: Transport, side: Side) -> Py {
+async fn pair(ours: &mut Socket, args: ZmqArgs, transport: Transport, side: Side) -> Py {
     match side {
         Side::WeBind => {
             let ep = ours
@@ -233,7 +44,7 @@ async fn pair(ours: &mut Socket, args: PyArgs, transport: Transport, side: Side)
         }
         Side::TheyBind => {
             let py = Py::start(args.bind(&their_bind_endpoint(transport))).await;
-            ours.connect(&py.endpoint).await.expect("connect");
+            ours.connect(py.endpoint()).await.expect("connect");
             py
         }
     }
@@ -663,7 +474,7 @@ async fn our_heartbeats_keep_a_silent_connection() {
 /// A pyzmq peer frozen with SIGSTOP (its TCP connection stays open, nothing answers)
 /// is dropped by a heartbeat limit, and is welcome again once it wakes up.
 async fn frozen_peer_is_dropped(ours: SocketOptions, py_heartbeat: Option<&str>) {
-    for t in [Transport::Tcp, Transport::Ipc] {
+    for t in TRANSPORTS {
         eprintln!("--- {t:?}");
         let mut router = Socket::with_options(SocketType::Router, ours.clone()).expect("options");
         let ep = router
@@ -683,12 +494,12 @@ async fn frozen_peer_is_dropped(ours: SocketOptions, py_heartbeat: Option<&str>)
         // before freezing the peer, or we would never learn its TTL.
         sleep(SILENCE).await;
 
-        dealer.peer.pause();
+        dealer.pause();
         wait_until("our ROUTER drops the frozen peer", || {
             router.peer_count() == 0
         })
         .await;
-        dealer.peer.resume();
+        dealer.resume();
 
         // libzmq notices the close, reconnects, and traffic flows again.
         dealer.wait_event("DISCONNECTED", 1).await;
@@ -724,7 +535,7 @@ async fn pyzmq_heartbeat_ttl_drops_it_when_frozen() {
 /// delivery is in order and complete, and replies reach us under our identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_dealer_reconnects_after_pyzmq_router_restarts() {
-    for t in [Transport::Tcp, Transport::Ipc] {
+    for t in TRANSPORTS {
         eprintln!("--- {t:?}");
         let ep = fixed_endpoint(t);
         let options = SocketOptions::default().routing_id("rust-dealer");
@@ -792,7 +603,7 @@ async fn our_dealer_reconnects_after_pyzmq_router_restarts() {
 /// libzmq reports the new handshake is delivered and answered, with no resend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_req_reconnects_after_pyzmq_rep_restarts() {
-    for t in [Transport::Tcp, Transport::Ipc] {
+    for t in TRANSPORTS {
         eprintln!("--- {t:?}");
         let ep = fixed_endpoint(t);
         let mut req = Socket::new(SocketType::Req);
@@ -952,7 +763,7 @@ async fn check_good_peer(good: &mut Py, router: &mut Socket, i: usize) {
 /// dropped by the handshake timeout, and does not hold anyone up meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_raw_clients_closes_only_that_connection() {
-    for t in [Transport::Tcp, Transport::Ipc] {
+    for t in TRANSPORTS {
         eprintln!("--- {t:?}");
         let options = SocketOptions::default().handshake_timeout(Duration::from_secs(10));
         let mut router = Socket::with_options(SocketType::Router, options).expect("options");
@@ -990,11 +801,11 @@ async fn garbage_from_raw_clients_closes_only_that_connection() {
 /// period, here to a peer that is already connected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_flushes_queued_messages_to_a_connected_pyzmq_peer() {
-    for t in [Transport::Tcp, Transport::Ipc] {
+    for t in TRANSPORTS {
         eprintln!("--- {t:?}");
         let mut router = Py::start(py("ROUTER").bind(&their_bind_endpoint(t))).await;
         let mut dealer = Socket::new(SocketType::Dealer);
-        dealer.connect(&router.endpoint).await.expect("connect");
+        dealer.connect(router.endpoint()).await.expect("connect");
         send(&mut dealer, "hello").await;
         let id = router.recv().await[0].clone();
         for i in 0..200 {

@@ -23,50 +23,16 @@ use std::time::Duration;
 
 use tokio::time::{timeout, Instant};
 
-use testkit::{frames, PyPeer};
+use testkit::interop::{
+    answer, our_bind_endpoint, their_bind_endpoint, Side, Transport, ZmqArgs, COMBOS, TRANSPORTS,
+};
+use testkit::PyPeer;
 use zmtp::{Message, Socket, SocketOptions, SocketType, XpubVerbosity};
 
 /// Bound on every wait for something that must happen.
 const WAIT: Duration = Duration::from_secs(30);
 /// How long one warm-up round waits for the probe before publishing it again.
 const PROBE_WAIT: Duration = Duration::from_millis(50);
-
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Tcp,
-    Ipc,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    /// We bind, pyzmq connects.
-    WeBind,
-    /// pyzmq binds, we connect.
-    TheyBind,
-}
-
-const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Ipc];
-
-const COMBOS: [(Transport, Side); 4] = [
-    (Transport::Tcp, Side::WeBind),
-    (Transport::Tcp, Side::TheyBind),
-    (Transport::Ipc, Side::WeBind),
-    (Transport::Ipc, Side::TheyBind),
-];
-
-fn our_bind_endpoint(t: Transport) -> String {
-    match t {
-        Transport::Tcp => "tcp://127.0.0.1:0".into(),
-        Transport::Ipc => testkit::ipc_endpoint("rs"),
-    }
-}
-
-fn their_bind_endpoint(t: Transport) -> String {
-    match t {
-        Transport::Tcp => "tcp://127.0.0.1:*".into(),
-        Transport::Ipc => testkit::ipc_endpoint("py"),
-    }
-}
 
 fn py_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -79,115 +45,7 @@ fn py_script(name: &str) -> PathBuf {
 // ---------------------------------------------------------------------------------
 
 /// A running `zmq_peer.py` process (killed on drop).
-struct Py {
-    peer: PyPeer,
-    /// PUB, SUB, XPUB or XSUB.
-    socket_type: String,
-    /// Where it is bound (the real endpoint) or what it connected to.
-    endpoint: String,
-    /// The socket file it bound, which a killed libzmq leaves behind.
-    ipc_file: Option<PathBuf>,
-}
-
-impl Py {
-    /// Starts a `socket_type` peer with `args` (`--bind EP` or `--connect EP`, and
-    /// options) and waits for it to be ready.
-    async fn start(socket_type: &str, args: &[&str]) -> Py {
-        let mut argv = vec!["--type", socket_type];
-        argv.extend_from_slice(args);
-        let mut peer = PyPeer::spawn_script(py_script("zmq_peer.py"), &argv);
-        let endpoint = answer(&mut peer, "READY").await;
-        let ipc_file = endpoint
-            .strip_prefix("ipc://")
-            .filter(|_| args.contains(&"--bind"))
-            .map(PathBuf::from);
-        Py {
-            peer,
-            socket_type: socket_type.to_owned(),
-            endpoint,
-            ipc_file,
-        }
-    }
-
-    async fn bind(socket_type: &str, endpoint: &str) -> Py {
-        Py::start(socket_type, &["--bind", endpoint]).await
-    }
-
-    async fn connect(socket_type: &str, endpoint: &str) -> Py {
-        Py::start(socket_type, &["--connect", endpoint]).await
-    }
-
-    async fn reply(&mut self, prefix: &str) -> String {
-        answer(&mut self.peer, prefix).await
-    }
-
-    async fn send(&mut self, msg: impl Into<Message>) {
-        self.peer
-            .send_line(format!("send {}", frames::encode(msg.into())));
-        self.reply("SENT").await;
-    }
-
-    async fn recv(&mut self) -> Message {
-        self.peer.send_line("recv");
-        Message::from(frames::decode(&self.reply("MSG").await))
-    }
-
-    async fn recv_within(&mut self, wait: Duration) -> Option<Message> {
-        self.peer
-            .send_line(format!("recv_within {}", wait.as_millis()));
-        let line = self.peer.line().await;
-        if line == "NONE" {
-            return None;
-        }
-        match line.strip_prefix("MSG ") {
-            Some(rest) => Some(Message::from(frames::decode(rest))),
-            None => self
-                .peer
-                .fail(&format!("expected MSG or NONE, got {line:.200}")),
-        }
-    }
-
-    /// ZMQ_SUBSCRIBE (SUB) or ZMQ_UNSUBSCRIBE.
-    async fn set_subscription(&mut self, subscribe: bool, topic: &[u8]) {
-        let op = if subscribe {
-            "subscribe"
-        } else {
-            "unsubscribe"
-        };
-        self.peer
-            .send_line(format!("{op} {}", frames::to_hex(topic)));
-        self.reply("OK").await;
-    }
-
-    /// Makes libzmq process its pending commands. A bound libzmq socket attaches a
-    /// new peer (and a SUB sends it its subscriptions) only when the application
-    /// calls into the socket; a peer waiting for our next line never does.
-    async fn poke(&mut self) {
-        self.peer.send_line("poke");
-        self.reply("OK").await;
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        self.peer.kill();
-        if let Some(path) = &self.ipc_file {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// The rest of the peer's next line, which must start with `prefix`.
-async fn answer(peer: &mut PyPeer, prefix: &str) -> String {
-    let line = peer.line().await;
-    if line.starts_with("ERROR") {
-        peer.fail(&line);
-    }
-    match line.strip_prefix(prefix) {
-        Some(rest) => rest.strip_prefix(' ').unwrap_or(rest).to_owned(),
-        None => peer.fail(&format!("expected {prefix}, got {line:.200}")),
-    }
-}
+type Py = testkit::interop::ZmqPeer<Message>;
 
 /// Links `ours` and a new pyzmq `socket_type` peer: one binds, the other connects.
 async fn link(ours: &mut Socket, socket_type: &str, t: Transport, side: Side) -> Py {
@@ -198,7 +56,7 @@ async fn link(ours: &mut Socket, socket_type: &str, t: Transport, side: Side) ->
         }
         Side::TheyBind => {
             let py = Py::bind(socket_type, &their_bind_endpoint(t)).await;
-            ours.connect(&py.endpoint).await.expect("connect");
+            ours.connect(py.endpoint()).await.expect("connect");
             py
         }
     }
@@ -218,7 +76,7 @@ impl End {
     fn describe(&self) -> String {
         match self {
             End::Ours(s) => format!("our {}", s.socket_type()),
-            End::Theirs(py) => format!("pyzmq {}", py.socket_type),
+            End::Theirs(py) => format!("pyzmq {}", py.socket_type()),
         }
     }
 
@@ -238,7 +96,7 @@ impl End {
         match self {
             End::Ours(s) if subscribe => s.subscribe(topic.to_owned()).expect("subscribe"),
             End::Ours(s) => s.unsubscribe(topic.to_owned()).expect("unsubscribe"),
-            End::Theirs(py) if py.socket_type == "XSUB" => {
+            End::Theirs(py) if py.socket_type() == "XSUB" => {
                 let mut body = vec![u8::from(subscribe)];
                 body.extend_from_slice(topic.as_bytes());
                 py.send(body).await;
@@ -593,15 +451,16 @@ async fn verbose_xpubs_see_every_subscribe_from_the_other_library() {
 
         // pyzmq's, verbose, and two of our SUBs subscribing to the same topic.
         let mut xpub = Py::start(
-            "XPUB",
-            &["--bind", &their_bind_endpoint(t), "--xpub-verbose"],
+            ZmqArgs::new("XPUB")
+                .bind(&their_bind_endpoint(t))
+                .xpub_verbose(),
         )
         .await;
         let mut subs = Vec::new();
         for _ in 0..2 {
             let mut sub = Socket::new(SocketType::Sub);
             sub.subscribe("t").expect("subscribe");
-            sub.connect(&xpub.endpoint).await.expect("connect");
+            sub.connect(xpub.endpoint()).await.expect("connect");
             assert_eq!(xpub.recv().await, Message::from("\x01t"), "{t:?}");
             subs.push(sub);
         }

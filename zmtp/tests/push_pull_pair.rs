@@ -8,33 +8,11 @@ use std::time::Duration;
 
 use tokio::time::{sleep, timeout, Instant};
 
-use testkit::PyPeer;
+use testkit::interop::{our_bind_endpoint, their_bind_endpoint, Transport, TRANSPORTS};
 use zmtp::{Error, Message, Socket, SocketEvent, SocketOptions, SocketType};
 
 /// Bound on every wait for a message or an event.
 const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Tcp,
-    Ipc,
-}
-
-const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Ipc];
-
-fn bind_endpoint(t: Transport, tag: &str) -> String {
-    match t {
-        Transport::Tcp => "tcp://127.0.0.1:0".into(),
-        Transport::Ipc => testkit::ipc_endpoint(tag),
-    }
-}
-
-fn py_bind_endpoint(t: Transport, tag: &str) -> String {
-    match t {
-        Transport::Tcp => "tcp://127.0.0.1:*".into(),
-        Transport::Ipc => testkit::ipc_endpoint(tag),
-    }
-}
 
 async fn recv(s: &mut Socket) -> Message {
     timeout(WAIT, s.recv())
@@ -70,7 +48,7 @@ fn text(msg: &Message) -> String {
 /// A bound socket and a connected one, over `t`.
 async fn linked(t: Transport, bound: SocketType, connected: SocketType) -> (Socket, Socket) {
     let mut b = Socket::new(bound);
-    let endpoint = b.bind(&bind_endpoint(t, "b")).await.expect("bind");
+    let endpoint = b.bind(&our_bind_endpoint(t)).await.expect("bind");
     let mut c = Socket::new(connected);
     c.connect(&endpoint.to_string()).await.expect("connect");
     (b, c)
@@ -120,7 +98,7 @@ async fn our_push_blocks_at_the_hwm_when_nobody_reads() {
     for t in TRANSPORTS {
         let mut pull =
             Socket::with_options(SocketType::Pull, SocketOptions::default().recv_hwm(2)).unwrap();
-        let endpoint = pull.bind(&bind_endpoint(t, "hwm")).await.unwrap();
+        let endpoint = pull.bind(&our_bind_endpoint(t)).await.unwrap();
         let mut push = Socket::with_options(
             SocketType::Push,
             SocketOptions::default().send_hwm(SEND_HWM),
@@ -172,7 +150,7 @@ async fn our_bound_pair_refuses_a_second_pair() {
     for t in TRANSPORTS {
         let mut a = Socket::new(SocketType::Pair);
         let mut events = a.monitor();
-        let endpoint = a.bind(&bind_endpoint(t, "p2")).await.unwrap().to_string();
+        let endpoint = a.bind(&our_bind_endpoint(t)).await.unwrap().to_string();
         let mut first = Socket::new(SocketType::Pair);
         first.connect(&endpoint).await.unwrap();
         send(&mut first, "hello").await;
@@ -254,110 +232,19 @@ async fn incompatible_types_are_refused() {
 // Against pyzmq (libzmq)
 // ---------------------------------------------------------------------------------
 
-/// A line-driven pyzmq socket: argv TYPE bind|connect ENDPOINT. Messages are one
-/// UTF-8 frame. Commands: `send TEXT` -> SENT; `recv_within MS` -> MSG TEXT | NONE;
-/// `take` -> COUNT N (everything received so far, without waiting); `exit`.
-const PY_PEER: &str = r#"
-import sys, zmq
-kind, mode, endpoint = sys.argv[1:4]
-ctx = zmq.Context()
-s = ctx.socket(getattr(zmq, kind))
-s.linger = 1000
-s.sndtimeo = 30000
-if mode == "bind":
-    s.bind(endpoint)
-    endpoint = s.getsockopt_string(zmq.LAST_ENDPOINT)
-else:
-    s.connect(endpoint)
-print("READY", endpoint, flush=True)
-taken = 0
-for line in sys.stdin:
-    cmd, _, arg = line.rstrip("\n").partition(" ")
-    if cmd == "send":
-        s.send_string(arg)
-        print("SENT", flush=True)
-    elif cmd == "recv_within":
-        if s.poll(int(arg)):
-            print("MSG", s.recv_string(), flush=True)
-        else:
-            print("NONE", flush=True)
-    elif cmd == "take":
-        while s.poll(0):
-            s.recv()
-            taken += 1
-        print("COUNT", taken, flush=True)
-    elif cmd == "exit":
-        break
-s.close()
-ctx.term()
-"#;
-
-struct Py {
-    peer: PyPeer,
-    endpoint: String,
-}
-
-impl Py {
-    async fn start(kind: &str, mode: &str, endpoint: &str) -> Py {
-        let mut peer = PyPeer::spawn_code(PY_PEER, [kind, mode, endpoint]);
-        let endpoint = peer.expect("READY").await;
-        Py { peer, endpoint }
-    }
-
-    async fn bind(kind: &str, t: Transport) -> Py {
-        Py::start(kind, "bind", &py_bind_endpoint(t, "py")).await
-    }
-
-    async fn connect(kind: &str, endpoint: &str) -> Py {
-        Py::start(kind, "connect", endpoint).await
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.peer.send_line(format!("send {text}"));
-        self.peer.expect("SENT").await;
-    }
-
-    async fn recv_within(&mut self, wait: Duration) -> Option<String> {
-        self.peer
-            .send_line(format!("recv_within {}", wait.as_millis()));
-        let line = self.peer.line().await;
-        if line == "NONE" {
-            return None;
-        }
-        match line.strip_prefix("MSG ") {
-            Some(text) => Some(text.to_owned()),
-            None => self
-                .peer
-                .fail(&format!("expected MSG or NONE, got {line:.200}")),
-        }
-    }
-
-    async fn recv(&mut self) -> String {
-        match self.recv_within(WAIT).await {
-            Some(text) => text,
-            None => self.peer.fail("no message within the wait"),
-        }
-    }
-
-    /// How many messages it has received so far.
-    async fn taken(&mut self) -> usize {
-        self.peer.send_line("take");
-        let n = self.peer.expect("COUNT").await;
-        n.parse()
-            .unwrap_or_else(|_| self.peer.fail(&format!("bad count {n:?}")))
-    }
-}
+/// A pyzmq socket (`tests/py/zmq_peer.py`), killed on drop.
+type Py = testkit::interop::ZmqPeer<Message>;
 
 /// Our socket of type `ours` and a pyzmq socket of type `theirs`, linked over `t`;
 /// `we_bind` says who binds.
 async fn with_py(t: Transport, we_bind: bool, ours: SocketType, theirs: &str) -> (Socket, Py) {
     let mut s = Socket::new(ours);
     let py = if we_bind {
-        let endpoint = s.bind(&bind_endpoint(t, "rs")).await.unwrap();
+        let endpoint = s.bind(&our_bind_endpoint(t)).await.unwrap();
         Py::connect(theirs, &endpoint.to_string()).await
     } else {
-        let py = Py::bind(theirs, t).await;
-        s.connect(&py.endpoint).await.unwrap();
+        let py = Py::bind(theirs, &their_bind_endpoint(t)).await;
+        s.connect(py.endpoint()).await.unwrap();
         py
     };
     (s, py)
@@ -370,7 +257,7 @@ async fn our_push_load_balances_over_two_pyzmq_pullers() {
         for we_bind in [true, false] {
             let mut push = Socket::new(SocketType::Push);
             let (mut a, mut b) = if we_bind {
-                let endpoint = push.bind(&bind_endpoint(t, "lb")).await.unwrap();
+                let endpoint = push.bind(&our_bind_endpoint(t)).await.unwrap();
                 let a = Py::connect("PULL", &endpoint.to_string()).await;
                 let b = Py::connect("PULL", &endpoint.to_string()).await;
                 // Both must be in the table before the first send, or the first
@@ -378,27 +265,29 @@ async fn our_push_load_balances_over_two_pyzmq_pullers() {
                 wait_until("both PULLers connected", || push.peer_count() == 2).await;
                 (a, b)
             } else {
-                let a = Py::bind("PULL", t).await;
-                let b = Py::bind("PULL", t).await;
-                push.connect(&a.endpoint).await.unwrap();
-                push.connect(&b.endpoint).await.unwrap();
+                let a = Py::bind("PULL", &their_bind_endpoint(t)).await;
+                let b = Py::bind("PULL", &their_bind_endpoint(t)).await;
+                push.connect(a.endpoint()).await.unwrap();
+                push.connect(b.endpoint()).await.unwrap();
                 (a, b)
             };
             for i in 0..N {
                 send(&mut push, format!("m{i}")).await;
             }
             let deadline = Instant::now() + WAIT;
-            let (got_a, got_b) = loop {
-                let (got_a, got_b) = (a.taken().await, b.taken().await);
+            let (mut got_a, mut got_b) = (0, 0);
+            loop {
+                got_a += a.drain().await;
+                got_b += b.drain().await;
                 if got_a + got_b >= N {
-                    break (got_a, got_b);
+                    break;
                 }
                 assert!(
                     Instant::now() < deadline,
                     "{t:?} we_bind={we_bind}: only {got_a} + {got_b} of {N} arrived"
                 );
                 sleep(Duration::from_millis(20)).await;
-            };
+            }
             assert_eq!(got_a + got_b, N, "{t:?} we_bind={we_bind}: duplicates");
             assert!(
                 got_a >= N / 4 && got_b >= N / 4,
@@ -414,7 +303,7 @@ async fn pyzmq_push_to_our_pull() {
         for we_bind in [true, false] {
             let (mut pull, mut py) = with_py(t, we_bind, SocketType::Pull, "PUSH").await;
             for i in 0..100 {
-                py.send(&format!("m{i}")).await;
+                py.send(format!("m{i}")).await;
             }
             for i in 0..100 {
                 assert_eq!(
@@ -436,7 +325,11 @@ async fn our_push_to_pyzmq_pull() {
                 send(&mut push, format!("m{i}")).await;
             }
             for i in 0..100 {
-                assert_eq!(py.recv().await, format!("m{i}"), "{t:?} we_bind={we_bind}");
+                assert_eq!(
+                    text(&py.recv().await),
+                    format!("m{i}"),
+                    "{t:?} we_bind={we_bind}"
+                );
             }
         }
     }
@@ -450,11 +343,11 @@ async fn pair_with_pyzmq_pair_both_ways() {
             for i in 0..10 {
                 send(&mut ours, format!("ping {i}")).await;
                 assert_eq!(
-                    py.recv().await,
+                    text(&py.recv().await),
                     format!("ping {i}"),
                     "{t:?} we_bind={we_bind}"
                 );
-                py.send(&format!("pong {i}")).await;
+                py.send(format!("pong {i}")).await;
                 assert_eq!(text(&recv(&mut ours).await), format!("pong {i}"));
             }
         }
@@ -466,11 +359,7 @@ async fn second_pyzmq_pair_does_not_disturb_the_first() {
     for t in TRANSPORTS {
         let mut ours = Socket::new(SocketType::Pair);
         let mut events = ours.monitor();
-        let endpoint = ours
-            .bind(&bind_endpoint(t, "p2"))
-            .await
-            .unwrap()
-            .to_string();
+        let endpoint = ours.bind(&our_bind_endpoint(t)).await.unwrap().to_string();
         let mut first = Py::connect("PAIR", &endpoint).await;
         first.send("hello").await;
         assert_eq!(text(&recv(&mut ours).await), "hello");
@@ -481,10 +370,10 @@ async fn second_pyzmq_pair_does_not_disturb_the_first() {
 
         for i in 0..20 {
             send(&mut ours, format!("to first {i}")).await;
-            first.send(&format!("from first {i}")).await;
+            first.send(format!("from first {i}")).await;
         }
         for i in 0..20 {
-            assert_eq!(first.recv().await, format!("to first {i}"), "{t:?}");
+            assert_eq!(text(&first.recv().await), format!("to first {i}"), "{t:?}");
             assert_eq!(text(&recv(&mut ours).await), format!("from first {i}"));
         }
         assert_eq!(
