@@ -87,6 +87,12 @@ pub enum HandshakeError {
     /// The handshake took longer than the configured handshake interval.
     #[error("handshake timed out")]
     Timeout,
+    /// We refused the peer's credentials (and told it with ERROR).
+    #[error("authentication failed: {0}")]
+    Denied(String),
+    /// A security command failed its cryptographic checks (bad box, key or nonce).
+    #[error("security handshake failed: {0}")]
+    Crypto(String),
 }
 
 impl HandshakeError {
