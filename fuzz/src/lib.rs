@@ -185,6 +185,7 @@ fn handshake_pieces(pieces: &[&[u8]]) -> HandshakeEnd {
         socket_type: SocketType::Dealer,
         identity: Bytes::from_static(b"fuzz"),
         mechanism: MechanismConfig::Null,
+        authenticator: None,
     });
     let first = handshake
         .take_output()

@@ -114,13 +114,23 @@ pub(crate) async fn handshake(
     stream: &mut Stream,
     config: HandshakeConfig,
     timeout: Duration,
+    peer_address: &str,
 ) -> Result<(PeerInfo, BytesMut), ConnectionError> {
-    let mut hs = Handshake::new(config);
+    let mut hs = Handshake::new(config).with_peer_address(peer_address);
     let mut input = BytesMut::with_capacity(8 * 1024);
     let exchange = async {
         loop {
             // Input first, then everything it made us want to say, then wait for more.
-            let done = hs.handle_input(&mut input)?;
+            let done = match hs.handle_input(&mut input) {
+                Ok(done) => done,
+                Err(e) => {
+                    // An ERROR command for the peer (a refusal) goes out first.
+                    if let Some(out) = hs.take_output() {
+                        let _ = stream.write_all(&out).await;
+                    }
+                    return Err(e.into());
+                }
+            };
             while let Some(out) = hs.take_output() {
                 stream.write_all(&out).await?;
             }

@@ -12,6 +12,7 @@
 // Peer-controlled data must never panic the process: no unwrap/expect in the library.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
 mod delivery;
 mod engine;
 pub mod error;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::auth::Authenticator;
 use crate::proto::MechanismConfig;
 use crate::socket::XpubVerbosity;
 use crate::Message;
@@ -62,6 +63,9 @@ pub struct SocketOptions {
     pub router_handover: bool,
     /// Security mechanism (NULL by default).
     pub mechanism: MechanismConfig,
+    /// Decides which peers may connect: PLAIN and CURVE servers ask it about each
+    /// client's credentials; with NULL it decides by address. None: everyone.
+    pub authenticator: Option<Authenticator>,
     /// XPUB: which subscription messages the application receives (ZMQ_XPUB_VERBOSE,
     /// ZMQ_XPUB_VERBOSER; default: only first subscribes and last cancels).
     pub xpub_verbosity: XpubVerbosity,
@@ -90,6 +94,7 @@ impl Default for SocketOptions {
             router_mandatory: false,
             router_handover: false,
             mechanism: MechanismConfig::Null,
+            authenticator: None,
             xpub_verbosity: XpubVerbosity::Changes,
             xpub_nodrop: false,
             xpub_welcome_message: None,
@@ -189,6 +194,12 @@ impl SocketOptions {
     /// Sets ZMQ_XPUB_WELCOME_MSG.
     pub fn xpub_welcome_message(mut self, msg: impl Into<Message>) -> Self {
         self.xpub_welcome_message = Some(msg.into());
+        self
+    }
+
+    /// Sets the authenticator.
+    pub fn authenticator(mut self, authenticator: Authenticator) -> Self {
+        self.authenticator = Some(authenticator);
         self
     }
 

@@ -28,6 +28,8 @@ pub struct HandshakeConfig {
     pub identity: Bytes,
     /// Security mechanism.
     pub mechanism: MechanismConfig,
+    /// Decides which peers may connect (servers of PLAIN and CURVE; NULL by address).
+    pub authenticator: Option<crate::auth::Authenticator>,
 }
 
 /// What we learnt about the peer.
@@ -117,6 +119,8 @@ pub struct Handshake {
     state: State,
     out: BytesMut,
     codec: FrameCodec,
+    /// Where the peer connects from, for the authenticator.
+    peer_address: String,
 }
 
 impl Handshake {
@@ -130,7 +134,14 @@ impl Handshake {
             state: State::Greeting,
             out,
             codec: FrameCodec::new(MAX_HANDSHAKE_FRAME),
+            peer_address: String::new(),
         }
+    }
+
+    /// Names the peer's address for the authenticator (`127.0.0.1:40312`).
+    pub fn with_peer_address(mut self, address: impl Into<String>) -> Handshake {
+        self.peer_address = address.into();
+        self
     }
 
     /// Bytes to send now, if any.
@@ -161,10 +172,12 @@ impl Handshake {
                     if greeting.mechanism != ours {
                         return Err(mismatch(ours, greeting.mechanism));
                     }
-                    let mechanism = self
-                        .config
-                        .mechanism
-                        .start(self.own_metadata(), &mut self.out);
+                    let mechanism = self.config.mechanism.start(
+                        self.own_metadata(),
+                        &mut self.out,
+                        self.config.authenticator.as_ref(),
+                        &self.peer_address,
+                    )?;
                     self.state = State::Mechanism(greeting.version, mechanism);
                 }
                 State::Mechanism(version, mechanism) => {

@@ -67,6 +67,7 @@ impl Settings {
                 socket_type,
                 identity: options.routing_id.clone(),
                 mechanism: options.mechanism.clone(),
+                authenticator: options.authenticator.clone(),
             },
             engine: EngineConfig {
                 heartbeat_interval: options.heartbeat_interval,
@@ -228,7 +229,7 @@ async fn connection(
 ) -> (ConnectionError, bool) {
     let timeout = settings.engine.handshake_timeout;
     let handshake = tokio::select! {
-        h = engine::handshake(&mut stream, settings.handshake.clone(), timeout) => h,
+        h = engine::handshake(&mut stream, settings.handshake.clone(), timeout, peer_addr) => h,
         () = stop.cancelled() => return (ConnectionError::LocalClose, false),
     };
     let (peer, leftover) = match handshake {

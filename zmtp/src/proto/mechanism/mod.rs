@@ -6,38 +6,92 @@
 //! it wants sent into an output buffer. It finishes with the peer's metadata.
 
 pub mod null;
+pub mod plain;
 
 use bytes::{Bytes, BytesMut};
 
 use super::greeting::MechanismName;
 use super::handshake::HandshakeError;
 use super::metadata::Metadata;
+use crate::auth::{AuthRequest, Authenticator, Credentials};
 
 /// Which mechanism a socket uses, with its settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum MechanismConfig {
-    /// No authentication, no encryption (RFC 37 NULL).
+    /// No authentication, no encryption (RFC 37 NULL). An authenticator, when the
+    /// socket has one, still decides by address (libzmq's ZAP for NULL).
     #[default]
     Null,
+    /// PLAIN client: sends a user name and password, in clear (RFC 24). Each is at
+    /// most 255 bytes.
+    PlainClient {
+        /// The user name.
+        username: Bytes,
+        /// The password.
+        password: Bytes,
+    },
+    /// PLAIN server: checks clients' user names and passwords with the socket's
+    /// authenticator (everyone is let in without one, as in libzmq).
+    PlainServer,
 }
 
 impl MechanismConfig {
+    /// A PLAIN client with these credentials.
+    pub fn plain_client(username: impl Into<Bytes>, password: impl Into<Bytes>) -> MechanismConfig {
+        MechanismConfig::PlainClient {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
     /// The name announced in the greeting.
     pub fn name(&self) -> MechanismName {
         match self {
             MechanismConfig::Null => MechanismName::NULL,
+            MechanismConfig::PlainClient { .. } | MechanismConfig::PlainServer => {
+                MechanismName::PLAIN
+            }
         }
     }
 
-    /// Whether we act as the server in the greeting (informational for NULL).
+    /// Whether we act as the server in the greeting's as-server field.
     pub fn as_server(&self) -> bool {
-        false
+        matches!(self, MechanismConfig::PlainServer)
     }
 
-    pub(crate) fn start(&self, own: Metadata, out: &mut BytesMut) -> Mechanism {
-        match self {
-            MechanismConfig::Null => Mechanism::Null(null::NullMechanism::start(own, out)),
-        }
+    pub(crate) fn start(
+        &self,
+        own: Metadata,
+        out: &mut BytesMut,
+        authenticator: Option<&Authenticator>,
+        peer_address: &str,
+    ) -> Result<Mechanism, HandshakeError> {
+        Ok(match self {
+            MechanismConfig::Null => {
+                if let Some(auth) = authenticator {
+                    let request = AuthRequest {
+                        mechanism: "NULL",
+                        peer_address,
+                        routing_id: &[],
+                        credentials: &Credentials::Null,
+                    };
+                    if let Err(reason) = auth.authenticate(&request) {
+                        super::command::Command::Error(Bytes::from(reason.clone()))
+                            .encode_frame(out);
+                        return Err(HandshakeError::Denied(reason));
+                    }
+                }
+                Mechanism::Null(null::NullMechanism::start(own, out))
+            }
+            MechanismConfig::PlainClient { username, password } => {
+                Mechanism::PlainClient(plain::PlainClient::start(username, password, own, out))
+            }
+            MechanismConfig::PlainServer => Mechanism::PlainServer(plain::PlainServer::new(
+                own,
+                authenticator.cloned(),
+                peer_address.to_owned(),
+            )),
+        })
     }
 }
 
@@ -45,6 +99,8 @@ impl MechanismConfig {
 #[derive(Debug)]
 pub(crate) enum Mechanism {
     Null(null::NullMechanism),
+    PlainClient(plain::PlainClient),
+    PlainServer(plain::PlainServer),
 }
 
 impl Mechanism {
@@ -56,6 +112,8 @@ impl Mechanism {
     ) -> Result<Option<Metadata>, HandshakeError> {
         match self {
             Mechanism::Null(m) => m.handle_command(body, out),
+            Mechanism::PlainClient(m) => m.handle_command(body, out),
+            Mechanism::PlainServer(m) => m.handle_command(body, out),
         }
     }
 }

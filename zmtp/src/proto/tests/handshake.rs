@@ -9,6 +9,7 @@ fn config(t: SocketType, id: &'static str) -> HandshakeConfig {
         socket_type: t,
         identity: Bytes::from_static(id.as_bytes()),
         mechanism: MechanismConfig::Null,
+        authenticator: None,
     }
 }
 

@@ -1,0 +1,314 @@
+//! Authentication: who may connect, decided by the application (what ZAP, RFC 27,
+//! gives libzmq users, as a Rust API).
+//!
+//! An [`Authenticator`] sees each peer's [`AuthRequest`]: the mechanism, the peer's
+//! address, its routing id and its credentials (PLAIN user name and password, CURVE
+//! public key). It allows the peer or denies it with a reason; a denied peer gets an
+//! ERROR command with that reason and its connection is closed before any message
+//! reaches the application.
+//!
+//! ```
+//! use zmtp::auth::{AuthRequest, Authenticator, Credentials};
+//!
+//! let auth = Authenticator::new(|request: &AuthRequest<'_>| match request.credentials {
+//!     Credentials::Plain { username, password } if username == "admin" && password == "secret" => Ok(()),
+//!     _ => Err("unknown user".into()),
+//! });
+//! # let _ = auth;
+//! ```
+//!
+//! [`Authenticator::plain_users`] and [`Authenticator::curve_keys`] build the usual
+//! allow-lists; [`PasswordFile`] and [`CurveKeyList`] load them from files.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// What a peer presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// NULL: nothing but the address.
+    Null,
+    /// PLAIN: a user name and a password (in clear on the wire).
+    Plain {
+        /// The user name.
+        username: Bytes,
+        /// The password.
+        password: Bytes,
+    },
+    /// CURVE: the client's long-term public key, proven by the handshake.
+    Curve {
+        /// The client's public key.
+        public_key: [u8; 32],
+    },
+}
+
+/// One peer asking to be let in.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// `"NULL"`, `"PLAIN"` or `"CURVE"`.
+    pub mechanism: &'a str,
+    /// The peer's address (`127.0.0.1:40312`, `ipc:///path`, `inproc://name`).
+    pub peer_address: &'a str,
+    /// The routing id the peer announced (empty if none).
+    pub routing_id: &'a [u8],
+    /// What it presented.
+    pub credentials: &'a Credentials,
+}
+
+type Decide = dyn Fn(&AuthRequest<'_>) -> Result<(), String> + Send + Sync;
+
+/// Decides which peers may connect. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Authenticator(Arc<Decide>);
+
+impl Authenticator {
+    /// An authenticator from a function: `Ok(())` lets the peer in, `Err(reason)`
+    /// refuses it (the reason is sent to the peer in ERROR, cut to 255 bytes).
+    pub fn new(
+        decide: impl Fn(&AuthRequest<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Authenticator {
+        Authenticator(Arc::new(decide))
+    }
+
+    /// Lets in PLAIN peers whose user name and password are in `users`; refuses every
+    /// other peer.
+    pub fn plain_users(users: PasswordFile) -> Authenticator {
+        Authenticator::new(move |request| match request.credentials {
+            Credentials::Plain { username, password } => {
+                if users.check(username, password) {
+                    Ok(())
+                } else {
+                    Err("invalid user name or password".into())
+                }
+            }
+            _ => Err("PLAIN credentials required".into()),
+        })
+    }
+
+    /// Lets in CURVE peers whose public key is in `keys`; refuses every other peer.
+    pub fn curve_keys(keys: CurveKeyList) -> Authenticator {
+        Authenticator::new(move |request| match request.credentials {
+            Credentials::Curve { public_key } if keys.contains(public_key) => Ok(()),
+            Credentials::Curve { .. } => Err("public key not allowed".into()),
+            _ => Err("CURVE credentials required".into()),
+        })
+    }
+
+    /// Asks about `request`.
+    pub fn authenticate(&self, request: &AuthRequest<'_>) -> Result<(), String> {
+        (self.0)(request)
+    }
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Authenticator")
+    }
+}
+
+impl PartialEq for Authenticator {
+    /// The same authenticator (clones of one), not merely one that decides alike.
+    fn eq(&self, other: &Authenticator) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Authenticator {}
+
+/// Why a credentials file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// What was read.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line is not in the expected format.
+    #[error("{path}:{line}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Meaningful lines of a text file: trimmed, without blanks and `#` comments, with
+/// their 1-based numbers.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+}
+
+/// PLAIN users and their passwords.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordFile {
+    users: HashMap<Bytes, Bytes>,
+}
+
+impl PasswordFile {
+    /// An empty list.
+    pub fn new() -> PasswordFile {
+        PasswordFile::default()
+    }
+
+    /// Adds (or replaces) a user.
+    pub fn insert(&mut self, username: impl Into<Bytes>, password: impl Into<Bytes>) {
+        self.users.insert(username.into(), password.into());
+    }
+
+    /// Loads `user=password` lines (blank lines and `#` comments are skipped; the
+    /// password is everything after the first `=`), as czmq's `zpasswd` files.
+    pub fn load(path: impl AsRef<Path>) -> Result<PasswordFile, LoadError> {
+        let path = path.as_ref();
+        let text = read(path)?;
+        let mut file = PasswordFile::new();
+        for (line, content) in lines(&text) {
+            let Some((user, password)) = content.split_once('=') else {
+                return Err(LoadError::Format {
+                    path: path.display().to_string(),
+                    line,
+                    reason: "expected user=password".into(),
+                });
+            };
+            file.insert(user.trim().to_owned(), password.to_owned());
+        }
+        Ok(file)
+    }
+
+    /// Whether `username` exists with this `password`. Compares in constant time
+    /// for equal lengths, so a timing attacker learns no prefix of a password.
+    pub fn check(&self, username: &[u8], password: &[u8]) -> bool {
+        self.users
+            .get(username)
+            .is_some_and(|expected| constant_time_eq(expected, password))
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there is no user.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// CURVE public keys allowed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CurveKeyList {
+    keys: HashSet<[u8; 32]>,
+}
+
+impl CurveKeyList {
+    /// An empty list.
+    pub fn new() -> CurveKeyList {
+        CurveKeyList::default()
+    }
+
+    /// Adds a key.
+    pub fn insert(&mut self, public_key: [u8; 32]) {
+        self.keys.insert(public_key);
+    }
+
+    /// Whether `public_key` is allowed.
+    pub fn contains(&self, public_key: &[u8; 32]) -> bool {
+        self.keys.contains(public_key)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Loads keys from a file, or from every file of a directory. A key is 40
+    /// characters of Z85 (RFC 32) on a line of its own, or in czmq certificate
+    /// syntax (`public-key = "…"`, as `zcert` writes in `*.key` files); blank lines,
+    /// `#` comments and other certificate lines are skipped. Secret-key lines are
+    /// refused, so a secret never sits in an allow-list by mistake.
+    pub fn load(
+        path: impl AsRef<Path>,
+        decode: impl Fn(&str) -> Option<[u8; 32]>,
+    ) -> Result<CurveKeyList, LoadError> {
+        let path = path.as_ref();
+        let mut list = CurveKeyList::new();
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| LoadError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let mut files: Vec<_> = entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for file in files {
+                list.load_file(&file, &decode)?;
+            }
+        } else {
+            list.load_file(path, &decode)?;
+        }
+        Ok(list)
+    }
+
+    fn load_file(
+        &mut self,
+        path: &Path,
+        decode: &impl Fn(&str) -> Option<[u8; 32]>,
+    ) -> Result<(), LoadError> {
+        let text = read(path)?;
+        for (line, content) in lines(&text) {
+            let error = |reason: &str| LoadError::Format {
+                path: path.display().to_string(),
+                line,
+                reason: reason.into(),
+            };
+            let key_text = match content.split_once('=') {
+                Some((name, value)) => {
+                    let name = name.trim();
+                    if name.contains("secret") {
+                        return Err(error("a secret key in a list of allowed public keys"));
+                    }
+                    if name != "public-key" {
+                        continue; // other certificate metadata
+                    }
+                    value.trim().trim_matches('"')
+                }
+                None if content.ends_with(':') => continue, // a certificate section
+                None => content,
+            };
+            let key = decode(key_text).ok_or_else(|| error("not a 40-character Z85 key"))?;
+            self.insert(key);
+        }
+        Ok(())
+    }
+}
