@@ -9,6 +9,7 @@ pub mod handshake;
 pub mod mechanism;
 pub mod metadata;
 pub mod socket_type;
+pub mod z85;
 
 pub use command::{Command, CommandError};
 pub use frame::{Frame, FrameCodec, FrameError};

@@ -5,6 +5,7 @@
 //! is done, then fed each command frame the peer sends, and writes the command frames
 //! it wants sent into an output buffer. It finishes with the peer's metadata.
 
+pub mod curve;
 pub mod null;
 pub mod plain;
 
