@@ -213,6 +213,46 @@ impl PasswordFile {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curve_key_lists_load_plain_lines_and_czmq_certificates() {
+        let dir = std::env::temp_dir().join(format!("zmtp-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = crate::proto::mechanism::curve::CurveKeyPair::generate();
+        let b = crate::proto::mechanism::curve::CurveKeyPair::generate();
+        std::fs::write(
+            dir.join("a.txt"),
+            format!("# allowed\n{}\n", a.public_z85()),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.key"),
+            format!("metadata\ncurve\n    public-key = \"{}\"\n", b.public_z85()),
+        )
+        .unwrap();
+        let list = CurveKeyList::load(&dir).unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.contains(&a.public) && list.contains(&b.public));
+        let single = CurveKeyList::load(dir.join("a.txt")).unwrap();
+        assert_eq!(single.len(), 1);
+
+        std::fs::write(
+            dir.join("c.key_secret"),
+            format!("curve\n    secret-key = \"{}\"\n", a.secret_z85()),
+        )
+        .unwrap();
+        let err = CurveKeyList::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("secret"), "{err}");
+        std::fs::write(dir.join("c.key_secret"), "not a key\n").unwrap();
+        let err = CurveKeyList::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("c.key_secret:1"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -254,10 +294,7 @@ impl CurveKeyList {
     /// syntax (`public-key = "…"`, as `zcert` writes in `*.key` files); blank lines,
     /// `#` comments and other certificate lines are skipped. Secret-key lines are
     /// refused, so a secret never sits in an allow-list by mistake.
-    pub fn load(
-        path: impl AsRef<Path>,
-        decode: impl Fn(&str) -> Option<[u8; 32]>,
-    ) -> Result<CurveKeyList, LoadError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<CurveKeyList, LoadError> {
         let path = path.as_ref();
         let mut list = CurveKeyList::new();
         if path.is_dir() {
@@ -272,19 +309,15 @@ impl CurveKeyList {
                 .collect();
             files.sort();
             for file in files {
-                list.load_file(&file, &decode)?;
+                list.load_file(&file)?;
             }
         } else {
-            list.load_file(path, &decode)?;
+            list.load_file(path)?;
         }
         Ok(list)
     }
 
-    fn load_file(
-        &mut self,
-        path: &Path,
-        decode: &impl Fn(&str) -> Option<[u8; 32]>,
-    ) -> Result<(), LoadError> {
+    fn load_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let text = read(path)?;
         for (line, content) in lines(&text) {
             let error = |reason: &str| LoadError::Format {
@@ -303,10 +336,12 @@ impl CurveKeyList {
                     }
                     value.trim().trim_matches('"')
                 }
-                None if content.ends_with(':') => continue, // a certificate section
+                // A certificate section name ("metadata", "curve").
+                None if content.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => continue,
                 None => content,
             };
-            let key = decode(key_text).ok_or_else(|| error("not a 40-character Z85 key"))?;
+            let key = crate::proto::z85::decode_key(key_text)
+                .map_err(|_| error("not a 40-character Z85 key"))?;
             self.insert(key);
         }
         Ok(())
