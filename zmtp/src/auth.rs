@@ -221,8 +221,14 @@ mod tests {
     fn curve_key_lists_load_plain_lines_and_czmq_certificates() {
         let dir = std::env::temp_dir().join(format!("zmtp-keys-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let a = crate::proto::mechanism::curve::CurveKeyPair::generate();
-        let b = crate::proto::mechanism::curve::CurveKeyPair::generate();
+        // Keys whose Z85 text contains '=' (as many do) on both kinds of line.
+        let with_equals = || loop {
+            let pair = crate::proto::mechanism::curve::CurveKeyPair::generate();
+            if pair.public_z85().contains('=') && pair.secret_z85().contains('=') {
+                return pair;
+            }
+        };
+        let (a, b) = (with_equals(), with_equals());
         std::fs::write(
             dir.join("a.txt"),
             format!("# allowed\n{}\n", a.public_z85()),
@@ -325,6 +331,11 @@ impl CurveKeyList {
                 line,
                 reason: reason.into(),
             };
+            // A bare key first: Z85 itself may contain '='.
+            if let Ok(key) = crate::proto::z85::decode_key(content) {
+                self.insert(key);
+                continue;
+            }
             let key_text = match content.split_once('=') {
                 Some((name, value)) => {
                     let name = name.trim();
