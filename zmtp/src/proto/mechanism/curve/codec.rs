@@ -116,7 +116,7 @@ impl CurveCodec {
         let plaintext = open(
             &*self.precom,
             &short_nonce(self.recv_prefix, nonce),
-            &body[16..],
+            &body[16..], // ok: length is at least MESSAGE_MIN_LEN, checked above
             "MESSAGE",
         )?;
         self.peer_nonce = nonce;

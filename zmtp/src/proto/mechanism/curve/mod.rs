@@ -28,6 +28,7 @@ mod codec;
 mod server;
 
 #[cfg(test)]
+#[path = "../../tests/curve.rs"]
 mod tests;
 
 pub use client::CurveClient;

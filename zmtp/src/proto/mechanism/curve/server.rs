@@ -164,6 +164,7 @@ impl CurveServer {
                 body.len()
             )));
         }
+        // ok: the length is exactly HELLO_LEN (200), checked above.
         if body[6..8] != [1, 0] {
             return Err(HandshakeError::Crypto(format!(
                 "HELLO has CurveZMQ version {}.{}, 1.0 expected",
@@ -177,7 +178,7 @@ impl CurveServer {
         open(
             &hello_box,
             &short_nonce(HELLO_NONCE, nonce),
-            &body[120..],
+            &body[120..], // ok: length is exactly HELLO_LEN, checked above
             "HELLO (wrong server key?)",
         )?;
         self.peer_nonce = nonce;
@@ -246,9 +247,10 @@ impl CurveServer {
         let cookie = open(
             cookie_key,
             &long_nonce(COOKIE_NONCE, &read_array(body, 9)?),
-            &body[25..105],
+            &body[25..105], // ok: length is at least INITIATE_MIN_LEN (257), checked above
             "INITIATE cookie",
         )?;
+        // ok: an opened 80-byte box is 64 bytes of plaintext.
         if cookie[..KEY_LEN] != client_short[..]
             || cookie[KEY_LEN..] != self.short_secret.to_bytes()[..]
         {
@@ -265,7 +267,7 @@ impl CurveServer {
         let plaintext = open(
             &precom,
             &short_nonce(INITIATE_NONCE, nonce),
-            &body[113..],
+            &body[113..], // ok: length is at least INITIATE_MIN_LEN, checked above
             "INITIATE",
         )?;
         // C(32) vouch-nonce(16) vouch-box(80) metadata
