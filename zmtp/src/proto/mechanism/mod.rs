@@ -96,6 +96,20 @@ impl MechanismConfig {
     }
 }
 
+/// libzmq 4.3's servers refuse a client (its ZAP handler said no) with a damaged
+/// ERROR command: the name-length byte is missing and the first letter overwritten
+/// (`0x5E "RROR" 0x03 "400"`, seen from libzmq 4.3.5 PLAIN with `zmq.auth`). Its own
+/// clients then fail with a protocol error; ours recognise the shape (which no valid
+/// command has: its name length would exceed the body) and report the status code.
+pub(crate) fn damaged_libzmq_error(body: &[u8]) -> Option<HandshakeError> {
+    let rest = body.get(1..)?.strip_prefix(b"RROR")?;
+    let (&len, rest) = rest.split_first()?;
+    let reason = rest.get(..usize::from(len))?;
+    Some(HandshakeError::PeerError(
+        String::from_utf8_lossy(reason).into_owned(),
+    ))
+}
+
 /// A running mechanism.
 #[derive(Debug)]
 pub(crate) enum Mechanism {

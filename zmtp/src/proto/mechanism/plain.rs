@@ -40,8 +40,8 @@ enum Received {
 }
 
 fn receive(body: Bytes) -> Result<Received, HandshakeError> {
-    if let Some(reason) = mangled_error(&body) {
-        return Err(HandshakeError::PeerError(reason));
+    if let Some(refusal) = super::damaged_libzmq_error(&body) {
+        return Err(refusal);
     }
     match Command::parse(body)? {
         Command::Ready(metadata) => Ok(Received::Ready(metadata)),
@@ -51,17 +51,6 @@ fn receive(body: Bytes) -> Result<Received, HandshakeError> {
         Command::Unknown { name, data } => Ok(Received::Named(name, data)),
         other => Err(unexpected(other.name())),
     }
-}
-
-/// libzmq 4.3's PLAIN server refuses a client with a damaged ERROR command: the
-/// name-length byte is missing and the first letter overwritten (`0x5E "RROR" 0x03
-/// "400"`, seen from libzmq 4.3.5 with `zmq.auth`). Its own clients then fail with a
-/// protocol error; we recognise it and report the status code it carries.
-fn mangled_error(body: &[u8]) -> Option<String> {
-    let rest = body.get(1..)?.strip_prefix(b"RROR")?;
-    let (&len, rest) = rest.split_first()?;
-    let reason = rest.get(..usize::from(len))?;
-    Some(String::from_utf8_lossy(reason).into_owned())
 }
 
 fn unexpected(name: &[u8]) -> HandshakeError {

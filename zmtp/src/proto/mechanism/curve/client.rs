@@ -134,6 +134,9 @@ impl CurveClient {
         body: Bytes,
         out: &mut BytesMut,
     ) -> Result<Option<Metadata>, HandshakeError> {
+        if let Some(refusal) = crate::proto::mechanism::damaged_libzmq_error(&body) {
+            return Err(refusal);
+        }
         let name = command_name(&body).ok_or(CommandError::TruncatedName)?;
         // Failed unless a branch below sets the next state.
         let state = std::mem::replace(&mut self.state, State::Failed);
@@ -180,7 +183,7 @@ impl CurveClient {
         let plaintext = open(
             welcome_box,
             &long_nonce(WELCOME_NONCE, &read_array(body, 8)?),
-            &body[24..],
+            &body[24..], // ok: length is exactly WELCOME_LEN, checked above
             "WELCOME",
         )?;
         let server_short: [u8; KEY_LEN] = read_array(&plaintext, 0)?;
@@ -238,7 +241,7 @@ impl CurveClient {
         let plaintext = open(
             precom,
             &short_nonce(READY_NONCE, nonce),
-            &body[14..],
+            &body[14..], // ok: length is at least READY_MIN_LEN (30), checked above
             "READY",
         )?;
         let metadata = Metadata::parse(plaintext.freeze()).map_err(CommandError::from)?;
