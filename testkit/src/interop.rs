@@ -134,6 +134,29 @@ impl ZmqArgs {
         self.with(&["--monitor"])
     }
 
+    /// `--curve-server SECRET`: a CURVE server with this Z85 secret key.
+    pub fn curve_server(self, secret_z85: &str) -> ZmqArgs {
+        // `--opt=value`: a Z85 key may start with '-', which argparse would take
+        // for an option.
+        self.with(&[&format!("--curve-server={secret_z85}")])
+    }
+
+    /// `--curve-client SECRET,SERVER_PUBLIC`: a CURVE client (Z85 keys).
+    pub fn curve_client(self, secret_z85: &str, server_public_z85: &str) -> ZmqArgs {
+        self.with(&[&format!("--curve-client={secret_z85},{server_public_z85}")])
+    }
+
+    /// `--curve-allow KEY,...`: `zmq.auth` lets in only these Z85 client public
+    /// keys (none when `keys` is empty).
+    pub fn curve_allow(self, keys: &[&str]) -> ZmqArgs {
+        let list = if keys.is_empty() {
+            "none".to_owned()
+        } else {
+            keys.join(",")
+        };
+        self.with(&[&format!("--curve-allow={list}")])
+    }
+
     /// `--bind ENDPOINT`.
     pub fn bind(self, endpoint: &str) -> ZmqArgs {
         self.with(&["--bind", endpoint])

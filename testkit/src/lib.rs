@@ -10,14 +10,17 @@
 //! - [`interop`]: transports, sides and endpoints of the pyzmq interop tests, and
 //!   [`interop::ZmqPeer`], a driver for the pyzmq peer `zmtp/tests/py/zmq_peer.py`.
 //! - [`corpus`]: fuzz corpora replayed as plain tests.
+//! - [`Relay`]: a TCP relay that tampers with one frame on its way to the server.
 
 pub mod corpus;
 mod endpoints;
 pub mod frames;
 pub mod interop;
 mod peer;
+mod relay;
 mod venv;
 
 pub use endpoints::{free_tcp_port, ipc_endpoint, ipc_path, restartable_endpoint, tcp_endpoint};
 pub use peer::{PyPeer, LINE_TIMEOUT};
+pub use relay::{Relay, Tamper};
 pub use venv::{python, workspace_root, PYTHON_PACKAGES};

@@ -93,7 +93,10 @@ impl Authenticator {
     pub fn curve_keys(keys: CurveKeyList) -> Authenticator {
         Authenticator::new(move |request| match request.credentials {
             Credentials::Curve { public_key } if keys.contains(public_key) => Ok(()),
-            Credentials::Curve { .. } => Err("public key not allowed".into()),
+            Credentials::Curve { public_key } => Err(format!(
+                "CURVE public key {} is not in the allow-list",
+                crate::proto::z85::encode_key(public_key)
+            )),
             _ => Err("CURVE credentials required".into()),
         })
     }

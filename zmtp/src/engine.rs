@@ -17,7 +17,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Delivery;
 use crate::inbound::Inbound;
+use crate::outbound_encoder::OutboundEncoder;
 use crate::pipe::{Outbound, Pipe};
-use crate::proto::frame::encode_message;
+use crate::proto::mechanism::curve::{CurveCodec, CurveOpener, MESSAGE_OVERHEAD};
 use crate::proto::{
     Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
 };
@@ -56,6 +57,8 @@ pub(crate) enum ConnectionError {
     Handshake(#[from] HandshakeError),
     #[error("protocol error: {0}")]
     Frame(FrameError),
+    #[error("encrypted frame refused: {0}")]
+    Security(HandshakeError),
     #[error("protocol error: message exceeds {0} bytes")]
     MessageTooLarge(u64),
     #[error("protocol error: message has more than {MAX_FRAMES_PER_MESSAGE} frames")]
@@ -108,6 +111,17 @@ pub(crate) struct EngineConfig {
     pub linger: Duration,
 }
 
+/// A finished handshake.
+#[derive(Debug)]
+pub(crate) struct Established {
+    /// What the peer announced.
+    pub(crate) peer: PeerInfo,
+    /// Bytes read past the handshake (the first frames).
+    leftover: BytesMut,
+    /// CURVE's MESSAGE codec: every frame goes through it.
+    curve: Option<CurveCodec>,
+}
+
 /// Runs greeting and mechanism over `stream`; returns the peer and any bytes read past
 /// the handshake.
 pub(crate) async fn handshake(
@@ -115,7 +129,7 @@ pub(crate) async fn handshake(
     config: HandshakeConfig,
     timeout: Duration,
     peer_address: &str,
-) -> Result<(PeerInfo, BytesMut), ConnectionError> {
+) -> Result<Established, ConnectionError> {
     let mut hs = Handshake::new(config).with_peer_address(peer_address);
     let mut input = BytesMut::with_capacity(8 * 1024);
     let exchange = async {
@@ -138,34 +152,51 @@ pub(crate) async fn handshake(
                 return Ok(peer);
             }
             if stream.read_buf(&mut input).await? == 0 {
-                return Err(ConnectionError::Closed);
+                return Err(hs.peer_closed().into());
             }
         }
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(peer)) => Ok((peer, input)),
+        Ok(Ok(peer)) => Ok(Established {
+            peer,
+            leftover: input,
+            curve: hs.take_codec(),
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(HandshakeError::Timeout.into()),
     }
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.
-/// `peer_minor` is the ZMTP minor version the peer announced: 3.0 peers get
-/// subscriptions as legacy messages, 3.1 peers as commands.
+/// A ZMTP 3.0 peer gets subscriptions as legacy messages, a 3.1 peer as commands.
 pub(crate) async fn run(
     stream: Stream,
-    leftover: BytesMut,
+    established: Established,
     config: &EngineConfig,
     pipe: Arc<Pipe>,
     delivery: Delivery,
     close: CancellationToken,
-    peer_minor: u8,
 ) -> ConnectionError {
     let (read, write) = stream.into_split();
     let (control_tx, control_rx) = mpsc::channel(16);
-    let reader = read_loop(read, leftover, config, delivery, control_tx);
-    let legacy = peer_minor == 0;
-    let writer = write_loop(write, config, &pipe, control_rx, &close, legacy);
+    let (sealer, opener) = match established.curve {
+        Some(codec) => {
+            let (sealer, opener) = codec.split();
+            (Some(sealer), Some(opener))
+        }
+        None => (None, None),
+    };
+    let reader = read_loop(
+        read,
+        established.leftover,
+        opener,
+        config,
+        delivery,
+        control_tx,
+    );
+    let legacy = established.peer.version.minor == 0;
+    let encoder = OutboundEncoder::new(legacy, sealer);
+    let writer = write_loop(write, config, &pipe, control_rx, &close, encoder);
     let both = async {
         tokio::select! {
             r = reader => r,
@@ -185,11 +216,14 @@ pub(crate) async fn run(
 async fn read_loop(
     mut read: ReadHalf,
     leftover: BytesMut,
+    mut curve: Option<CurveOpener>,
     config: &EngineConfig,
     delivery: Delivery,
     control: mpsc::Sender<Command>,
 ) -> ConnectionError {
-    let mut codec = FrameCodec::new(config.max_message_size);
+    // A boxed frame is its data plus MESSAGE's name, nonce, MAC and flags.
+    let overhead = if curve.is_some() { MESSAGE_OVERHEAD } else { 0 };
+    let mut codec = FrameCodec::new(config.max_message_size.saturating_add(overhead));
     let mut buf = leftover;
     let mut pending = Message::new();
     let mut pending_bytes: u64 = 0;
@@ -218,6 +252,13 @@ async fn read_loop(
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => return e.into(),
+            };
+            let frame = match &mut curve {
+                None => frame,
+                Some(opener) => match opener.open_frame(frame) {
+                    Ok(inner) => inner,
+                    Err(e) => return ConnectionError::Security(e),
+                },
             };
             if frame.command {
                 match Command::parse(frame.body) {
@@ -298,7 +339,7 @@ async fn write_loop(
     pipe: &Pipe,
     mut control: mpsc::Receiver<Command>,
     close: &CancellationToken,
-    legacy_subscriptions: bool,
+    mut encoder: OutboundEncoder,
 ) -> ConnectionError {
     let mut batch: VecDeque<Outbound> = VecDeque::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -315,11 +356,15 @@ async fn write_loop(
     loop {
         pipe.drain(&mut batch);
         while let Ok(cmd) = control.try_recv() {
-            cmd.encode_frame(&mut buf);
+            if let Err(e) = encoder.command(&cmd, &mut buf) {
+                return ConnectionError::Security(e);
+            }
         }
         if let (Some(at), Some(ivl)) = (next_ping, config.heartbeat_interval) {
             if Instant::now() >= at {
-                ping.encode_frame(&mut buf);
+                if let Err(e) = encoder.command(&ping, &mut buf) {
+                    return ConnectionError::Security(e);
+                }
                 next_ping = Some(Instant::now() + ivl);
             }
         }
@@ -332,7 +377,11 @@ async fn write_loop(
             tokio::select! {
                 () = pipe.wait_for_messages() => {}
                 cmd = control.recv() => match cmd {
-                    Some(cmd) => cmd.encode_frame(&mut buf),
+                    Some(cmd) => {
+                        if let Err(e) = encoder.command(&cmd, &mut buf) {
+                            return ConnectionError::Security(e);
+                        }
+                    }
                     // The reader is gone; the select in `run` is ending this loop anyway.
                     None => std::future::pending::<()>().await,
                 },
@@ -342,7 +391,9 @@ async fn write_loop(
             continue;
         }
         for item in batch.drain(..) {
-            encode_outbound(&item, legacy_subscriptions, &mut buf);
+            if let Err(e) = encoder.outbound(&item, &mut buf) {
+                return ConnectionError::Security(e);
+            }
             if buf.len() >= WRITE_CHUNK {
                 if let Err(e) = write.write_all(&buf).await {
                     return e.into();
@@ -356,74 +407,5 @@ async fn write_loop(
             }
             buf.clear();
         }
-    }
-}
-
-/// Encodes what a socket queued: a message as frames; a subscription change as a
-/// SUBSCRIBE/CANCEL command (ZMTP 3.1) or, for a 3.0 peer, as the legacy one-frame
-/// message `0x01|0x00 + topic` (RFC 37 and reference §16).
-fn encode_outbound(item: &Outbound, legacy_subscriptions: bool, buf: &mut BytesMut) {
-    let (subscribe, topic) = match item {
-        Outbound::Message(msg) => return encode_message(msg, buf),
-        Outbound::Subscribe(topic) => (true, topic),
-        Outbound::Cancel(topic) => (false, topic),
-    };
-    if legacy_subscriptions {
-        let mut body = BytesMut::with_capacity(1 + topic.len());
-        body.put_u8(u8::from(subscribe));
-        body.put_slice(topic);
-        encode_message(&Message::from(body.freeze()), buf);
-    } else if subscribe {
-        Command::Subscribe(topic.clone()).encode_frame(buf);
-    } else {
-        Command::Cancel(topic.clone()).encode_frame(buf);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::FrameCodec;
-
-    fn decode_all(mut buf: BytesMut) -> Vec<(bool, Bytes)> {
-        let mut codec = FrameCodec::new(1 << 20);
-        let mut frames = Vec::new();
-        while let Some(frame) = codec.decode(&mut buf).unwrap() {
-            frames.push((frame.command, frame.body));
-        }
-        frames
-    }
-
-    #[test]
-    fn subscriptions_are_commands_for_3_1_and_messages_for_3_0() {
-        let topic = Bytes::from_static(b"weather");
-        let items = [
-            Outbound::Subscribe(topic.clone()),
-            Outbound::Cancel(topic.clone()),
-        ];
-        let mut modern = BytesMut::new();
-        let mut legacy = BytesMut::new();
-        for item in &items {
-            encode_outbound(item, false, &mut modern);
-            encode_outbound(item, true, &mut legacy);
-        }
-        let modern = decode_all(modern);
-        assert_eq!(modern.len(), 2);
-        assert!(modern.iter().all(|(command, _)| *command));
-        assert_eq!(
-            Command::parse(modern[0].1.clone()).unwrap(),
-            Command::Subscribe(topic.clone())
-        );
-        assert_eq!(
-            Command::parse(modern[1].1.clone()).unwrap(),
-            Command::Cancel(topic.clone())
-        );
-        assert_eq!(
-            decode_all(legacy),
-            [
-                (false, Bytes::from_static(b"\x01weather")),
-                (false, Bytes::from_static(b"\x00weather")),
-            ]
-        );
     }
 }

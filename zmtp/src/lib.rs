@@ -20,6 +20,7 @@ mod inbound;
 pub mod message;
 pub mod monitor;
 pub mod options;
+mod outbound_encoder;
 mod pipe;
 pub mod proto;
 pub mod proxy;

@@ -12,6 +12,7 @@ use tokio_util::codec::Decoder;
 use super::command::CommandError;
 use super::frame::{FrameCodec, FrameError};
 use super::greeting::{Greeting, GreetingError, MechanismName, Version, GREETING_LEN};
+use super::mechanism::curve::CurveCodec;
 use super::mechanism::{Mechanism, MechanismConfig};
 use super::metadata::{Metadata, IDENTITY, SOCKET_TYPE};
 use super::socket_type::SocketType;
@@ -72,8 +73,9 @@ pub enum HandshakeError {
     /// A well-formed command that does not belong at this point.
     #[error("unexpected {0} command during the handshake")]
     UnexpectedCommand(String),
-    /// The peer sent ERROR.
-    #[error("peer refused the handshake: {0}")]
+    /// The peer sent ERROR with this reason (libzmq servers send a ZAP status code:
+    /// 300, 400 or 500).
+    #[error("peer refused the handshake: {}", describe_status(.0))]
     PeerError(String),
     /// The peer's `Socket-Type` names no socket type we know.
     #[error("peer announced unknown socket type {0:?}")]
@@ -86,6 +88,10 @@ pub enum HandshakeError {
         /// The peer's.
         peer: SocketType,
     },
+    /// The peer closed the connection before the handshake was done; the text says
+    /// what that usually means at this point.
+    #[error("{0}")]
+    PeerClosed(&'static str),
     /// The handshake took longer than the configured handshake interval.
     #[error("handshake timed out")]
     Timeout,
@@ -97,11 +103,25 @@ pub enum HandshakeError {
     Crypto(String),
 }
 
+/// A ZAP status code (RFC 27) with its meaning; any other reason as it is.
+fn describe_status(reason: &str) -> String {
+    let meaning = match reason {
+        "300" => "temporary failure",
+        "400" => "authentication failed",
+        "500" => "the server's authenticator failed",
+        _ => return reason.to_owned(),
+    };
+    format!("{reason} ({meaning})")
+}
+
 impl HandshakeError {
     /// Whether a connecting socket should try again later. libzmq reconnects after a
     /// timeout but not after a protocol error (session_base.cpp `engine_error`).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, HandshakeError::Timeout)
+        matches!(
+            self,
+            HandshakeError::Timeout | HandshakeError::PeerClosed(_)
+        )
     }
 }
 
@@ -121,6 +141,8 @@ pub struct Handshake {
     codec: FrameCodec,
     /// Where the peer connects from, for the authenticator.
     peer_address: String,
+    /// What CURVE leaves for the messages once the handshake is done.
+    curve: Option<CurveCodec>,
 }
 
 impl Handshake {
@@ -135,6 +157,7 @@ impl Handshake {
             out,
             codec: FrameCodec::new(MAX_HANDSHAKE_FRAME),
             peer_address: String::new(),
+            curve: None,
         }
     }
 
@@ -189,13 +212,34 @@ impl Handshake {
                     }
                     let version = *version;
                     if let Some(metadata) = mechanism.handle_command(frame.body, &mut self.out)? {
-                        self.state = State::Done;
+                        if let State::Mechanism(_, mechanism) =
+                            std::mem::replace(&mut self.state, State::Done)
+                        {
+                            self.curve = mechanism.into_codec();
+                        }
                         return self.finish(version, metadata).map(Some);
                     }
                 }
                 State::Done => return Ok(None),
             }
         }
+    }
+
+    /// The error for a connection the peer closed before the handshake was done.
+    pub fn peer_closed(&self) -> HandshakeError {
+        let hint = match &self.state {
+            State::Mechanism(_, mechanism) => mechanism.closed_hint(),
+            _ => None,
+        };
+        HandshakeError::PeerClosed(
+            hint.unwrap_or("the peer closed the connection during the handshake"),
+        )
+    }
+
+    /// The MESSAGE codec of a finished CURVE handshake: every frame after the
+    /// handshake must go through it. None for NULL and PLAIN.
+    pub fn take_codec(&mut self) -> Option<CurveCodec> {
+        self.curve.take()
     }
 
     fn own_metadata(&self) -> Metadata {

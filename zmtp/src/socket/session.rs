@@ -232,7 +232,7 @@ async fn connection(
         h = engine::handshake(&mut stream, settings.handshake.clone(), timeout, peer_addr) => h,
         () = stop.cancelled() => return (ConnectionError::LocalClose, false),
     };
-    let (peer, leftover) = match handshake {
+    let established = match handshake {
         Ok(done) => done,
         Err(e) => {
             log_end(peer_addr, None, &e, "handshake failed");
@@ -243,6 +243,7 @@ async fn connection(
             return (e, false);
         }
     };
+    let peer = &established.peer;
     let attached = match attach(core, peer_addr, settings, session, &peer.identity) {
         Ok(attached) => attached,
         Err(e) => return (e, true),
@@ -256,12 +257,11 @@ async fn connection(
     );
     let end = engine::run(
         stream,
-        leftover,
+        established,
         &settings.engine,
         attached.pipe.clone(),
         attached.delivery.clone(),
         attached.close.clone(),
-        peer.version.minor,
     )
     .await;
     detach(core, attached, peer_addr, &end).await;

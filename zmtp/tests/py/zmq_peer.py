@@ -5,6 +5,11 @@ Options (argv): --type DEALER|ROUTER|REQ|REP|PUB|SUB|XPUB|XSUB|PUSH|PULL|PAIR,
 (0: leave unset), --mandatory (ZMQ_ROUTER_MANDATORY), --xpub-verbose
 (ZMQ_XPUB_VERBOSE), --monitor (record socket events).
 
+Security: --curve-server SECRET (a CURVE server with this Z85 secret key),
+--curve-client SECRET,SERVER_PUBLIC (a CURVE client), --curve-allow KEY,... (a
+zmq.auth authenticator that lets in only these Z85 client public keys; "none" for
+nobody).
+
 Prints "READY <endpoint>" once bound or connected (for a bind, the real endpoint),
 then answers each command with one line:
 
@@ -75,6 +80,27 @@ class Peer:
                 self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout)
             if ttl:
                 self.sock.setsockopt(zmq.HEARTBEAT_TTL, ttl)
+        self.auth = None
+        if args.curve_allow:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self.auth = ThreadAuthenticator(self.ctx)
+            self.auth.start()
+            allowed = set() if args.curve_allow == "none" else set(args.curve_allow.split(","))
+
+            class Allowed:
+                def callback(self, domain, key):
+                    return key.decode() in allowed
+
+            self.auth.configure_curve_callback(domain="*", credentials_provider=Allowed())
+        if args.curve_server:
+            self.sock.curve_server = True
+            self.sock.curve_secretkey = args.curve_server.encode()
+        if args.curve_client:
+            secret, server = args.curve_client.split(",")
+            self.sock.curve_secretkey = secret.encode()
+            self.sock.curve_publickey = zmq.curve_public(secret.encode())
+            self.sock.curve_serverkey = server.encode()
         self.monitor = self.sock.get_monitor_socket() if args.monitor else None
         self.events = []
         if args.bind:
@@ -174,6 +200,9 @@ def main():
     parser.add_argument("--mandatory", action="store_true")
     parser.add_argument("--xpub-verbose", action="store_true")
     parser.add_argument("--monitor", action="store_true")
+    parser.add_argument("--curve-server")
+    parser.add_argument("--curve-client")
+    parser.add_argument("--curve-allow")
     args = parser.parse_args()
     try:
         peer = Peer(args)

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::greeting::MechanismName;
 use super::handshake::HandshakeError;
-use super::metadata::Metadata;
+use super::metadata::{Metadata, IDENTITY};
 use crate::auth::{AuthRequest, Authenticator, Credentials};
 
 /// Which mechanism a socket uses, with its settings.
@@ -34,6 +34,13 @@ pub enum MechanismConfig {
     /// PLAIN server: checks clients' user names and passwords with the socket's
     /// authenticator (everyone is let in without one, as in libzmq).
     PlainServer,
+    /// CURVE client: encrypts everything with the server's public key and proves
+    /// its own key pair (RFC 26).
+    CurveClient(curve::CurveClientConfig),
+    /// CURVE server: lets in clients the socket's authenticator accepts (everyone
+    /// holding the server's public key without one, as in libzmq) and encrypts
+    /// everything.
+    CurveServer(curve::CurveServerConfig),
 }
 
 impl MechanismConfig {
@@ -45,6 +52,19 @@ impl MechanismConfig {
         }
     }
 
+    /// A CURVE client with our key pair and the server's public key.
+    pub fn curve_client(keys: curve::CurveKeyPair, server_public: [u8; curve::KEY_LEN]) -> Self {
+        MechanismConfig::CurveClient(curve::CurveClientConfig {
+            keys,
+            server_public,
+        })
+    }
+
+    /// A CURVE server with our key pair.
+    pub fn curve_server(keys: curve::CurveKeyPair) -> MechanismConfig {
+        MechanismConfig::CurveServer(curve::CurveServerConfig { keys })
+    }
+
     /// The name announced in the greeting.
     pub fn name(&self) -> MechanismName {
         match self {
@@ -52,12 +72,18 @@ impl MechanismConfig {
             MechanismConfig::PlainClient { .. } | MechanismConfig::PlainServer => {
                 MechanismName::PLAIN
             }
+            MechanismConfig::CurveClient(_) | MechanismConfig::CurveServer(_) => {
+                MechanismName::CURVE
+            }
         }
     }
 
     /// Whether we act as the server in the greeting's as-server field.
     pub fn as_server(&self) -> bool {
-        matches!(self, MechanismConfig::PlainServer)
+        matches!(
+            self,
+            MechanismConfig::PlainServer | MechanismConfig::CurveServer(_)
+        )
     }
 
     pub(crate) fn start(
@@ -77,9 +103,7 @@ impl MechanismConfig {
                         credentials: &Credentials::Null,
                     };
                     if let Err(reason) = auth.authenticate(&request) {
-                        super::command::Command::Error(Bytes::from(reason.clone()))
-                            .encode_frame(out);
-                        return Err(HandshakeError::Denied(reason));
+                        return Err(refuse(reason, out));
                     }
                 }
                 Mechanism::Null(null::NullMechanism::start(own, out))
@@ -92,8 +116,33 @@ impl MechanismConfig {
                 authenticator.cloned(),
                 peer_address.to_owned(),
             )),
+            MechanismConfig::CurveClient(config) => Mechanism::CurveClient(Box::new(
+                curve::CurveClient::start(config.clone(), own, out),
+            )),
+            MechanismConfig::CurveServer(config) => Mechanism::CurveServer {
+                server: Box::new(curve::CurveServer::new(config.clone(), own)),
+                authenticator: authenticator.cloned(),
+                peer_address: peer_address.to_owned(),
+            },
         })
     }
+}
+
+/// The ZAP status code a refusal carries in ERROR (RFC 27: 400, authentication
+/// failed). libzmq clients read a three-digit reason as a status code and report
+/// it (`ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`); the reason itself stays on our side.
+const DENIED_STATUS: &[u8] = b"400";
+
+/// Refuses the peer: writes ERROR and returns [`HandshakeError::Denied`] with the
+/// authenticator's reason (for our logs and monitor).
+pub(crate) fn refuse(reason: String, out: &mut BytesMut) -> HandshakeError {
+    super::command::Command::Error(Bytes::from_static(DENIED_STATUS)).encode_frame(out);
+    HandshakeError::Denied(reason)
+}
+
+/// The error for an ERROR command the peer sent.
+pub(crate) fn peer_error(reason: &[u8]) -> HandshakeError {
+    HandshakeError::PeerError(String::from_utf8_lossy(reason).into_owned())
 }
 
 /// libzmq 4.3's servers refuse a client (its ZAP handler said no) with a damaged
@@ -116,6 +165,12 @@ pub(crate) enum Mechanism {
     Null(null::NullMechanism),
     PlainClient(plain::PlainClient),
     PlainServer(plain::PlainServer),
+    CurveClient(Box<curve::CurveClient>),
+    CurveServer {
+        server: Box<curve::CurveServer>,
+        authenticator: Option<Authenticator>,
+        peer_address: String,
+    },
 }
 
 impl Mechanism {
@@ -129,6 +184,50 @@ impl Mechanism {
             Mechanism::Null(m) => m.handle_command(body, out),
             Mechanism::PlainClient(m) => m.handle_command(body, out),
             Mechanism::PlainServer(m) => m.handle_command(body, out),
+            Mechanism::CurveClient(m) => m.handle_command(body, out),
+            Mechanism::CurveServer {
+                server,
+                authenticator,
+                peer_address,
+            } => {
+                let Some(auth) = authenticator else {
+                    return server.handle_command(body, out, &mut |_, _| Ok(()));
+                };
+                server.handle_command(body, out, &mut |public_key, metadata| {
+                    auth.authenticate(&AuthRequest {
+                        mechanism: "CURVE",
+                        peer_address,
+                        routing_id: metadata.get(IDENTITY).map_or(&[][..], |id| &id[..]),
+                        credentials: &Credentials::Curve {
+                            public_key: *public_key,
+                        },
+                    })
+                })
+            }
+        }
+    }
+
+    /// What it means that the peer closed the connection now, when it means more
+    /// than that.
+    pub(crate) fn closed_hint(&self) -> Option<&'static str> {
+        match self {
+            // libzmq closes without a word when HELLO does not open (curve_server.cpp
+            // process_hello), which is what a wrong server key does.
+            Mechanism::CurveClient(m) if m.awaiting_welcome() => Some(
+                "the CURVE server closed the connection on our HELLO: it could not open \
+                 it, so the server public key we were given is probably wrong",
+            ),
+            _ => None,
+        }
+    }
+
+    /// The MESSAGE codec a finished CURVE handshake leaves (None for NULL and
+    /// PLAIN, which send messages in clear).
+    pub(crate) fn into_codec(self) -> Option<curve::CurveCodec> {
+        match self {
+            Mechanism::CurveClient(m) => m.into_codec(),
+            Mechanism::CurveServer { server, .. } => server.into_codec(),
+            _ => None,
         }
     }
 }

@@ -37,9 +37,7 @@ impl NullMechanism {
                 self.done = true;
                 Ok(Some(metadata))
             }
-            Command::Error(reason) => Err(HandshakeError::PeerError(
-                String::from_utf8_lossy(&reason).into_owned(),
-            )),
+            Command::Error(reason) => Err(super::peer_error(&reason)),
             other => Err(HandshakeError::UnexpectedCommand(
                 String::from_utf8_lossy(other.name()).into_owned(),
             )),

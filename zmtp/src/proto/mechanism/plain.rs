@@ -45,9 +45,7 @@ fn receive(body: Bytes) -> Result<Received, HandshakeError> {
     }
     match Command::parse(body)? {
         Command::Ready(metadata) => Ok(Received::Ready(metadata)),
-        Command::Error(reason) => Err(HandshakeError::PeerError(
-            String::from_utf8_lossy(&reason).into_owned(),
-        )),
+        Command::Error(reason) => Err(super::peer_error(&reason)),
         Command::Unknown { name, data } => Ok(Received::Named(name, data)),
         other => Err(unexpected(other.name())),
     }
@@ -177,10 +175,7 @@ impl PlainServer {
                         Command::Ready(self.own.clone()).encode_frame(out);
                         Ok(Some(metadata))
                     }
-                    Err(reason) => {
-                        Command::Error(Bytes::from(reason.clone())).encode_frame(out);
-                        Err(HandshakeError::Denied(reason))
-                    }
+                    Err(reason) => Err(super::refuse(reason, out)),
                 }
             }
             (_, Received::Named(name, _)) => Err(unexpected(&name)),
@@ -300,10 +295,7 @@ mod tests {
             Err("go away".into())
         });
         let (client, server) = exchange("u", "p", Some(auth));
-        assert_eq!(
-            client.unwrap_err(),
-            HandshakeError::PeerError("go away".into())
-        );
+        assert_eq!(client.unwrap_err(), HandshakeError::PeerError("400".into()));
         assert_eq!(
             server.unwrap_err(),
             HandshakeError::Denied("go away".into())

@@ -142,9 +142,7 @@ impl CurveClient {
         let state = std::mem::replace(&mut self.state, State::Failed);
         match (name, state) {
             (b"ERROR", _) => match Command::parse(body.clone())? {
-                Command::Error(reason) => Err(HandshakeError::PeerError(
-                    String::from_utf8_lossy(&reason).into_owned(),
-                )),
+                Command::Error(reason) => Err(super::super::peer_error(&reason)),
                 other => Err(HandshakeError::UnexpectedCommand(
                     String::from_utf8_lossy(other.name()).into_owned(),
                 )),
@@ -246,6 +244,11 @@ impl CurveClient {
         )?;
         let metadata = Metadata::parse(plaintext.freeze()).map_err(CommandError::from)?;
         Ok((metadata, nonce))
+    }
+
+    /// Whether HELLO is sent and WELCOME not yet received.
+    pub(crate) fn awaiting_welcome(&self) -> bool {
+        matches!(self.state, State::ExpectWelcome(_))
     }
 
     /// The MESSAGE codec, once READY has been received.

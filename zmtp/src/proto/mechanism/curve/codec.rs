@@ -1,40 +1,75 @@
 //! MESSAGE boxing once the CURVE handshake is done (libzmq `curve_encoding_t`).
+//!
+//! The engine's writer and reader run apart, so the codec splits into a
+//! [`CurveSealer`] (our nonce counter) and a [`CurveOpener`] (the peer's).
 
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use crypto_box::aead::AeadInPlace;
 use crypto_box::SalsaBox;
 
 use super::{
-    open, seal_into, short_nonce, MESSAGE_MIN_LEN, MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER,
+    open, short_nonce, MAC_LEN, MESSAGE_MIN_LEN, MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER,
 };
+use crate::proto::frame::{encode_header, Frame};
 use crate::proto::handshake::HandshakeError;
 
 /// The MESSAGE command name with its length byte.
 const MESSAGE_NAME: &[u8; 8] = b"\x07MESSAGE";
-/// The inner flag bits that travel in the box: MORE (0x01) and COMMAND (0x04).
-const FLAG_MASK: u8 = 0x01 | 0x04;
+/// Inner flag: another frame of the same message follows.
+pub const FLAG_MORE: u8 = 0x01;
+/// Inner flag: the data is a command (PING, PONG, SUBSCRIBE, CANCEL). libzmq boxes
+/// its own `msg_t` flags (`more | command`, curve_mechanism_base.cpp `flag_mask`), so
+/// COMMAND is 0x02 here, not the 0x04 of a ZMTP frame header; a PING sent with 0x04
+/// reaches a libzmq application as a message.
+pub const FLAG_COMMAND: u8 = 0x02;
+/// The frame header's COMMAND bit, which a peer reading RFC 26 literally might box;
+/// accepted as COMMAND, never sent.
+const FLAG_COMMAND_FRAME_BIT: u8 = 0x04;
+/// The inner flag bits that travel in the box.
+const FLAG_MASK: u8 = FLAG_MORE | FLAG_COMMAND;
 
 /// Encrypts and decrypts MESSAGE commands with the connection's short-term keys.
 ///
 /// Holds the precomputed C'/S' box and both nonce counters, carried on from the
 /// handshake: a client's first MESSAGE has nonce 3, a server's 2.
+#[derive(Debug)]
 pub struct CurveCodec {
+    sealer: CurveSealer,
+    opener: CurveOpener,
+}
+
+/// The sending half of a [`CurveCodec`].
+pub struct CurveSealer {
     precom: Arc<SalsaBox>,
     /// The counter of our next MESSAGE.
     nonce: u64,
-    /// The greatest counter the peer has used.
-    peer_nonce: u64,
-    send_prefix: &'static [u8; 16],
-    recv_prefix: &'static [u8; 16],
+    prefix: &'static [u8; 16],
 }
 
-impl std::fmt::Debug for CurveCodec {
+/// The receiving half of a [`CurveCodec`].
+pub struct CurveOpener {
+    precom: Arc<SalsaBox>,
+    /// The greatest counter the peer has used.
+    peer_nonce: u64,
+    prefix: &'static [u8; 16],
+}
+
+impl std::fmt::Debug for CurveSealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CurveCodec")
+        f.debug_struct("CurveSealer")
             .field("nonce", &self.nonce)
+            .field("prefix", &String::from_utf8_lossy(self.prefix))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CurveOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurveOpener")
             .field("peer_nonce", &self.peer_nonce)
-            .field("send_prefix", &String::from_utf8_lossy(self.send_prefix))
+            .field("prefix", &String::from_utf8_lossy(self.prefix))
             .finish_non_exhaustive()
     }
 }
@@ -48,16 +83,43 @@ impl CurveCodec {
             (MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER)
         };
         CurveCodec {
-            precom,
-            nonce,
-            peer_nonce,
-            send_prefix,
-            recv_prefix,
+            sealer: CurveSealer {
+                precom: precom.clone(),
+                nonce,
+                prefix: send_prefix,
+            },
+            opener: CurveOpener {
+                precom,
+                peer_nonce,
+                prefix: recv_prefix,
+            },
         }
     }
 
+    /// Appends a whole MESSAGE command body; see [`CurveSealer::encrypt`].
+    pub fn encrypt(
+        &mut self,
+        flags: u8,
+        data: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), HandshakeError> {
+        self.sealer.encrypt(flags, data, out)
+    }
+
+    /// Opens a MESSAGE command body; see [`CurveOpener::decrypt`].
+    pub fn decrypt(&mut self, body: Bytes) -> Result<(u8, Bytes), HandshakeError> {
+        self.opener.decrypt(body)
+    }
+
+    /// The sending and receiving halves.
+    pub fn split(self) -> (CurveSealer, CurveOpener) {
+        (self.sealer, self.opener)
+    }
+}
+
+impl CurveSealer {
     /// Appends a whole MESSAGE command body (`\7MESSAGE nonce Box[flags data]`) to
-    /// `out`. `flags` keeps only MORE (0x01) and COMMAND (0x04), as libzmq does.
+    /// `out`. `flags` keeps only [`FLAG_MORE`] and [`FLAG_COMMAND`], as libzmq does.
     /// Fails only when the nonce counter is exhausted.
     pub fn encrypt(
         &mut self,
@@ -73,24 +135,46 @@ impl CurveCodec {
         out.reserve(MESSAGE_MIN_LEN + data.len());
         out.put_slice(MESSAGE_NAME);
         out.put_u64(nonce);
-        let mut plaintext = Vec::with_capacity(1 + data.len());
-        plaintext.push(flags & FLAG_MASK);
-        plaintext.extend_from_slice(data);
-        if let Err(e) = seal_into(
-            &*self.precom,
-            &short_nonce(self.send_prefix, nonce),
-            &plaintext,
-            out,
-        ) {
-            out.truncate(start);
-            return Err(e);
+        let mac_at = out.len();
+        out.put_bytes(0, MAC_LEN);
+        out.put_u8(flags & FLAG_MASK);
+        out.put_slice(data);
+        let sealed = self.precom.encrypt_in_place_detached(
+            &short_nonce(self.prefix, nonce),
+            b"",
+            &mut out[mac_at + MAC_LEN..], // ok: put just above
+        );
+        match sealed {
+            Ok(tag) => {
+                out[mac_at..mac_at + MAC_LEN].copy_from_slice(&tag); // ok: put just above
+                self.nonce = next;
+                Ok(())
+            }
+            Err(_) => {
+                out.truncate(start);
+                Err(HandshakeError::Crypto("cannot encrypt MESSAGE".into()))
+            }
         }
-        self.nonce = next;
-        Ok(())
     }
 
-    /// Opens a MESSAGE command body; returns the inner flags (MORE 0x01, COMMAND
-    /// 0x04) and the data. Refuses a body that is not MESSAGE, is too short, reuses
+    /// Appends one ZMTP frame carrying `frame` as MESSAGE. As libzmq does, the outer
+    /// frame has neither MORE nor COMMAND: both travel inside the box.
+    pub fn seal_frame(
+        &mut self,
+        more: bool,
+        command: bool,
+        data: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), HandshakeError> {
+        let flags = if more { FLAG_MORE } else { 0 } | if command { FLAG_COMMAND } else { 0 };
+        encode_header(out, false, false, MESSAGE_MIN_LEN + data.len());
+        self.encrypt(flags, data, out)
+    }
+}
+
+impl CurveOpener {
+    /// Opens a MESSAGE command body; returns the inner flags ([`FLAG_MORE`],
+    /// [`FLAG_COMMAND`]) and the data. Refuses a body that is not MESSAGE, is too short, reuses
     /// or goes back on a nonce, or fails the box.
     pub fn decrypt(&mut self, body: Bytes) -> Result<(u8, Bytes), HandshakeError> {
         if !body.starts_with(MESSAGE_NAME) {
@@ -115,7 +199,7 @@ impl CurveCodec {
         }
         let plaintext = open(
             &*self.precom,
-            &short_nonce(self.recv_prefix, nonce),
+            &short_nonce(self.prefix, nonce),
             &body[16..], // ok: length is at least MESSAGE_MIN_LEN, checked above
             "MESSAGE",
         )?;
@@ -125,6 +209,22 @@ impl CurveCodec {
             return Err(HandshakeError::Crypto("MESSAGE without flags".into()));
         };
         let data = plaintext.split_off(1);
-        Ok((flags & FLAG_MASK, data))
+        let command = if flags & FLAG_COMMAND_FRAME_BIT != 0 {
+            FLAG_COMMAND
+        } else {
+            0
+        };
+        Ok(((flags | command) & FLAG_MASK, data))
+    }
+
+    /// Opens a frame that carries a MESSAGE (with or without the outer COMMAND bit,
+    /// libzmq sends it without); returns the frame inside.
+    pub fn open_frame(&mut self, frame: Frame) -> Result<Frame, HandshakeError> {
+        let (flags, body) = self.decrypt(frame.body)?;
+        Ok(Frame {
+            more: flags & FLAG_MORE != 0,
+            command: flags & FLAG_COMMAND != 0,
+            body,
+        })
     }
 }

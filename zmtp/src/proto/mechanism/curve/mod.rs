@@ -32,7 +32,7 @@ mod server;
 mod tests;
 
 pub use client::CurveClient;
-pub use codec::CurveCodec;
+pub use codec::{CurveCodec, CurveOpener, CurveSealer, FLAG_COMMAND, FLAG_MORE};
 pub use server::{Authorize, CurveServer};
 
 use bytes::{BufMut, BytesMut};
@@ -60,6 +60,8 @@ pub(crate) const INITIATE_MIN_LEN: usize = 257;
 pub(crate) const READY_MIN_LEN: usize = 30;
 /// Smallest MESSAGE command body (flags byte, no data).
 pub(crate) const MESSAGE_MIN_LEN: usize = 33;
+/// How much bigger a frame gets boxed in MESSAGE.
+pub(crate) const MESSAGE_OVERHEAD: u64 = MESSAGE_MIN_LEN as u64;
 
 const HELLO_NONCE: &[u8; 16] = b"CurveZMQHELLO---";
 const WELCOME_NONCE: &[u8; 8] = b"WELCOME-";

@@ -116,9 +116,7 @@ impl CurveServer {
         let state = std::mem::replace(&mut self.state, State::Failed);
         match (name, state) {
             (b"ERROR", _) => match Command::parse(body.clone())? {
-                Command::Error(reason) => Err(HandshakeError::PeerError(
-                    String::from_utf8_lossy(&reason).into_owned(),
-                )),
+                Command::Error(reason) => Err(super::super::peer_error(&reason)),
                 other => Err(HandshakeError::UnexpectedCommand(
                     String::from_utf8_lossy(other.name()).into_owned(),
                 )),
@@ -142,8 +140,7 @@ impl CurveServer {
                 let (precom, client_long, metadata) =
                     self.on_initiate(&body, &client_short, &cookie_key)?;
                 if let Err(reason) = authorize(&client_long, &metadata) {
-                    Command::Error(Bytes::from(reason.clone().into_bytes())).encode_frame(out);
-                    return Err(HandshakeError::Denied(reason));
+                    return Err(super::super::refuse(reason, out));
                 }
                 self.write_ready(&precom, out)?;
                 self.state = State::Done(Arc::new(precom));
