@@ -66,6 +66,14 @@ pub struct SocketOptions {
     /// Decides which peers may connect: PLAIN and CURVE servers ask it about each
     /// client's credentials; with NULL it decides by address. None: everyone.
     pub authenticator: Option<Authenticator>,
+    /// Most connections a bound endpoint keeps open at once; one more is closed as
+    /// soon as it is accepted (default: no limit, as libzmq). Connections we make
+    /// with `connect` do not count.
+    pub max_connections: Option<usize>,
+    /// Most connections a bound endpoint holds in their handshake at once, so peers
+    /// that connect and never finish (a slowloris) cannot pile up; one more is closed
+    /// as soon as it is accepted (default: no limit, as libzmq).
+    pub max_handshakes: Option<usize>,
     /// XPUB: which subscription messages the application receives (ZMQ_XPUB_VERBOSE,
     /// ZMQ_XPUB_VERBOSER; default: only first subscribes and last cancels).
     pub xpub_verbosity: XpubVerbosity,
@@ -95,6 +103,8 @@ impl Default for SocketOptions {
             router_handover: false,
             mechanism: MechanismConfig::Null,
             authenticator: None,
+            max_connections: None,
+            max_handshakes: None,
             xpub_verbosity: XpubVerbosity::Changes,
             xpub_nodrop: false,
             xpub_welcome_message: None,
@@ -103,6 +113,18 @@ impl Default for SocketOptions {
 }
 
 impl SocketOptions {
+    /// Caps the connections a bound endpoint keeps open at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// Caps the connections a bound endpoint holds in their handshake at once.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.max_handshakes = Some(n);
+        self
+    }
+
     /// Sets the routing id.
     pub fn routing_id(mut self, id: impl Into<Bytes>) -> Self {
         self.routing_id = id.into();

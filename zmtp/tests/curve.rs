@@ -7,8 +7,11 @@
 //! Every wait is bounded; "nothing arrives" is checked after the event that proves
 //! it cannot arrive any more, over a short grace period.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{next_failure, WAIT};
 use testkit::interop::{ZmqArgs, ZmqPeer};
 use testkit::{Relay, Tamper};
 use zmtp::auth::{Authenticator, CurveKeyList};
@@ -16,7 +19,6 @@ use zmtp::proto::mechanism::curve::CurveKeyPair;
 use zmtp::proto::MechanismConfig;
 use zmtp::{Message, Socket, SocketEvent, SocketOptions, SocketType};
 
-const WAIT: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_millis(300);
 
 type Peer = ZmqPeer<Vec<Vec<u8>>>;
@@ -51,19 +53,6 @@ async fn recv(socket: &mut Socket) -> Message {
 async fn nothing_within_grace(socket: &mut Socket, what: &str) {
     if let Ok(msg) = tokio::time::timeout(GRACE, socket.recv()).await {
         panic!("{what}: {msg:?}");
-    }
-}
-
-/// The reason of the next HandshakeFailed (or, with `disconnects`, Disconnected).
-async fn next_failure(events: &mut zmtp::Monitor, disconnects: bool) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, events.recv()).await {
-            Ok(Some(SocketEvent::HandshakeFailed { reason, .. })) => return reason,
-            Ok(Some(SocketEvent::Disconnected { reason, .. })) if disconnects => return reason,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("monitor ended"),
-            Err(_) => panic!("no failure within {WAIT:?}"),
-        }
     }
 }
 

@@ -5,14 +5,16 @@
 //! Every wait is bounded; "nothing arrives" is checked after the refusal has been
 //! seen, over a short grace period.
 
+mod common;
+
+use common::{next_failure, WAIT};
+
 use std::time::Duration;
 
 use testkit::PyPeer;
 use zmtp::auth::{Authenticator, PasswordFile};
 use zmtp::proto::MechanismConfig;
-use zmtp::{Message, Socket, SocketEvent, SocketOptions, SocketType};
-
-const WAIT: Duration = Duration::from_secs(30);
+use zmtp::{Message, Socket, SocketOptions, SocketType};
 
 /// A pyzmq PLAIN peer. `server ENDPOINT user:pass,...`: a ROUTER that echoes, with
 /// `zmq.auth` checking passwords. `client ENDPOINT user:pass`: a DEALER that sends
@@ -85,18 +87,6 @@ fn plain_client(user: &str, password: &str) -> Socket {
     Socket::with_options(SocketType::Dealer, options).unwrap()
 }
 
-/// Waits for the monitor's HandshakeFailed and returns its reason.
-async fn refusal(events: &mut zmtp::Monitor) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, events.recv()).await {
-            Ok(Some(SocketEvent::HandshakeFailed { reason, .. })) => return reason,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("monitor ended"),
-            Err(_) => panic!("no handshake failure within {WAIT:?}"),
-        }
-    }
-}
-
 async fn echo(server: &mut Socket) {
     let msg = tokio::time::timeout(WAIT, server.recv())
         .await
@@ -122,7 +112,7 @@ async fn our_plain_client_and_server() {
     let mut events = bad.monitor();
     bad.connect(&endpoint).await.unwrap();
     bad.send("should never arrive").await.unwrap();
-    let reason = refusal(&mut events).await;
+    let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("400 (authentication failed)"), "{reason}");
     let nothing = tokio::time::timeout(Duration::from_millis(300), server.recv()).await;
     assert!(
@@ -151,7 +141,7 @@ async fn our_plain_client_with_a_pyzmq_server_using_zmq_auth() {
     let mut bad = plain_client("admin", "wrong");
     let mut events = bad.monitor();
     bad.connect(&endpoint).await.unwrap();
-    let reason = refusal(&mut events).await;
+    let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("refused the handshake: 400"), "{reason}");
 }
 
@@ -183,9 +173,9 @@ async fn null_with_an_authenticator_decides_by_address() {
     let mut client = Socket::new(SocketType::Dealer);
     let mut events = client.monitor();
     client.connect(&endpoint).await.unwrap();
-    let reason = refusal(&mut events).await;
+    let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("400 (authentication failed)"), "{reason}");
-    let logged = refusal(&mut server_events).await;
+    let logged = next_failure(&mut server_events, false).await;
     assert!(
         logged.contains("127.0.0.1") && logged.contains("not welcome"),
         "{logged}"

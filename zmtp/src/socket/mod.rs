@@ -5,6 +5,7 @@
 //! (DEALER, REQ), routing by identity (ROUTER, REP replies), and one fair inbound queue
 //! fed by all connections.
 
+mod admission;
 mod inproc;
 mod lb;
 mod pair;

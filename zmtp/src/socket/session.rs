@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::admission::{Admission, Admitted};
 use super::pair::{PairOwner, PairSlot};
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
 use super::subscribe::resubscribe;
@@ -58,6 +59,8 @@ pub(crate) struct Settings {
     reconnect_interval_max: Option<Duration>,
     /// XPUB: sent to each new peer first (ZMQ_XPUB_WELCOME_MSG).
     welcome: Option<crate::Message>,
+    /// A bound endpoint's caps on connections.
+    admission: Admission,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
                 .xpub_welcome_message
                 .clone()
                 .filter(|_| socket_type == SocketType::XPub),
+            admission: Admission::new(options.max_connections, options.max_handshakes),
         }
     }
 
@@ -121,12 +125,21 @@ pub(crate) async fn listen(
                     endpoint: endpoint.clone(),
                     peer: addr.clone(),
                 });
+                let admitted = match settings.admission.admit() {
+                    Ok(admitted) => admitted,
+                    Err(reason) => {
+                        refuse_over_cap(&core, &endpoint, &addr, reason);
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let span = tracing::info_span!("zmtp", socket = %core.socket_type);
                 let (core2, settings2) = (core.clone(), settings.clone());
                 core.tasks.spawn(
                     async move {
                         let stop = core2.cancel.clone();
-                        connection(&core2, stream, &addr, &settings2, None, &stop).await;
+                        let admitted = Some(admitted);
+                        connection(&core2, stream, &addr, &settings2, None, &stop, admitted).await;
                     }
                     .instrument(span),
                 );
@@ -138,6 +151,22 @@ pub(crate) async fn listen(
             }
         }
     }
+}
+
+/// Logs and reports a connection closed because a cap was reached. The log says it
+/// at most once a second (for the whole process), so a flood does not flood the log.
+fn refuse_over_cap(core: &Core, endpoint: &Endpoint, peer: &str, reason: String) {
+    static LAST_WARNING: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    let now = std::time::Instant::now();
+    let mut last = LAST_WARNING.lock().unwrap_or_else(|e| e.into_inner());
+    if last.map_or(true, |at| now.duration_since(at) >= Duration::from_secs(1)) {
+        *last = Some(now);
+        tracing::warn!(%endpoint, peer, %reason, "connection refused: limit reached");
+    }
+    core.events.emit(|| SocketEvent::HandshakeFailed {
+        peer: peer.to_owned(),
+        reason: format!("connection refused: {reason}"),
+    });
 }
 
 /// Keeps `endpoint` connected until the socket closes or the peer commits a protocol
@@ -186,7 +215,7 @@ pub(crate) async fn keep_connected(
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
                 let (end, established) =
-                    connection(&core, stream, &peer, &settings, session, &stop).await;
+                    connection(&core, stream, &peer, &settings, session, &stop, None).await;
                 let closing = core.cancel.is_cancelled();
                 if stop.is_cancelled() || (closing && pipe.is_empty()) {
                     break;
@@ -226,12 +255,16 @@ async fn connection(
     settings: &Settings,
     session: Option<(PeerKey, Arc<Pipe>)>,
     stop: &CancellationToken,
+    mut admitted: Option<Admitted>,
 ) -> (ConnectionError, bool) {
     let timeout = settings.engine.handshake_timeout;
     let handshake = tokio::select! {
         h = engine::handshake(&mut stream, settings.handshake.clone(), timeout, peer_addr) => h,
         () = stop.cancelled() => return (ConnectionError::LocalClose, false),
     };
+    if let Some(admitted) = &mut admitted {
+        admitted.handshake_done();
+    }
     let established = match handshake {
         Ok(done) => done,
         Err(e) => {
