@@ -2,6 +2,7 @@
 //! majortomo, Overseer), on one socket.
 
 mod logging;
+mod security;
 mod serve;
 
 use std::path::PathBuf;
@@ -18,7 +19,9 @@ use zmtp::{Socket, SocketOptions, SocketType};
 #[command(
     name = "mdp-broker",
     version,
-    after_help = "Examples:\n  mdp-broker\n  mdp-broker -b tcp://*:5555 -b ipc:///tmp/broker.sock -v"
+    after_help = "Examples:\n  mdp-broker\n  mdp-broker -b tcp://*:5555 -b ipc:///tmp/broker.sock -v\n  \
+                  zmtp-keygen broker && zmtp-keygen alice && mkdir -p allowed && cp alice.key allowed/\n  \
+                  mdp-broker -b tcp://*:5555 --curve-secret-key broker.key_secret --allow-keys allowed"
 )]
 struct Args {
     /// Endpoint to bind (repeatable). Default: tcp://127.0.0.1:5555, or
@@ -60,6 +63,8 @@ struct Args {
     /// Rotated log files kept (PATH.1 is the newest).
     #[arg(long, value_name = "N", default_value_t = 5)]
     log_keep: usize,
+    #[command(flatten)]
+    security: security::SecurityArgs,
 }
 
 /// `4096`, `512K`, `10M`, `1G` (binary multiples).
@@ -143,7 +148,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), zmtp::Error> {
+async fn run(args: Args) -> Result<(), String> {
     let config = BrokerConfig {
         heartbeat_interval: Duration::from_millis(args.heartbeat_interval.max(1)),
         liveness: args.heartbeat_liveness.max(1),
@@ -159,14 +164,19 @@ async fn run(args: Args) -> Result<(), zmtp::Error> {
     let options = SocketOptions::default()
         .max_message_size(config.max_message_size as u64)
         .linger(Duration::from_secs(1));
-    let mut socket = Socket::with_options(SocketType::Router, options)?;
+    let (options, security) = args.security.apply(options)?;
+    tracing::info!(%security, "mdp-broker security");
+    let mut socket =
+        Socket::with_options(SocketType::Router, options).map_err(|e| e.to_string())?;
     for endpoint in endpoints(&args) {
-        let bound = socket.bind(&endpoint).await?;
+        let bound = socket.bind(&endpoint).await.map_err(|e| e.to_string())?;
         tracing::info!(endpoint = %bound, "mdp-broker listening");
         // Scripts and tests read the real endpoint (port 0) from here.
         println!("listening on {bound}");
     }
-    serve::serve(socket, Broker::new(config), shutdown_signal()).await
+    serve::serve(socket, Broker::new(config), shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// SIGINT or SIGTERM.

@@ -28,6 +28,8 @@ use futures_util::Stream;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use zmtp::proto::MechanismConfig;
+use zmtp::CurveKeyPair;
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
 use crate::codec::{CodecError, Format};
@@ -47,6 +49,27 @@ pub struct ClientOptions {
     pub max_connections: usize,
     /// Format of typed bodies in [`Client::call`].
     pub format: Format,
+    /// Security towards the broker: NULL by default; see [`ClientOptions::curve`].
+    pub mechanism: MechanismConfig,
+}
+
+impl ClientOptions {
+    /// Talks to the broker over CURVE: `keys` is this client's key pair (the
+    /// broker's allow-list names its public key), `broker_public` the broker's
+    /// public key.
+    ///
+    /// ```
+    /// use mdp::ClientOptions;
+    /// use zmtp::CurveKeyPair;
+    ///
+    /// let broker = CurveKeyPair::generate();
+    /// let options = ClientOptions::default().curve(CurveKeyPair::generate(), broker.public);
+    /// assert_eq!(options.mechanism.name(), zmtp::proto::MechanismName::CURVE);
+    /// ```
+    pub fn curve(mut self, keys: CurveKeyPair, broker_public: [u8; 32]) -> ClientOptions {
+        self.mechanism = MechanismConfig::curve_client(keys, broker_public);
+        self
+    }
 }
 
 impl Default for ClientOptions {
@@ -57,6 +80,7 @@ impl Default for ClientOptions {
             attempts: 3,
             max_connections: 64,
             format: Format::MessagePack,
+            mechanism: MechanismConfig::Null,
         }
     }
 }
@@ -392,9 +416,13 @@ impl Dispatcher {
         self.next_id += 1;
         // Bounded in practice: at most one outstanding request per reply key.
         let (outbox, rx) = mpsc::unbounded_channel();
+        let options = SocketOptions::default()
+            .linger(Duration::ZERO)
+            .mechanism(self.options.mechanism.clone());
         tokio::spawn(connection(
             id,
             self.endpoint.clone(),
+            options,
             rx,
             self.inbox_tx.clone(),
         ));
@@ -506,10 +534,10 @@ impl Dispatcher {
 async fn connection(
     id: ConnId,
     endpoint: String,
+    options: SocketOptions,
     mut outbox: mpsc::UnboundedReceiver<Message>,
     inbox: mpsc::Sender<(ConnId, Message)>,
 ) {
-    let options = SocketOptions::default().linger(Duration::ZERO);
     let Ok(mut socket) = Socket::with_options(SocketType::Dealer, options) else {
         return;
     };

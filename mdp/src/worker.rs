@@ -23,6 +23,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use zmtp::proto::MechanismConfig;
+use zmtp::CurveKeyPair;
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
 use crate::codec::Format;
@@ -56,6 +58,18 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Format of typed bodies in [`Worker::run_typed`].
     pub format: Format,
+    /// Security towards the broker: NULL by default; see [`WorkerOptions::curve`].
+    pub mechanism: MechanismConfig,
+}
+
+impl WorkerOptions {
+    /// Talks to the broker over CURVE: `keys` is this worker's key pair (the
+    /// broker's allow-list names its public key), `broker_public` the broker's
+    /// public key.
+    pub fn curve(mut self, keys: CurveKeyPair, broker_public: [u8; 32]) -> WorkerOptions {
+        self.mechanism = MechanismConfig::curve_client(keys, broker_public);
+        self
+    }
 }
 
 impl Default for WorkerOptions {
@@ -68,6 +82,7 @@ impl Default for WorkerOptions {
             reconnect_interval_max: Duration::from_millis(2500),
             concurrency: 1,
             format: Format::MessagePack,
+            mechanism: MechanismConfig::Null,
         }
     }
 }
@@ -313,7 +328,9 @@ impl Worker {
         stop: &CancellationToken,
     ) -> Result<SessionEnd, zmtp::Error> {
         let dialect = self.options.dialect;
-        let options = SocketOptions::default().linger(Duration::from_secs(1));
+        let options = SocketOptions::default()
+            .linger(Duration::from_secs(1))
+            .mechanism(self.options.mechanism.clone());
         let mut socket = Socket::with_options(SocketType::Dealer, options)?;
         socket.connect(&self.endpoint).await?;
         let ready = WorkerCommand::Ready {

@@ -145,7 +145,7 @@ pub enum LoadError {
     },
 }
 
-fn read(path: &Path) -> Result<String, LoadError> {
+pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.display().to_string(),
         source,
@@ -154,7 +154,7 @@ fn read(path: &Path) -> Result<String, LoadError> {
 
 /// Meaningful lines of a text file: trimmed, without blanks and `#` comments, with
 /// their 1-based numbers.
-fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()
         .map(|(i, line)| (i + 1, line.trim()))
@@ -248,18 +248,33 @@ mod tests {
         let single = CurveKeyList::load(dir.join("a.txt")).unwrap();
         assert_eq!(single.len(), 1);
 
+        // Secret certificates next to the public ones are skipped...
         std::fs::write(
             dir.join("c.key_secret"),
             format!("curve\n    secret-key = \"{}\"\n", a.secret_z85()),
         )
         .unwrap();
+        assert_eq!(CurveKeyList::load(&dir).unwrap().len(), 2);
+        // ...but a secret key anywhere else is refused.
+        std::fs::write(
+            dir.join("c.txt"),
+            format!("curve\n    secret-key = \"{}\"\n", a.secret_z85()),
+        )
+        .unwrap();
         let err = CurveKeyList::load(&dir).unwrap_err().to_string();
         assert!(err.contains("secret"), "{err}");
-        std::fs::write(dir.join("c.key_secret"), "not a key\n").unwrap();
+        std::fs::write(dir.join("c.txt"), "not a key\n").unwrap();
         let err = CurveKeyList::load(&dir).unwrap_err().to_string();
-        assert!(err.contains("c.key_secret:1"), "{err}");
+        assert!(err.contains("c.txt:1"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// A czmq/pyzmq secret certificate file (`NAME.key_secret`).
+fn is_secret_certificate(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.ends_with("_secret"))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -288,6 +303,11 @@ impl CurveKeyList {
         self.keys.contains(public_key)
     }
 
+    /// The keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.keys.iter()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -298,11 +318,12 @@ impl CurveKeyList {
         self.keys.is_empty()
     }
 
-    /// Loads keys from a file, or from every file of a directory. A key is 40
-    /// characters of Z85 (RFC 32) on a line of its own, or in czmq certificate
-    /// syntax (`public-key = "…"`, as `zcert` writes in `*.key` files); blank lines,
-    /// `#` comments and other certificate lines are skipped. Secret-key lines are
-    /// refused, so a secret never sits in an allow-list by mistake.
+    /// Loads keys from a file, or from every file of a directory but secret
+    /// certificates (`*_secret`, which czmq and pyzmq write next to the public
+    /// `*.key` ones). A key is 40 characters of Z85 (RFC 32) on a line of its own,
+    /// or in czmq certificate syntax (`public-key = "…"`); blank lines, `#` comments
+    /// and other certificate lines are skipped. Secret-key lines are refused, so a
+    /// secret never sits in an allow-list by mistake.
     pub fn load(path: impl AsRef<Path>) -> Result<CurveKeyList, LoadError> {
         let path = path.as_ref();
         let mut list = CurveKeyList::new();
@@ -314,7 +335,7 @@ impl CurveKeyList {
             let mut files: Vec<_> = entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
-                .filter(|p| p.is_file())
+                .filter(|p| p.is_file() && !is_secret_certificate(p))
                 .collect();
             files.sort();
             for file in files {

@@ -13,6 +13,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;
+pub mod certificate;
 mod delivery;
 mod engine;
 pub mod error;
@@ -33,6 +34,7 @@ pub use error::Error;
 pub use message::Message;
 pub use monitor::{Monitor, SocketEvent};
 pub use options::SocketOptions;
+pub use proto::mechanism::curve::CurveKeyPair;
 pub use proto::SocketType;
 pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStatistics};
 pub use socket::{PeerKey, Socket, XpubVerbosity};

@@ -1,6 +1,11 @@
 """MDP peers in the frame layouts real implementations use, for broker interop tests.
 
-    mdp_peer.py ENDPOINT MODE SERVICE
+    mdp_peer.py ENDPOINT MODE SERVICE [OWN_SECRET_CERT BROKER_PUBLIC_CERT [TIMEOUT_S]]
+
+With the two certificate paths (czmq format, read by zmq.auth.load_certificate),
+every socket talks CURVE to the broker: the keys are set on the shared context,
+which is how majortomo's Client and Worker pick them up unchanged. TIMEOUT_S bounds
+a majortomo client's wait (default 20); on expiry it prints "TIMEOUT".
 
 MODE:
   zguide-client    REQ socket, MDP 0.1 (as zguide mdcliapi): stdin lines are request
@@ -21,6 +26,14 @@ import msgpack, zmq
 
 endpoint, mode, service = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 ctx = zmq.Context.instance()
+if len(sys.argv) > 5:
+    import zmq.auth
+    own_public, own_secret = zmq.auth.load_certificate(sys.argv[4])
+    broker_public, _ = zmq.auth.load_certificate(sys.argv[5])
+    ctx.setsockopt(zmq.CURVE_SECRETKEY, own_secret)
+    ctx.setsockopt(zmq.CURVE_PUBLICKEY, own_public)
+    ctx.setsockopt(zmq.CURVE_SERVERKEY, broker_public)
+timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 20
 
 def lines():
     while True:
@@ -106,7 +119,11 @@ elif mode == "majortomo-client":
     c = Client(endpoint); c.connect(); print("READY", flush=True)
     for body in lines():
         c.send(service, body.encode())
-        print("REPLY " + show(c.recv_all_as_list(timeout=20)), flush=True)
+        try:
+            print("REPLY " + show(c.recv_all_as_list(timeout=timeout)), flush=True)
+        except Exception as e:
+            print("TIMEOUT" if type(e).__name__ == "Timeout" else "ERROR " + repr(e), flush=True)
+            c.close(); c = Client(endpoint); c.connect()
 
 elif mode == "majortomo-worker":
     from majortomo import Worker
