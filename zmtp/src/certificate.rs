@@ -14,7 +14,7 @@
 //! let pair = CurveKeyPair::generate();
 //! let (public, secret) = certificate::write_pair(&pair, &dir.join("broker"))?;
 //! assert_eq!(certificate::load_secret_key(&secret)?, pair);
-//! assert!(zmtp::auth::CurveKeyList::load(&public)?.contains(&pair.public));
+//! assert_eq!(certificate::load_public_key(&public)?, pair.public);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -22,7 +22,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::auth::{lines, read, LoadError};
+use crate::auth::{lines, read, CurveKeyList, LoadError};
 use crate::proto::mechanism::curve::CurveKeyPair;
 use crate::proto::z85;
 
@@ -83,6 +83,26 @@ pub fn write_pair(pair: &CurveKeyPair, base: &Path) -> std::io::Result<(PathBuf,
         .write_all(secret_certificate(pair).as_bytes())?;
     std::fs::write(&public, public_certificate(pair))?;
     Ok((public, secret))
+}
+
+/// Reads a public key: a czmq public certificate (`public-key = "…"`) or a file
+/// holding one 40-character Z85 key. It must hold exactly one key.
+pub fn load_public_key(path: impl AsRef<Path>) -> Result<[u8; 32], LoadError> {
+    let path = path.as_ref();
+    let list = CurveKeyList::load(path)?;
+    let mut keys = list.iter();
+    match (keys.next(), keys.next()) {
+        (Some(key), None) => Ok(*key),
+        (found, _) => Err(LoadError::Format {
+            path: path.display().to_string(),
+            line: 0,
+            reason: if found.is_none() {
+                "no public key in it".into()
+            } else {
+                "more than one public key in it".into()
+            },
+        }),
+    }
 }
 
 /// Reads a secret key: a czmq secret certificate (`secret-key = "…"`, checked against
@@ -179,6 +199,15 @@ mod tests {
         std::fs::write(&public_only, public_certificate(&pair)).unwrap();
         let err = load_secret_key(&public_only).unwrap_err().to_string();
         assert!(err.contains("no secret key"), "{err}");
+        assert_eq!(load_public_key(&public_only).unwrap(), pair.public);
+        let two = dir.join("two");
+        std::fs::write(
+            &two,
+            format!("{}\n{}\n", pair.public_z85(), other.public_z85()),
+        )
+        .unwrap();
+        let err = load_public_key(&two).unwrap_err().to_string();
+        assert!(err.contains("more than one"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
