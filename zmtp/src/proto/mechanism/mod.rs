@@ -116,6 +116,13 @@ impl MechanismConfig {
                 authenticator.cloned(),
                 peer_address.to_owned(),
             )),
+            MechanismConfig::CurveClient(config)
+                if curve::has_small_order(&config.server_public) =>
+            {
+                return Err(HandshakeError::Crypto(
+                    "the server public key is not a usable CURVE key (small order)".into(),
+                ));
+            }
             MechanismConfig::CurveClient(config) => Mechanism::CurveClient(Box::new(
                 curve::CurveClient::start(config.clone(), own, out),
             )),

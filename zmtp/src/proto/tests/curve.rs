@@ -453,7 +453,7 @@ fn replayed_or_reordered_message_fails() {
 fn hand_boxed(keys: (&SecretKey, &[u8; KEY_LEN]), nonce: u64, plaintext: &[u8]) -> Bytes {
     let mut out = BytesMut::from(&b"\x07MESSAGE"[..]);
     out.extend_from_slice(&nonce.to_be_bytes());
-    let boxed = salsa_box(keys.1, keys.0);
+    let boxed = salsa_box(keys.1, keys.0).unwrap();
     seal_into(
         &boxed,
         &short_nonce(MESSAGE_NONCE_CLIENT, nonce),
@@ -471,7 +471,7 @@ fn command_flag_is_libzmqs_0x02_and_the_frame_bit_is_accepted() {
     let server_public = server.public_key().to_bytes();
     let client_public = client.public_key().to_bytes();
     let mut opener = CurveCodec::new(
-        std::sync::Arc::new(salsa_box(&client_public, &server)),
+        std::sync::Arc::new(salsa_box(&client_public, &server).unwrap()),
         1,
         0,
         true,
@@ -485,7 +485,7 @@ fn command_flag_is_libzmqs_0x02_and_the_frame_bit_is_accepted() {
     );
     // What we box for a command opens, by hand, to libzmq's flag byte.
     let mut sealer = CurveCodec::new(
-        std::sync::Arc::new(salsa_box(&server_public, &client)),
+        std::sync::Arc::new(salsa_box(&server_public, &client).unwrap()),
         3,
         0,
         false,
@@ -493,7 +493,7 @@ fn command_flag_is_libzmqs_0x02_and_the_frame_bit_is_accepted() {
     let body = encrypt(&mut sealer, FLAG_COMMAND, b"\x09SUBSCRIBEnews");
     let nonce = short_nonce(MESSAGE_NONCE_CLIENT, 3);
     let plaintext = open(
-        &salsa_box(&client_public, &server),
+        &salsa_box(&client_public, &server).unwrap(),
         &nonce,
         &body[16..],
         "test",
@@ -670,4 +670,46 @@ fn random_bodies_never_panic() {
             .handle_command(body.clone(), &mut BytesMut::new());
         let _ = server_codec.decrypt(body);
     }
+}
+
+#[test]
+fn small_order_keys_are_recognised() {
+    let mut zero = [0u8; KEY_LEN];
+    assert!(has_small_order(&zero));
+    zero[KEY_LEN - 1] = 0x80; // the top bit is ignored, as X25519 ignores it
+    assert!(has_small_order(&zero));
+    for _ in 0..100 {
+        assert!(!has_small_order(&CurveKeyPair::generate().public));
+    }
+    assert!(!has_small_order(&server_keys().public));
+}
+
+#[test]
+fn hello_from_a_small_order_key_is_refused() {
+    // Anyone can box for C' = 0: the shared secret is 0 whatever the server's key.
+    let forged = crypto_box::SalsaBox::new(
+        &crypto_box::PublicKey::from_bytes([0; KEY_LEN]),
+        &SecretKey::from_bytes([7; KEY_LEN]),
+    );
+    let mut hello = BytesMut::from(&b"\x05HELLO\x01\x00"[..]);
+    hello.extend_from_slice(&[0; 72]);
+    hello.extend_from_slice(&[0; KEY_LEN]);
+    hello.extend_from_slice(&1u64.to_be_bytes());
+    seal_into(&forged, &short_nonce(HELLO_NONCE, 1), &[0; 64], &mut hello).unwrap();
+    assert_eq!(hello.len(), HELLO_LEN);
+    let mut server = CurveServer::new(
+        CurveServerConfig {
+            keys: server_keys(),
+        },
+        server_md(),
+    );
+    let mut out = BytesMut::new();
+    let err = server
+        .handle_command(hello.freeze(), &mut out, &mut allow_all)
+        .unwrap_err();
+    assert!(
+        matches!(&err, HandshakeError::Crypto(m) if m.contains("small order")),
+        "{err:?}"
+    );
+    assert!(out.is_empty(), "no WELCOME for a forged HELLO");
 }

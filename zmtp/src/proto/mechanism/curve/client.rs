@@ -96,7 +96,7 @@ impl CurveClient {
         body.put_bytes(0, 72);
         body.put_slice(self.short_secret.public_key().as_bytes());
         body.put_u64(nonce);
-        let hello_box = salsa_box(&self.config.server_public, &self.short_secret);
+        let hello_box = salsa_box(&self.config.server_public, &self.short_secret)?;
         seal_into(
             &hello_box,
             &short_nonce(HELLO_NONCE, nonce),
@@ -186,11 +186,11 @@ impl CurveClient {
         )?;
         let server_short: [u8; KEY_LEN] = read_array(&plaintext, 0)?;
         let cookie: [u8; 96] = read_array(&plaintext, 32)?;
-        let precom = salsa_box(&server_short, &self.short_secret);
+        let precom = salsa_box(&server_short, &self.short_secret)?;
 
         // vouch = nonce(16) Box[C' S](C->S')
         let long_secret = SecretKey::from_bytes(self.config.keys.secret);
-        let vouch_box = salsa_box(&server_short, &long_secret);
+        let vouch_box = salsa_box(&server_short, &long_secret)?;
         let vouch_tail = random_tail();
         let mut vouch_plain = [0u8; 2 * KEY_LEN];
         vouch_plain[..KEY_LEN].copy_from_slice(self.short_secret.public_key().as_bytes());

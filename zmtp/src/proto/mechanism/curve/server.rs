@@ -170,7 +170,7 @@ impl CurveServer {
         }
         let client_short: [u8; KEY_LEN] = read_array(body, 80)?;
         let nonce = read_u64(body, 112)?;
-        let hello_box = salsa_box(&client_short, &self.long_secret);
+        let hello_box = salsa_box(&client_short, &self.long_secret)?;
         // The plaintext is 64 zero bytes; like libzmq we only need it to open.
         open(
             &hello_box,
@@ -260,7 +260,7 @@ impl CurveServer {
                 self.peer_nonce
             )));
         }
-        let precom = salsa_box(client_short, &self.short_secret);
+        let precom = salsa_box(client_short, &self.short_secret)?;
         let plaintext = open(
             &precom,
             &short_nonce(INITIATE_NONCE, nonce),
@@ -271,7 +271,7 @@ impl CurveServer {
         let client_long: [u8; KEY_LEN] = read_array(&plaintext, 0)?;
         let vouch_tail: [u8; 16] = read_array(&plaintext, 32)?;
         let vouch = open(
-            &salsa_box(&client_long, &self.short_secret),
+            &salsa_box(&client_long, &self.short_secret)?,
             &long_nonce(VOUCH_NONCE, &vouch_tail),
             plaintext.get(48..128).unwrap_or_default(),
             "INITIATE vouch",
