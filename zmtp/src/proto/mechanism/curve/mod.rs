@@ -90,6 +90,13 @@ impl std::fmt::Debug for CurveKeyPair {
     }
 }
 
+/// The secret key is wiped from memory when the pair is dropped.
+impl Drop for CurveKeyPair {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
 impl CurveKeyPair {
     /// A fresh random key pair (libzmq `zmq_curve_keypair`).
     pub fn generate() -> CurveKeyPair {
