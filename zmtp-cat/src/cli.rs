@@ -63,6 +63,10 @@ EXAMPLES:
   Binary frames:
     echo '0x00ff|text' | zmtp-cat dealer -c tcp://127.0.0.1:5555
 
+  Talk to a CURVE-secured broker (keys from zmtp-keygen):
+    echo 'MDPC01|mmi.service|echo' | zmtp-cat dealer -c tcp://127.0.0.1:5555 -n 1 \\
+      --curve-keys client.key_secret --curve-server broker.key
+
   Endpoints bound are reported on stderr (with the port the OS picked for :0).
   Log verbosity follows RUST_LOG (default 'warn'), e.g. RUST_LOG=zmtp=debug.";
 
@@ -76,7 +80,9 @@ EXAMPLES:
     version,
     override_usage = "zmtp-cat TYPE [-b|--bind EP]... [-c|--connect EP]... [--identity ID] \
                       [--subscribe TOPIC]...\n       \
-                      [-n|--count N] [--echo] [--separator SEP] [--timeout MS] [--monitor]",
+                      [-n|--count N] [--echo] [--separator SEP] [--timeout MS] [--monitor]\n       \
+                      [--curve-keys FILE [--curve-server FILE | --curve-allow DIR|FILE]] \
+                      [--plain USER:PASSWORD]",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -124,6 +130,32 @@ pub struct Args {
     /// each (see MONITOR below).
     #[arg(long)]
     pub monitor: bool,
+
+    /// CURVE: our key pair, from a secret certificate (`zmtp-keygen NAME` writes
+    /// NAME.key_secret) or a file with the Z85 secret key. With --curve-server we
+    /// are a CURVE client; without, a CURVE server (any client key is let in unless
+    /// --curve-allow is given).
+    #[arg(long, value_name = "FILE")]
+    pub curve_keys: Option<std::path::PathBuf>,
+
+    /// CURVE client: the server's public key (a public certificate NAME.key, or a
+    /// file with the Z85 key).
+    #[arg(long, value_name = "FILE", requires = "curve_keys")]
+    pub curve_server: Option<std::path::PathBuf>,
+
+    /// CURVE server: let in only these client public keys (a file, or a directory
+    /// of certificates).
+    #[arg(
+        long,
+        value_name = "DIR|FILE",
+        requires = "curve_keys",
+        conflicts_with = "curve_server"
+    )]
+    pub curve_allow: Option<std::path::PathBuf>,
+
+    /// PLAIN client: log in with USER:PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "curve_keys")]
+    pub plain: Option<String>,
 }
 
 fn parse_socket_type(name: &str) -> Result<SocketType, String> {

@@ -33,6 +33,37 @@ impl From<Error> for Stop {
     }
 }
 
+/// Adds --curve-keys/--curve-server/--curve-allow or --plain to `options`.
+fn security(args: &Args, options: SocketOptions) -> Result<SocketOptions, Stop> {
+    use zmtp::auth::{Authenticator, CurveKeyList};
+    use zmtp::certificate;
+    use zmtp::proto::MechanismConfig;
+    let failed = |e: zmtp::auth::LoadError| Stop::Error(e.to_string());
+    if let Some(plain) = &args.plain {
+        let (user, password) = plain
+            .split_once(':')
+            .ok_or_else(|| Stop::Error("--plain wants USER:PASSWORD".into()))?;
+        let mechanism = MechanismConfig::plain_client(user.to_owned(), password.to_owned());
+        return Ok(options.mechanism(mechanism));
+    }
+    let Some(keys) = &args.curve_keys else {
+        return Ok(options);
+    };
+    let keys = certificate::load_secret_key(keys).map_err(failed)?;
+    if let Some(server) = &args.curve_server {
+        let server = certificate::load_public_key(server).map_err(failed)?;
+        return Ok(options.mechanism(MechanismConfig::curve_client(keys, server)));
+    }
+    let options = options.mechanism(MechanismConfig::curve_server(keys));
+    match &args.curve_allow {
+        Some(path) => {
+            let allowed = CurveKeyList::load(path).map_err(failed)?;
+            Ok(options.authenticator(Authenticator::curve_keys(allowed)))
+        }
+        None => Ok(options),
+    }
+}
+
 /// One stdin line: its number (from 1) and its bytes, line ending included.
 type Line = (u64, Vec<u8>);
 
@@ -49,6 +80,7 @@ pub async fn run(args: Args) -> Result<(), Stop> {
             .map_err(|e| Stop::Error(format!("--identity {e}")))?;
         options = options.routing_id(id);
     }
+    let options = security(&args, options)?;
     let mut socket = Socket::with_options(socket_type, options)?;
     if socket_type == SocketType::Sub {
         // Without --subscribe, everything (the empty prefix).

@@ -428,3 +428,63 @@ fn help_documents_the_tool() {
         assert!(stdout.contains(needle), "help lacks {needle}");
     }
 }
+
+#[test]
+fn curve_server_and_client_with_certificates_from_zmtp_keygen() {
+    let dir = std::env::temp_dir().join(format!("zmtp-cat-curve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["server", "client", "stranger"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_zmtp-keygen"))
+            .arg(dir.join(name))
+            .output()
+            .expect("zmtp-keygen runs");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let path = |file: &str| dir.join(file).to_str().unwrap().to_owned();
+    let mut server = Cat::start(&[
+        "rep",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--echo",
+        "--curve-keys",
+        &path("server.key_secret"),
+        "--curve-allow",
+        &path("client.key"),
+        "--monitor",
+    ]);
+    let endpoint = server.bound_endpoint();
+    let mut client = Cat::start(&[
+        "req",
+        "--connect",
+        &endpoint,
+        "--timeout",
+        "20000",
+        "--curve-keys",
+        &path("client.key_secret"),
+        "--curve-server",
+        &path("server.key"),
+    ]);
+    client.feed("over curve|0x00ff\n");
+    let (status, stdout, stderr) = client.finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert_eq!(stdout, "over curve|0x00ff\n");
+
+    // A key the server does not list is refused; the server's monitor says why.
+    let mut stranger = Cat::start(&[
+        "req",
+        "--connect",
+        &endpoint,
+        "--curve-keys",
+        &path("stranger.key_secret"),
+        "--curve-server",
+        &path("server.key"),
+        "--monitor",
+    ]);
+    stranger.feed("let me in\n");
+    let refused = server.stderr_line("# handshake_failed");
+    assert!(refused.contains("not in the allow-list"), "{refused}");
+    let told = stranger.stderr_line("# handshake_failed");
+    assert!(told.contains("400"), "{told}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
