@@ -14,12 +14,18 @@
 //! zmtp-bench matrix [--quick]                                 # a table of the above
 //! ```
 //!
+//! `--curve` (any mode but `inproc`) runs CURVE with the fixed keys of
+//! [`curve_keys`] (libzmq's test keys): the binding side (recv, rep, fanout's PUB) is
+//! the CURVE server, the connecting side (send, req, the SUBs) the client. Any
+//! implementation given those keys can take either side.
+//!
 //! Throughput results:
-//! `RESULT impl=zmtp pattern=.. size=.. count=.. secs=.. msgs_per_s=.. MB_per_s=..`;
+//! `RESULT impl=zmtp mechanism=null|curve pattern=.. size=.. count=.. secs=.. msgs_per_s=.. MB_per_s=..`;
 //! latency results:
-//! `RESULT impl=zmtp size=.. count=.. mean_us=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. rt_per_s=..`.
+//! `RESULT impl=zmtp mechanism=null|curve size=.. count=.. mean_us=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. rt_per_s=..`.
 //! MB is 10^6 bytes of message body.
 
+mod curve_keys;
 mod matrix;
 mod modes;
 
@@ -27,6 +33,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use modes::Security;
 
 /// Errors of the benchmark modes.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -48,6 +56,10 @@ struct Cli {
     /// Give up (exit status 1) after this many seconds.
     #[arg(long, global = true, default_value_t = 300)]
     timeout: u64,
+    /// Use CURVE with fixed, public test keys (libzmq's): the binding side is the
+    /// server, the connecting side the client. Not for inproc.
+    #[arg(long, global = true)]
+    curve: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,7 +155,8 @@ enum Command {
         count: u64,
     },
     /// Run a table of benchmarks as child processes of this program (`--hwm`,
-    /// `--timeout` and `--current-thread` are passed on to them).
+    /// `--timeout`, `--current-thread` and `--curve` are passed on to them;
+    /// `--curve` leaves the inproc rows out).
     Matrix {
         /// About 0.2 s per row instead of about 1 s.
         #[arg(long)]
@@ -154,7 +167,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Matrix { quick } = cli.command {
-        return match matrix::run(quick, cli.current_thread, cli.timeout, cli.hwm) {
+        let options = matrix::Options {
+            quick,
+            current_thread: cli.current_thread,
+            timeout: cli.timeout,
+            hwm: cli.hwm,
+            curve: cli.curve,
+        };
+        return match matrix::run(&options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("zmtp-bench matrix: {e}");
@@ -187,8 +207,13 @@ fn main() -> ExitCode {
     };
     let hwm = cli.hwm.map(|h| usize::try_from(h).unwrap_or(usize::MAX));
     let limit = Duration::from_secs(cli.timeout);
+    let security = if cli.curve {
+        Security::Curve
+    } else {
+        Security::Null
+    };
     let result = runtime.block_on(async move {
-        match tokio::time::timeout(limit, dispatch(cli.command, hwm)).await {
+        match tokio::time::timeout(limit, dispatch(cli.command, hwm, security)).await {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {} s", limit.as_secs()).into()),
         }
@@ -204,7 +229,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, hwm: Option<usize>) -> Result<(), BoxError> {
+async fn dispatch(
+    command: Command,
+    hwm: Option<usize>,
+    security: Security,
+) -> Result<(), BoxError> {
     let default_hwm = hwm.unwrap_or(1000);
     match command {
         Command::Recv {
@@ -212,25 +241,32 @@ async fn dispatch(command: Command, hwm: Option<usize>) -> Result<(), BoxError> 
             pattern,
             size,
             count,
-        } => modes::recv(&endpoint, pattern, size, count, default_hwm).await,
+        } => modes::recv(&endpoint, pattern, size, count, default_hwm, security).await,
         Command::Send {
             endpoint,
             pattern,
             size,
             count,
-        } => modes::send(&endpoint, pattern, size, count, default_hwm).await,
-        Command::Rep { endpoint, total } => modes::rep(&endpoint, total, default_hwm).await,
+        } => modes::send(&endpoint, pattern, size, count, default_hwm, security).await,
+        Command::Rep { endpoint, total } => {
+            modes::rep(&endpoint, total, default_hwm, security).await
+        }
         Command::Req {
             endpoint,
             size,
             count,
             warmup,
-        } => modes::req(&endpoint, size, count, warmup, default_hwm).await,
+        } => modes::req(&endpoint, size, count, warmup, default_hwm, security).await,
         Command::Inproc {
             pattern,
             size,
             count,
-        } => modes::inproc(pattern, size, count, default_hwm).await,
+        } => {
+            if security == Security::Curve {
+                return Err("--curve does not apply to inproc (no mechanism runs there)".into());
+            }
+            modes::inproc(pattern, size, count, default_hwm).await
+        }
         Command::Fanout {
             endpoint,
             subs,
@@ -239,7 +275,8 @@ async fn dispatch(command: Command, hwm: Option<usize>) -> Result<(), BoxError> 
         } => {
             let subs = usize::try_from(subs)?;
             let size = usize::try_from(size)?;
-            modes::fanout(&endpoint, subs, size, count, hwm.unwrap_or(100_000)).await
+            let hwm = hwm.unwrap_or(100_000);
+            modes::fanout(&endpoint, subs, size, count, hwm, security).await
         }
         Command::Matrix { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -5,15 +5,81 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use zmtp::proto::mechanism::curve::CurveKeyPair;
+use zmtp::proto::MechanismConfig;
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
-use crate::{BoxError, Pattern};
+use crate::{curve_keys, BoxError, Pattern};
 
 /// How long a sender keeps flushing after its last `send` (ZMQ_LINGER).
 const LINGER: Duration = Duration::from_secs(60);
 
-fn options(hwm: usize) -> SocketOptions {
-    SocketOptions::default().hwm(hwm).linger(LINGER)
+/// The security mechanism of every socket of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// NULL: no authentication, no encryption.
+    Null,
+    /// CURVE with the fixed keys of [`curve_keys`]: the binding side is the server,
+    /// the connecting side the client.
+    Curve,
+}
+
+impl Security {
+    /// The name used in `RESULT` lines (`mechanism=..`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Security::Null => "null",
+            Security::Curve => "curve",
+        }
+    }
+
+    /// The mechanism of a socket that binds.
+    fn server(self) -> Result<MechanismConfig, BoxError> {
+        Ok(match self {
+            Security::Null => MechanismConfig::Null,
+            Security::Curve => MechanismConfig::curve_server(server_keys()?),
+        })
+    }
+
+    /// The mechanism of a socket that connects.
+    fn client(self) -> Result<MechanismConfig, BoxError> {
+        Ok(match self {
+            Security::Null => MechanismConfig::Null,
+            Security::Curve => {
+                let keys = key_pair(curve_keys::CLIENT_SECRET, curve_keys::CLIENT_PUBLIC)?;
+                MechanismConfig::curve_client(keys, server_keys()?.public)
+            }
+        })
+    }
+
+    /// Refuses CURVE on `inproc://`, where no mechanism runs (as in libzmq).
+    fn check(self, endpoint: &str) -> Result<(), BoxError> {
+        if self == Security::Curve && endpoint.starts_with("inproc://") {
+            return Err("--curve does not apply to inproc:// (no mechanism runs there)".into());
+        }
+        Ok(())
+    }
+}
+
+fn server_keys() -> Result<CurveKeyPair, BoxError> {
+    key_pair(curve_keys::SERVER_SECRET, curve_keys::SERVER_PUBLIC)
+}
+
+/// The key pair of a Z85 secret, checked against its expected public key.
+fn key_pair(secret: &str, public: &str) -> Result<CurveKeyPair, BoxError> {
+    let keys = CurveKeyPair::from_z85_secret(secret)
+        .map_err(|e| format!("bad fixed CURVE secret key: {e}"))?;
+    if keys.public_z85() != public {
+        return Err(format!("fixed CURVE keys do not match: {public}").into());
+    }
+    Ok(keys)
+}
+
+fn options(hwm: usize, mechanism: MechanismConfig) -> SocketOptions {
+    SocketOptions::default()
+        .hwm(hwm)
+        .linger(LINGER)
+        .mechanism(mechanism)
 }
 
 fn sender_type(pattern: Pattern) -> SocketType {
@@ -38,11 +104,13 @@ struct Throughput {
     msgs_per_s: f64,
 }
 
-fn print_throughput(pattern: &str, size: usize, count: u64, t: &Throughput) {
+fn print_throughput(security: Security, pattern: &str, size: usize, count: u64, t: &Throughput) {
     let mb_per_s = t.msgs_per_s * size as f64 / 1e6;
     println!(
-        "RESULT impl=zmtp pattern={pattern} size={size} count={count} secs={:.6} msgs_per_s={:.0} MB_per_s={mb_per_s:.2}",
-        t.secs, t.msgs_per_s
+        "RESULT impl=zmtp mechanism={} pattern={pattern} size={size} count={count} secs={:.6} msgs_per_s={:.0} MB_per_s={mb_per_s:.2}",
+        security.name(),
+        t.secs,
+        t.msgs_per_s
     );
 }
 
@@ -101,12 +169,15 @@ pub async fn recv(
     size: usize,
     count: u64,
     hwm: usize,
+    security: Security,
 ) -> Result<(), BoxError> {
-    let mut socket = Socket::with_options(receiver_type(pattern), options(hwm))?;
+    security.check(endpoint)?;
+    let mut socket =
+        Socket::with_options(receiver_type(pattern), options(hwm, security.server()?))?;
     let bound = socket.bind(endpoint).await?;
     println!("READY {bound}");
     let t = receive(&mut socket, pattern, size, count).await?;
-    print_throughput(pattern.name(), size, count, &t);
+    print_throughput(security, pattern.name(), size, count, &t);
     Ok(())
 }
 
@@ -117,8 +188,10 @@ pub async fn send(
     size: usize,
     count: u64,
     hwm: usize,
+    security: Security,
 ) -> Result<(), BoxError> {
-    let mut socket = Socket::with_options(sender_type(pattern), options(hwm))?;
+    security.check(endpoint)?;
+    let mut socket = Socket::with_options(sender_type(pattern), options(hwm, security.client()?))?;
     socket.connect(endpoint).await?;
     send_all(&mut socket, size, count).await?;
     socket.close().await;
@@ -132,9 +205,11 @@ pub async fn inproc(pattern: Pattern, size: usize, count: u64, hwm: usize) -> Re
         pattern.name(),
         std::process::id()
     );
-    let mut receiver = Socket::with_options(receiver_type(pattern), options(hwm))?;
+    let mut receiver =
+        Socket::with_options(receiver_type(pattern), options(hwm, MechanismConfig::Null))?;
     receiver.bind(&endpoint).await?;
-    let mut sender = Socket::with_options(sender_type(pattern), options(hwm))?;
+    let mut sender =
+        Socket::with_options(sender_type(pattern), options(hwm, MechanismConfig::Null))?;
     sender.connect(&endpoint).await?;
     let sending = tokio::spawn(async move {
         send_all(&mut sender, size, count).await?;
@@ -143,13 +218,25 @@ pub async fn inproc(pattern: Pattern, size: usize, count: u64, hwm: usize) -> Re
     });
     let t = receive(&mut receiver, pattern, size, count).await?;
     sending.await??;
-    print_throughput(&format!("inproc-{}", pattern.name()), size, count, &t);
+    print_throughput(
+        Security::Null,
+        &format!("inproc-{}", pattern.name()),
+        size,
+        count,
+        &t,
+    );
     Ok(())
 }
 
 /// `rep ENDPOINT TOTAL`: echoes TOTAL requests.
-pub async fn rep(endpoint: &str, total: u64, hwm: usize) -> Result<(), BoxError> {
-    let mut socket = Socket::with_options(SocketType::Rep, options(hwm))?;
+pub async fn rep(
+    endpoint: &str,
+    total: u64,
+    hwm: usize,
+    security: Security,
+) -> Result<(), BoxError> {
+    security.check(endpoint)?;
+    let mut socket = Socket::with_options(SocketType::Rep, options(hwm, security.server()?))?;
     let bound = socket.bind(endpoint).await?;
     println!("READY {bound}");
     for _ in 0..total {
@@ -168,8 +255,10 @@ pub async fn req(
     count: u64,
     warmup: u64,
     hwm: usize,
+    security: Security,
 ) -> Result<(), BoxError> {
-    let mut socket = Socket::with_options(SocketType::Req, options(hwm))?;
+    security.check(endpoint)?;
+    let mut socket = Socket::with_options(SocketType::Req, options(hwm, security.client()?))?;
     socket.connect(endpoint).await?;
     let body = Bytes::from(vec![0u8; size]);
     for _ in 0..warmup {
@@ -189,7 +278,8 @@ pub async fn req(
     let pct = |q: f64| us(percentile(&samples, q));
     let max = samples.last().map_or(0.0, |&d| us(d));
     println!(
-        "RESULT impl=zmtp size={size} count={count} mean_us={mean:.2} p50_us={:.2} p99_us={:.2} p999_us={:.2} max_us={max:.2} rt_per_s={:.0}",
+        "RESULT impl=zmtp mechanism={} size={size} count={count} mean_us={mean:.2} p50_us={:.2} p99_us={:.2} p999_us={:.2} max_us={max:.2} rt_per_s={:.0}",
+        security.name(),
         pct(0.50),
         pct(0.99),
         pct(0.999),
@@ -239,8 +329,10 @@ pub async fn fanout(
     size: usize,
     count: u64,
     hwm: usize,
+    security: Security,
 ) -> Result<(), BoxError> {
-    let mut publisher = Socket::with_options(SocketType::Pub, options(hwm))?;
+    security.check(endpoint)?;
+    let mut publisher = Socket::with_options(SocketType::Pub, options(hwm, security.server()?))?;
     let bound = publisher.bind(endpoint).await?.to_string();
 
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
@@ -251,7 +343,7 @@ pub async fn fanout(
         let ready_tx = ready_tx.clone();
         let done_tx = done_tx.clone();
         tasks.push(tokio::spawn(async move {
-            let result = subscriber(&bound, size, hwm, ready_tx).await;
+            let result = subscriber(&bound, size, hwm, security, ready_tx).await;
             let _ = done_tx.send(result.map_err(|e| e.to_string()));
         }));
     }
@@ -312,7 +404,8 @@ pub async fn fanout(
     let expected = count * subs as u64;
     let lost = expected.saturating_sub(received);
     println!(
-        "RESULT impl=zmtp pattern=fanout subs={subs} size={size} count={count} secs={secs:.6} msgs_per_s={:.0} deliveries_per_s={:.0} lost={lost}",
+        "RESULT impl=zmtp mechanism={} pattern=fanout subs={subs} size={size} count={count} secs={secs:.6} msgs_per_s={:.0} deliveries_per_s={:.0} lost={lost}",
+        security.name(),
         count as f64 / secs,
         received as f64 / secs
     );
@@ -325,9 +418,10 @@ async fn subscriber(
     endpoint: &str,
     size: usize,
     hwm: usize,
+    security: Security,
     ready_tx: mpsc::UnboundedSender<()>,
 ) -> Result<u64, BoxError> {
-    let mut socket = Socket::with_options(SocketType::Sub, options(hwm))?;
+    let mut socket = Socket::with_options(SocketType::Sub, options(hwm, security.client()?))?;
     socket.connect(endpoint).await?;
     socket.subscribe(Bytes::new())?;
     let mut ready = false;
@@ -348,5 +442,31 @@ async fn subscriber(
             END => return Ok(received),
             other => return Err(format!("unexpected message tag {other:#04x}").into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_curve_keys_are_consistent() {
+        // Each secret key gives its listed public key.
+        assert!(matches!(
+            Security::Curve.server(),
+            Ok(MechanismConfig::CurveServer(_))
+        ));
+        assert!(matches!(
+            Security::Curve.client(),
+            Ok(MechanismConfig::CurveClient(_))
+        ));
+        assert_eq!(Security::Null.server().ok(), Some(MechanismConfig::Null));
+    }
+
+    #[test]
+    fn curve_is_refused_on_inproc() {
+        assert!(Security::Curve.check("inproc://x").is_err());
+        assert!(Security::Curve.check("tcp://127.0.0.1:0").is_ok());
+        assert!(Security::Null.check("inproc://x").is_ok());
     }
 }

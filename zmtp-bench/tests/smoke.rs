@@ -1,5 +1,6 @@
 //! Runs the built `zmtp-bench` binary in its in-process, fan-out and recv/send modes
-//! and checks the RESULT lines. No timing assertions; every wait is bounded.
+//! (NULL and CURVE) and checks the RESULT lines. No timing assertions; every wait is
+//! bounded.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -99,6 +100,7 @@ fn inproc_pushpull() {
     let kid = Kid::spawn(&["inproc", "pushpull", "16", "1000"]);
     let f = fields(&kid.line("RESULT "));
     kid.success();
+    expect(&f, "mechanism", "null");
     expect(&f, "pattern", "inproc-pushpull");
     expect(&f, "size", "16");
     expect(&f, "count", "1000");
@@ -135,10 +137,72 @@ fn recv_send_over_tcp() {
     let f = fields(&receiver.line("RESULT "));
     sender.success();
     receiver.success();
+    expect(&f, "mechanism", "null");
     expect(&f, "pattern", "pushpull");
     expect(&f, "size", "64");
     expect(&f, "count", "1000");
     for key in ["secs", "msgs_per_s", "MB_per_s"] {
         expect_number(&f, key);
+    }
+}
+
+/// `--curve`: the receiver (binds) is the CURVE server, the sender the client, both
+/// with the fixed keys; the RESULT line says so.
+#[test]
+fn recv_send_over_tcp_with_curve() {
+    let receiver = Kid::spawn(&[
+        "recv",
+        "tcp://127.0.0.1:0",
+        "dealerrouter",
+        "100",
+        "300",
+        "--curve",
+    ]);
+    let ready = receiver.line("READY ");
+    let endpoint = ready["READY ".len()..].trim().to_string();
+    let sender = Kid::spawn(&["--curve", "send", &endpoint, "dealerrouter", "100", "300"]);
+    let f = fields(&receiver.line("RESULT "));
+    sender.success();
+    receiver.success();
+    expect(&f, "mechanism", "curve");
+    expect(&f, "pattern", "dealerrouter");
+    expect(&f, "size", "100");
+    expect(&f, "count", "300");
+    for key in ["secs", "msgs_per_s", "MB_per_s"] {
+        expect_number(&f, key);
+    }
+}
+
+/// No mechanism runs over inproc://, so `--curve` there is an error, not a NULL run
+/// reported as CURVE.
+#[test]
+fn curve_refused_on_inproc() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zmtp-bench"))
+        .args([
+            "inproc",
+            "pushpull",
+            "16",
+            "10",
+            "--curve",
+            "--timeout",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start zmtp-bench");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(!status.success(), "--curve with inproc must fail");
+            return;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("zmtp-bench inproc --curve did not exit");
+        }
+        thread::sleep(Duration::from_millis(10));
     }
 }
