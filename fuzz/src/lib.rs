@@ -8,6 +8,7 @@
 //! pseudo-random pieces derived from the input) and checks that the outcome does not
 //! depend on how the bytes arrived, besides never panicking.
 //!
+//! The `security` target's body is in `security.rs` (declared here for both).
 //! The `mdp` and `broker` targets' bodies are in `mdp.rs` and `broker.rs`, declared
 //! here only outside `cfg(test)`: zmtp's tests have no `mdp` crate, so
 //! `mdp/tests/fuzz_corpus.rs` and `mdp/tests/broker_fuzz_corpus.rs` include those
@@ -35,6 +36,12 @@ pub use mdp_target::mdp;
 pub mod broker_target;
 #[cfg(not(test))]
 pub use broker_target::broker;
+
+/// The `security` target's body, input encoding and seeds (PLAIN and CURVE
+/// handshakes, the CURVE MESSAGE codec); in zmtp's tests too.
+#[path = "security.rs"]
+pub mod security_target;
+pub use security_target::security;
 
 /// Ways of cutting an input into the pieces a transport might deliver.
 fn chunkings(data: &[u8]) -> [Vec<&[u8]>; 3] {

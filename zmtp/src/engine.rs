@@ -57,8 +57,8 @@ pub(crate) enum ConnectionError {
     Handshake(#[from] HandshakeError),
     #[error("protocol error: {0}")]
     Frame(FrameError),
-    #[error("encrypted frame refused: {0}")]
-    Security(HandshakeError),
+    #[error("CURVE: {0}")]
+    Security(String),
     #[error("protocol error: message exceeds {0} bytes")]
     MessageTooLarge(u64),
     #[error("protocol error: message has more than {MAX_FRAMES_PER_MESSAGE} frames")]
@@ -92,6 +92,18 @@ impl ConnectionError {
     pub(crate) fn is_protocol_error(&self) -> bool {
         !self.is_retryable() && !matches!(self, ConnectionError::LocalClose)
     }
+}
+
+/// A CURVE MESSAGE that could not be opened or sealed, in words that fit the time
+/// after the handshake.
+fn security(e: HandshakeError) -> ConnectionError {
+    ConnectionError::Security(match e {
+        HandshakeError::Crypto(detail) => detail,
+        HandshakeError::UnexpectedCommand(name) => {
+            format!("a {name} command where only MESSAGE may come")
+        }
+        other => other.to_string(),
+    })
 }
 
 impl From<FrameError> for ConnectionError {
@@ -257,7 +269,7 @@ async fn read_loop(
                 None => frame,
                 Some(opener) => match opener.open_frame(frame) {
                     Ok(inner) => inner,
-                    Err(e) => return ConnectionError::Security(e),
+                    Err(e) => return security(e),
                 },
             };
             if frame.command {
@@ -357,13 +369,13 @@ async fn write_loop(
         pipe.drain(&mut batch);
         while let Ok(cmd) = control.try_recv() {
             if let Err(e) = encoder.command(&cmd, &mut buf) {
-                return ConnectionError::Security(e);
+                return security(e);
             }
         }
         if let (Some(at), Some(ivl)) = (next_ping, config.heartbeat_interval) {
             if Instant::now() >= at {
                 if let Err(e) = encoder.command(&ping, &mut buf) {
-                    return ConnectionError::Security(e);
+                    return security(e);
                 }
                 next_ping = Some(Instant::now() + ivl);
             }
@@ -379,7 +391,7 @@ async fn write_loop(
                 cmd = control.recv() => match cmd {
                     Some(cmd) => {
                         if let Err(e) = encoder.command(&cmd, &mut buf) {
-                            return ConnectionError::Security(e);
+                            return security(e);
                         }
                     }
                     // The reader is gone; the select in `run` is ending this loop anyway.
@@ -392,7 +404,7 @@ async fn write_loop(
         }
         for item in batch.drain(..) {
             if let Err(e) = encoder.outbound(&item, &mut buf) {
-                return ConnectionError::Security(e);
+                return security(e);
             }
             if buf.len() >= WRITE_CHUNK {
                 if let Err(e) = write.write_all(&buf).await {
