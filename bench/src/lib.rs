@@ -3,8 +3,8 @@
 //! receiver and compare the RESULT lines.
 //!
 //! ```text
-//! anchor-NAME recv ENDPOINT pushpull|dealerrouter SIZE COUNT [--curve] [--hwm N] [--timeout S]
-//! anchor-NAME send ENDPOINT pushpull|dealerrouter SIZE COUNT [--curve] [--hwm N] [--timeout S]
+//! anchor-NAME recv ENDPOINT pushpull|dealerrouter SIZE COUNT [--curve] [--hwm N] [--timeout S] [--current-thread|--multi-thread]
+//! anchor-NAME send ENDPOINT pushpull|dealerrouter SIZE COUNT [--curve] [--hwm N] [--timeout S] [--current-thread|--multi-thread]
 //! ```
 //!
 //! `recv` binds, prints `READY <endpoint>` (the port resolved), receives COUNT
@@ -13,7 +13,10 @@
 //! timed from the first message to the last as zmtp-bench does. `send` connects and
 //! sends COUNT messages of SIZE zero bytes, then closes with a 60 s linger.
 //! `--curve` uses the fixed keys of zmtp-bench (libzmq's test keys): the binding
-//! side is the CURVE server, the connecting side the client.
+//! side is the CURVE server, the connecting side the client. An anchor whose
+//! implementation has no CURVE refuses `--curve`. `--current-thread` (the default)
+//! and `--multi-thread` pick the tokio runtime of the anchors that run on tokio;
+//! the others ignore them.
 //!
 //! An anchor is a binary in src/bin/ that calls [`Args::from_env`], does the socket
 //! work its own way and reports through [`Clock`] and [`print_ready`].
@@ -75,10 +78,14 @@ pub struct Args {
     pub hwm: u32,
     /// Give up after this long (default 300 s).
     pub timeout: Duration,
+    /// Tokio's multi-thread runtime instead of the current-thread one (anchors
+    /// on tokio only; `--multi-thread`, default `--current-thread`).
+    pub multi_thread: bool,
 }
 
 const USAGE: &str = "usage: recv|send ENDPOINT pushpull|dealerrouter SIZE COUNT \
-                     [--curve] [--hwm N] [--timeout SECONDS]";
+                     [--curve] [--hwm N] [--timeout SECONDS] \
+                     [--current-thread|--multi-thread]";
 
 impl Args {
     /// Parses the process's arguments.
@@ -92,6 +99,7 @@ impl Args {
         let mut curve = false;
         let mut hwm = 1000u32;
         let mut timeout = 300u64;
+        let mut multi_thread = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
@@ -100,6 +108,8 @@ impl Args {
             };
             match arg.as_str() {
                 "--curve" => curve = true,
+                "--current-thread" => multi_thread = false,
+                "--multi-thread" => multi_thread = true,
                 "--hwm" => hwm = number(&value("--hwm")?, "--hwm")?,
                 "--timeout" => timeout = number(&value("--timeout")?, "--timeout")?,
                 "-h" | "--help" => return Err(USAGE.into()),
@@ -134,6 +144,7 @@ impl Args {
             curve,
             hwm,
             timeout: Duration::from_secs(timeout),
+            multi_thread,
         })
     }
 
@@ -230,10 +241,13 @@ mod tests {
         assert_eq!(a.pattern, Pattern::Dealerrouter);
         assert_eq!((a.size, a.count, a.hwm), (16, 1000, 5));
         assert_eq!(a.mechanism(), "curve");
+        assert!(!a.multi_thread);
         let a = parse("--timeout 9 send tcp://x:1 pushpull 0 1").unwrap();
         assert_eq!(a.mode, Mode::Send);
         assert_eq!(a.timeout, Duration::from_secs(9));
         assert_eq!(a.mechanism(), "null");
+        let a = parse("send tcp://x:1 pushpull 0 1 --current-thread --multi-thread").unwrap();
+        assert!(a.multi_thread);
         for bad in [
             "recv tcp://x:1 pushpull 16",
             "recv tcp://x:1 pubsub 16 10",
