@@ -163,6 +163,19 @@ fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, BoxError> {
         .map_err(|_| format!("{what}: {text:?} is not a valid number").into())
 }
 
+/// The tokio runtime an anchor runs on: current-thread unless `--multi-thread`.
+pub fn tokio_runtime(args: &Args) -> std::io::Result<tokio::runtime::Runtime> {
+    if args.multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+}
+
 /// Prints `READY <endpoint>` (flushed: the driver waits for it).
 pub fn print_ready(endpoint: &str) {
     println!("READY {endpoint}");

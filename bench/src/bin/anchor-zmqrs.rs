@@ -63,15 +63,6 @@ fn main() -> ExitCode {
         if args.curve {
             return Err("--curve is not supported: zmq.rs has no CURVE mechanism".into());
         }
-        let runtime = if args.multi_thread {
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-        } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-        };
-        runtime.block_on(anchor(args))
+        bench_anchors::tokio_runtime(args)?.block_on(anchor(args))
     })
 }
