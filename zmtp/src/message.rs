@@ -3,9 +3,13 @@
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-/// Frames kept inline before the list spills to the heap: most messages (a body, an
-/// envelope and a delimiter) then cost no allocation besides their payloads.
-const INLINE_FRAMES: usize = 4;
+/// Frames kept inline before the list spills to the heap. Two covers the hot paths
+/// (one body; a ROUTER's routing id and body) without an allocation, and keeps a
+/// message at 72 bytes, small enough that moving it through the queues is a few
+/// register copies rather than a `memcpy` call: with four inline frames (136 bytes)
+/// a 16-byte PUSH→PULL message cost 1026 + 671 instructions (send + receive,
+/// callgrind), with two 807 + 509.
+const INLINE_FRAMES: usize = 2;
 
 /// A multipart message: one or more frames that travel atomically.
 ///
@@ -209,6 +213,12 @@ mod tests {
         assert_eq!(body.byte_len(), 3);
         assert_eq!(body.pop_front().as_deref(), Some(&b"x"[..]));
         assert_eq!(body.split_off(10), Message::new());
+    }
+
+    #[test]
+    fn stays_small_enough_to_move_without_memcpy() {
+        // x86-64 inlines copies of up to 128 bytes; a message travels with its peer key.
+        assert!(std::mem::size_of::<Message>() + 8 <= 128);
     }
 
     #[test]
