@@ -1,11 +1,14 @@
 //! `anchor-libzmq`: the system's libzmq (4.3, through src/libzmq/anchor.c) with
-//! zmtp-bench's `recv`/`send` command line; RESULT lines say `impl=libzmq`.
-//! See the crate documentation for the command line.
+//! zmtp-bench's `recv`/`send` and `rep`/`req` command lines; RESULT lines say
+//! `impl=libzmq`. See the crate documentation for the command line.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::process::ExitCode;
+use std::time::Instant;
 
-use bench_anchors::{curve_keys, print_ready, run, Args, BoxError, Clock, Mode, Pattern};
+use bench_anchors::{
+    check_echo, curve_keys, print_ready, run, Args, BoxError, Clock, Latency, Mode, Pattern,
+};
 
 /// The C side's socket (`struct lza`), opaque here.
 #[repr(C)]
@@ -16,7 +19,7 @@ struct Lza {
 extern "C" {
     #[allow(clippy::too_many_arguments)]
     fn lza_open(
-        receiver: c_int,
+        binds: c_int,
         pattern: c_int,
         hwm: c_int,
         curve: c_int,
@@ -30,6 +33,14 @@ extern "C" {
     fn lza_connect(a: *mut Lza, endpoint: *const c_char) -> c_int;
     fn lza_recv(a: *mut Lza, size: usize) -> c_int;
     fn lza_send(a: *mut Lza, body: *const c_void, size: usize) -> c_int;
+    fn lza_echo(a: *mut Lza) -> c_int;
+    fn lza_recv_into(
+        a: *mut Lza,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        frames: *mut usize,
+    ) -> c_int;
     fn lza_close(a: *mut Lza);
 }
 
@@ -47,16 +58,23 @@ impl Socket {
             key(curve_keys::CLIENT_PUBLIC),
             key(curve_keys::CLIENT_SECRET),
         );
-        let pattern = match args.pattern {
+        // The C side's pattern codes (PUSHPULL, DEALERROUTER, REQREP).
+        let code = |pattern| match pattern {
             Pattern::Pushpull => 0,
             Pattern::Dealerrouter => 1,
+        };
+        let (binds, pattern) = match args.mode {
+            Mode::Recv(run) => (true, code(run.pattern)),
+            Mode::Send(run) => (false, code(run.pattern)),
+            Mode::Rep { .. } => (true, 2),
+            Mode::Req(_) => (false, 2),
         };
         let hwm = c_int::try_from(args.hwm)?;
         // SAFETY: the key pointers are valid NUL-terminated strings for the call;
         // lza_open copies what it keeps (libzmq copies socket options).
         let raw = unsafe {
             lza_open(
-                c_int::from(args.mode == Mode::Recv),
+                c_int::from(binds),
                 pattern,
                 hwm,
                 c_int::from(args.curve),
@@ -127,6 +145,37 @@ impl Socket {
         let rc = unsafe { lza_send(self.0, body.as_ptr().cast(), body.len()) };
         self.check(rc)
     }
+
+    /// REP: receives one request and sends it back.
+    fn echo(&mut self) -> Result<(), BoxError> {
+        // SAFETY: valid socket; lza_echo touches nothing else of ours.
+        let rc = unsafe { lza_echo(self.0) };
+        self.check(rc)
+    }
+
+    /// Receives one message: its number of frames and its first frame, copied into
+    /// `buf` (an error if it does not fit).
+    fn recv_into<'b>(&mut self, buf: &'b mut [u8]) -> Result<(usize, &'b [u8]), BoxError> {
+        let (mut len, mut frames) = (0usize, 0usize);
+        // SAFETY: valid socket; `buf` is writable for `buf.len()` bytes and lza_recv_into
+        // writes at most that many; `len` and `frames` are writable `usize`s (`size_t`)
+        // for the call. None of the pointers is kept.
+        let rc = unsafe {
+            lza_recv_into(
+                self.0,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+                &mut frames,
+            )
+        };
+        self.check(rc)?;
+        let cap = buf.len();
+        let first = buf
+            .get(..len)
+            .ok_or_else(|| format!("a {len}-byte frame where at most {cap} bytes were expected"))?;
+        Ok((frames, first))
+    }
 }
 
 impl Drop for Socket {
@@ -140,23 +189,50 @@ fn main() -> ExitCode {
     run("anchor-libzmq", |args| {
         let mut socket = Socket::open(args)?;
         match args.mode {
-            Mode::Recv => {
+            Mode::Recv(run) => {
                 let bound = socket.bind(&args.endpoint)?;
                 print_ready(&bound);
                 let mut clock = Clock::default();
-                socket.recv(args.size)?;
+                socket.recv(run.size)?;
                 clock.start();
-                for _ in 1..args.count {
-                    socket.recv(args.size)?;
+                for _ in 1..run.count {
+                    socket.recv(run.size)?;
                 }
-                clock.finish("libzmq", args);
+                clock.finish("libzmq", args.mechanism(), &run);
             }
-            Mode::Send => {
+            Mode::Send(run) => {
                 socket.connect(&args.endpoint)?;
-                let body = vec![0u8; args.size];
-                for _ in 0..args.count {
+                let body = vec![0u8; run.size];
+                for _ in 0..run.count {
                     socket.send(&body)?;
                 }
+            }
+            Mode::Rep { total } => {
+                let bound = socket.bind(&args.endpoint)?;
+                print_ready(&bound);
+                for _ in 0..total {
+                    socket.echo()?;
+                }
+            }
+            Mode::Req(run) => {
+                socket.connect(&args.endpoint)?;
+                let body = vec![0u8; run.size];
+                let mut reply = vec![0u8; run.size];
+                let mut round_trip = || -> Result<(), BoxError> {
+                    socket.send(&body)?;
+                    let (frames, first) = socket.recv_into(&mut reply)?;
+                    check_echo(&body, frames, Some(first))
+                };
+                for _ in 0..run.warmup {
+                    round_trip()?;
+                }
+                let mut latency = Latency::start(&run);
+                for _ in 0..run.count {
+                    let t0 = Instant::now();
+                    round_trip()?;
+                    latency.record(t0.elapsed());
+                }
+                latency.finish("libzmq", args.mechanism());
             }
         }
         // Dropping the socket lingers until what is queued has gone out.

@@ -1,16 +1,17 @@
 //! `anchor-omq`: omq.rs (the crates.io `omq-tokio` crate) with zmtp-bench's
-//! `recv`/`send` command line; RESULT lines say `impl=omq`. See the crate
-//! documentation for the command line.
+//! `recv`/`send` and `rep`/`req` command lines; RESULT lines say `impl=omq`. See
+//! the crate documentation for the command line.
 //!
 //! NULL only: omq-tokio has CURVE behind its `curve` feature, but this anchor does
 //! not wire the fixed keys in yet, so `--curve` is refused. `--hwm` sets omq's send
-//! and receive high-water marks; the sender closes with a 60 s linger (omq's default
-//! linger is zero, which would drop what is still queued).
+//! and receive high-water marks; every socket closes with a 60 s linger (omq's
+//! default linger is zero, which would drop what is still queued, such as `rep`'s
+//! last reply).
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bench_anchors::{print_ready, run, Args, BoxError, Clock, Mode, Pattern};
+use bench_anchors::{check_echo, print_ready, run, Args, BoxError, Clock, Latency, Mode, Pattern};
 use bytes::Bytes;
 use omq_tokio::{Error, Message, Options, Socket, SocketType};
 
@@ -31,9 +32,9 @@ async fn anchor(args: &Args) -> Result<(), BoxError> {
         .send_hwm(args.hwm)
         .recv_hwm(args.hwm)
         .linger(LINGER);
-    match args.mode {
-        Mode::Recv => {
-            let kind = match args.pattern {
+    match &args.mode {
+        Mode::Recv(run) => {
+            let kind = match run.pattern {
                 Pattern::Pushpull => SocketType::Pull,
                 Pattern::Dealerrouter => SocketType::Router,
             };
@@ -43,25 +44,58 @@ async fn anchor(args: &Args) -> Result<(), BoxError> {
             let mut clock = Clock::default();
             recv_one(&socket).await?;
             clock.start();
-            for _ in 1..args.count {
+            for _ in 1..run.count {
                 recv_one(&socket).await?;
             }
-            clock.finish("omq", args);
+            clock.finish("omq", args.mechanism(), run);
             socket.close().await?;
         }
-        Mode::Send => {
-            let kind = match args.pattern {
+        Mode::Send(run) => {
+            let kind = match run.pattern {
                 Pattern::Pushpull => SocketType::Push,
                 Pattern::Dealerrouter => SocketType::Dealer,
             };
             let socket = Socket::new(kind, options);
             socket.connect(args.endpoint.as_str()).await?;
-            let body = Bytes::from(vec![0u8; args.size]);
+            let body = Bytes::from(vec![0u8; run.size]);
             let msg = Message::single(body);
-            for _ in 0..args.count {
+            for _ in 0..run.count {
                 socket.send(msg.clone()).await?;
             }
             // Lingers until what is queued has gone out (at most LINGER).
+            socket.close().await?;
+        }
+        Mode::Rep { total } => {
+            let socket = Socket::new(SocketType::Rep, options);
+            let bound = socket.bind(args.endpoint.as_str()).await?;
+            print_ready(&bound.to_string());
+            for _ in 0..*total {
+                let request = recv_one(&socket).await?;
+                socket.send(request).await?;
+            }
+            // Lingers until the last reply has gone out (at most LINGER).
+            socket.close().await?;
+        }
+        Mode::Req(run) => {
+            let socket = Socket::new(SocketType::Req, options);
+            socket.connect(args.endpoint.as_str()).await?;
+            let body = Bytes::from(vec![0u8; run.size]);
+            let request = Message::single(body.clone());
+            let round_trip = || async {
+                socket.send(request.clone()).await?;
+                let reply = recv_one(&socket).await?;
+                check_echo(&body, reply.len(), reply.get(0))
+            };
+            for _ in 0..run.warmup {
+                round_trip().await?;
+            }
+            let mut latency = Latency::start(run);
+            for _ in 0..run.count {
+                let t0 = Instant::now();
+                round_trip().await?;
+                latency.record(t0.elapsed());
+            }
+            latency.finish("omq", args.mechanism());
             socket.close().await?;
         }
     }

@@ -5,8 +5,10 @@
  * for the other anchors; this file only talks to libzmq (the system's 4.3).
  *
  * Every function returns 0 on success and -1 on failure, with the reason in
- * lza_error(). Messages are checked like zmtp-bench checks them: PULL gets [body],
- * ROUTER gets [id, body], and the body must have the expected size.
+ * lza_error(). Throughput messages are checked like zmtp-bench checks them: PULL
+ * gets [body], ROUTER gets [id, body], and the body must have the expected size.
+ * REP echoes whatever it gets (lza_echo); REQ hands each reply to the Rust side
+ * (lza_recv_into), which checks it is the request echoed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,10 +19,15 @@
 /* How long closing waits for queued messages to go out (ZMQ_LINGER), in ms. */
 #define LINGER_MS 60000
 
+/* The most frames lza_echo echoes in one message. */
+#define MAX_ECHO_FRAMES 64
+
+/* lza_open's `pattern`. */
+enum { PUSHPULL = 0, DEALERROUTER = 1, REQREP = 2 };
+
 struct lza {
     void *ctx;
     void *socket;
-    int receiver;
     int router;
     char error[256];
 };
@@ -37,28 +44,41 @@ const char *lza_error(const struct lza *a)
 }
 
 /*
- * A new socket: the receiver of `pattern` (0 pushpull, 1 dealerrouter) if
- * `receiver`, else its sender. With `curve`, the receiver is a CURVE server with
- * `server_secret`, the sender a CURVE client with `client_public`/`client_secret`
- * that trusts `server_public` (all Z85, 40 characters). NULL if out of memory;
- * otherwise check lza_error() is empty (free with lza_close() either way).
+ * A new socket of `pattern` (PUSHPULL, DEALERROUTER or REQREP): its binding side
+ * (PULL, ROUTER, REP) if `binds`, else its connecting side (PUSH, DEALER, REQ).
+ * With `curve`, the binding side is a CURVE server with `server_secret`, the
+ * connecting side a CURVE client with `client_public`/`client_secret` that trusts
+ * `server_public` (all Z85, 40 characters). NULL if out of memory; otherwise check
+ * lza_error() is empty (free with lza_close() either way).
  */
-struct lza *lza_open(int receiver, int pattern, int hwm, int curve,
+struct lza *lza_open(int binds, int pattern, int hwm, int curve,
                      const char *server_public, const char *server_secret,
                      const char *client_public, const char *client_secret)
 {
     struct lza *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    a->receiver = receiver;
-    a->router = receiver && pattern == 1;
+    a->router = binds && pattern == DEALERROUTER;
+    int type;
+    switch (pattern) {
+    case PUSHPULL:
+        type = binds ? ZMQ_PULL : ZMQ_PUSH;
+        break;
+    case DEALERROUTER:
+        type = binds ? ZMQ_ROUTER : ZMQ_DEALER;
+        break;
+    case REQREP:
+        type = binds ? ZMQ_REP : ZMQ_REQ;
+        break;
+    default:
+        snprintf(a->error, sizeof a->error, "unknown pattern %d", pattern);
+        return a;
+    }
     a->ctx = zmq_ctx_new();
     if (!a->ctx) {
         fail(a, "zmq_ctx_new");
         return a;
     }
-    int type = pattern == 1 ? (receiver ? ZMQ_ROUTER : ZMQ_DEALER)
-                            : (receiver ? ZMQ_PULL : ZMQ_PUSH);
     a->socket = zmq_socket(a->ctx, type);
     if (!a->socket) {
         fail(a, "zmq_socket");
@@ -74,7 +94,7 @@ struct lza *lza_open(int receiver, int pattern, int hwm, int curve,
     }
     if (curve) {
         int rc;
-        if (receiver) {
+        if (binds) {
             rc = zmq_setsockopt(a->socket, ZMQ_CURVE_SERVER, &one, sizeof one)
                  || zmq_setsockopt(a->socket, ZMQ_CURVE_SECRETKEY, server_secret, 40);
         } else {
@@ -154,6 +174,72 @@ int lza_recv(struct lza *a, size_t size)
                  size, len);
         return -1;
     }
+    return 0;
+}
+
+/*
+ * REP: receives one request, whatever its frames, and sends it back as the reply
+ * (the frames themselves, no copy).
+ */
+int lza_echo(struct lza *a)
+{
+    zmq_msg_t frames[MAX_ECHO_FRAMES];
+    size_t n = 0, len;
+    int more = 1, rc = 0;
+    while (more) {
+        if (n == MAX_ECHO_FRAMES) {
+            snprintf(a->error, sizeof a->error, "a request of more than %d frames",
+                     MAX_ECHO_FRAMES);
+            rc = -1;
+            break;
+        }
+        zmq_msg_init(&frames[n]);
+        n++;
+        if (recv_frame(a, &frames[n - 1], &len, &more)) {
+            rc = -1;
+            break;
+        }
+    }
+    /* Sending a frame hands it to libzmq (which leaves the zmq_msg_t empty). */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int sent;
+        do {
+            sent = zmq_msg_send(&frames[i], a->socket, i + 1 < n ? ZMQ_SNDMORE : 0);
+        } while (sent < 0 && zmq_errno() == EINTR);
+        if (sent < 0)
+            rc = fail(a, "zmq_msg_send");
+    }
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+    return rc;
+}
+
+/*
+ * Receives one message, all its frames: `*frames` is their number, `*len` the size
+ * of the first one, whose first min(*len, cap) bytes are copied to `buf`.
+ */
+int lza_recv_into(struct lza *a, void *buf, size_t cap, size_t *len, size_t *frames)
+{
+    zmq_msg_t msg;
+    size_t frame_len;
+    int more = 1;
+    *frames = 0;
+    *len = 0;
+    zmq_msg_init(&msg);
+    while (more) {
+        if (recv_frame(a, &msg, &frame_len, &more)) {
+            zmq_msg_close(&msg);
+            return -1;
+        }
+        if (*frames == 0) {
+            size_t copy = frame_len < cap ? frame_len : cap;
+            *len = frame_len;
+            if (copy)
+                memcpy(buf, zmq_msg_data(&msg), copy);
+        }
+        ++*frames;
+    }
+    zmq_msg_close(&msg);
     return 0;
 }
 
