@@ -39,7 +39,12 @@ use crate::Message;
 /// buffer.
 const WRITE_CHUNK: usize = 256 * 1024;
 
-/// Read buffer growth step.
+/// The read buffer of a connection starts this small, so an idle connection holds
+/// little memory (a broker may have tens of thousands), and doubles each time a read
+/// fills it, up to [`READ_CHUNK`].
+const FIRST_READ: usize = 1024;
+
+/// The largest read: one read of a busy connection brings in up to this much.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A message may not have more frames than this: without a cap, a peer could send
@@ -143,7 +148,7 @@ pub(crate) async fn handshake(
     peer_address: &str,
 ) -> Result<Established, ConnectionError> {
     let mut hs = Handshake::new(config).with_peer_address(peer_address);
-    let mut input = BytesMut::with_capacity(8 * 1024);
+    let mut input = BytesMut::with_capacity(FIRST_READ);
     let exchange = async {
         loop {
             // Input first, then everything it made us want to say, then wait for more.
@@ -240,6 +245,7 @@ async fn read_loop(
     let mut pending = Message::new();
     let mut pending_bytes: u64 = 0;
     let mut batch: Vec<Inbound> = Vec::new();
+    let mut read_size = FIRST_READ;
 
     // Silence detection: our heartbeat (interval + timeout) and the peer's PING TTL.
     // `seen` is set on every read and checked when the timer fires, so the hot path
@@ -324,13 +330,19 @@ async fn read_loop(
             // what is queued (linger). Ending here would cut that short.
             std::future::pending::<()>().await;
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < read_size / 4 {
+            buf.reserve(read_size);
         }
+        let room = buf.capacity() - buf.len();
         tokio::select! {
             n = read.read_buf(&mut buf) => match n {
                 Ok(0) => return ConnectionError::Closed,
-                Ok(_) => seen = true,
+                Ok(n) => {
+                    seen = true;
+                    if n == room {
+                        read_size = (read_size * 2).min(READ_CHUNK);
+                    }
+                }
                 Err(e) => return e.into(),
             },
             () = &mut timer, if current_limit.is_some() => {
@@ -354,7 +366,8 @@ async fn write_loop(
     mut encoder: OutboundEncoder,
 ) -> ConnectionError {
     let mut batch: VecDeque<Outbound> = VecDeque::new();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Grows with what is written; an idle connection holds none.
+    let mut buf = BytesMut::new();
     let ping = config.heartbeat_ttl.map_or(0, |ttl| {
         u16::try_from(ttl.as_millis() / 100).unwrap_or(u16::MAX)
     });
