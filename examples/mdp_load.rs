@@ -58,6 +58,10 @@ struct Args {
     /// A name for the RESULT line.
     #[arg(long, default_value = "broker")]
     label: String,
+    /// Offer at most this many requests per second in all, spread evenly over the
+    /// clients (default: as fast as replies come back). For latency at a set load.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,8 +118,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let (measuring, stop) = (measuring.clone(), stop.clone());
         let in_flight = args.in_flight.max(1);
+        let interval = args
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(args.clients as f64 / r));
         clients.push(tokio::spawn(async move {
-            client(socket, request, size, in_flight, epoch, measuring, stop).await
+            client(
+                socket, request, size, in_flight, interval, epoch, measuring, stop,
+            )
+            .await
         }));
     }
 
@@ -154,12 +165,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!(" broker_peak_rss_mib={:.1}", kib as f64 / 1024.0)
     });
     println!(
-        "RESULT label={} clients={} workers={} in_flight={} size={} requests={count} errors={errors} secs={secs:.2} req_per_s={:.0} p50_us={} p99_us={} max_us={}{cpu}{rss}",
+        "RESULT label={} clients={} workers={} in_flight={} size={} rate={} requests={count} errors={errors} secs={secs:.2} req_per_s={:.0} p50_us={} p99_us={} max_us={}{cpu}{rss}",
         args.label,
         args.clients,
         args.workers,
         args.in_flight,
         size,
+        args.rate.map_or("max".to_string(), |r| format!("{r:.0}")),
         count as f64 / secs,
         pct(0.50),
         pct(0.99),
@@ -168,13 +180,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::process::exit(0);
 }
 
-/// Keeps `in_flight` requests outstanding on one DEALER until `stop`; each reply
-/// carries back the send time written in its body.
+/// Keeps `in_flight` requests outstanding on one DEALER until `stop`, sending at most
+/// one every `interval` when it is set; each reply carries back the send time
+/// written in its body.
+#[allow(clippy::too_many_arguments)]
 async fn client(
     mut socket: Socket,
     request: Request,
     size: usize,
     in_flight: usize,
+    interval: Option<Duration>,
     epoch: Instant,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -188,7 +203,12 @@ async fn client(
         msg.body = zmtp::Message::from(body.freeze());
         msg.encode()
     };
+    let mut next_send = tokio::time::Instant::now();
     for _ in 0..in_flight {
+        if let Some(interval) = interval {
+            next_send += interval;
+            tokio::time::sleep_until(next_send).await;
+        }
         if socket.send(stamped()).await.is_err() {
             tally.errors += 1;
         }
@@ -211,6 +231,10 @@ async fn client(
             }
             Some(_) => {}
             None => tally.errors += 1,
+        }
+        if let Some(interval) = interval {
+            next_send += interval;
+            tokio::time::sleep_until(next_send).await;
         }
         if socket.send(stamped()).await.is_err() {
             tally.errors += 1;
