@@ -87,12 +87,13 @@ pub fn encode_header(dst: &mut BytesMut, more: bool, command: bool, len: usize) 
     if command {
         flags |= FLAG_COMMAND;
     }
+    // One copy per header: this runs once per frame, millions of times a second.
     if let Ok(short) = u8::try_from(len) {
-        dst.put_u8(flags);
-        dst.put_u8(short);
+        dst.put_slice(&[flags, short]);
     } else {
-        dst.put_u8(flags | FLAG_LONG);
-        dst.put_u64(len as u64);
+        let mut header = [flags | FLAG_LONG, 0, 0, 0, 0, 0, 0, 0, 0];
+        header[1..].copy_from_slice(&(len as u64).to_be_bytes());
+        dst.put_slice(&header);
     }
 }
 
