@@ -7,7 +7,7 @@
 //! anchor-NAME send ENDPOINT pushpull|dealerrouter SIZE COUNT [OPTIONS]
 //! anchor-NAME rep  ENDPOINT TOTAL                            [OPTIONS]
 //! anchor-NAME req  ENDPOINT SIZE COUNT WARMUP                [OPTIONS]
-//! OPTIONS: [--curve] [--hwm N] [--timeout S] [--current-thread|--multi-thread]
+//! OPTIONS: [--curve] [--hwm N] [--timeout S] [--current-thread|--multi-thread] [--hold]
 //! ```
 //!
 //! `recv` binds, prints `READY <endpoint>` (the port resolved), receives COUNT
@@ -118,12 +118,35 @@ pub struct Args {
     /// Tokio's multi-thread runtime instead of the current-thread one (anchors
     /// on tokio only; `--multi-thread`, default `--current-thread`).
     pub multi_thread: bool,
+    /// `send`: once everything is sent, keep the connection open until stdin
+    /// reaches end of file (`--hold`). A driver closes stdin when the receiver has
+    /// reported, so the receiver never sees its peer leave mid-stream: libzmq 4.3's
+    /// receiver, at its high-water mark when the peer closes, stops reading and
+    /// never delivers the rest (seen over ipc at 16 B).
+    pub hold: bool,
+}
+
+/// Blocks until stdin reaches end of file (or fails): `--hold`'s wait.
+pub fn wait_for_stdin_eof() {
+    use std::io::Read;
+    let mut sink = [0u8; 256];
+    let mut stdin = std::io::stdin();
+    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// `--hold` for an anchor on tokio: waits for stdin's end of file on a blocking
+/// thread, so the runtime keeps flushing meanwhile.
+pub async fn hold(args: &Args) {
+    if args.hold {
+        let _ = tokio::task::spawn_blocking(wait_for_stdin_eof).await;
+    }
 }
 
 const USAGE: &str = "usage: recv|send ENDPOINT pushpull|dealerrouter SIZE COUNT [OPTIONS]
        rep ENDPOINT TOTAL [OPTIONS]
        req ENDPOINT SIZE COUNT WARMUP [OPTIONS]
-OPTIONS: [--curve] [--hwm N] [--timeout SECONDS] [--current-thread|--multi-thread]";
+OPTIONS: [--curve] [--hwm N] [--timeout SECONDS] [--current-thread|--multi-thread]
+         [--hold] (send: keep the connection until stdin closes)";
 
 impl Args {
     /// Parses the process's arguments.
@@ -138,6 +161,7 @@ impl Args {
         let mut hwm = 1000u32;
         let mut timeout = 300u64;
         let mut multi_thread = false;
+        let mut hold = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
@@ -148,6 +172,7 @@ impl Args {
                 "--curve" => curve = true,
                 "--current-thread" => multi_thread = false,
                 "--multi-thread" => multi_thread = true,
+                "--hold" => hold = true,
                 "--hwm" => hwm = number(&value("--hwm")?, "--hwm")?,
                 "--timeout" => timeout = number(&value("--timeout")?, "--timeout")?,
                 "-h" | "--help" => return Err(USAGE.into()),
@@ -210,6 +235,7 @@ impl Args {
             hwm,
             timeout: Duration::from_secs(timeout),
             multi_thread,
+            hold,
         })
     }
 

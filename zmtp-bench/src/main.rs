@@ -108,6 +108,11 @@ enum Command {
         /// Number of messages.
         #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
+        /// Once everything is sent, keep the connection open until stdin reaches
+        /// end of file: a driver closes it when the receiver has reported, so the
+        /// receiver never sees its peer leave mid-stream.
+        #[arg(long)]
+        hold: bool,
     },
     /// Bind a REP socket, print `READY <endpoint>`, echo TOTAL messages.
     Rep {
@@ -247,7 +252,8 @@ async fn dispatch(
             pattern,
             size,
             count,
-        } => modes::send(&endpoint, pattern, size, count, default_hwm, security).await,
+            hold,
+        } => modes::send(&endpoint, pattern, size, count, default_hwm, security, hold).await,
         Command::Rep { endpoint, total } => {
             modes::rep(&endpoint, total, default_hwm, security).await
         }

@@ -181,7 +181,7 @@ pub async fn recv(
     Ok(())
 }
 
-/// `send ENDPOINT PATTERN SIZE COUNT`.
+/// `send ENDPOINT PATTERN SIZE COUNT [--hold]`.
 pub async fn send(
     endpoint: &str,
     pattern: Pattern,
@@ -189,11 +189,22 @@ pub async fn send(
     count: u64,
     hwm: usize,
     security: Security,
+    hold: bool,
 ) -> Result<(), BoxError> {
     security.check(endpoint)?;
     let mut socket = Socket::with_options(sender_type(pattern), options(hwm, security.client()?))?;
     socket.connect(endpoint).await?;
     send_all(&mut socket, size, count).await?;
+    if hold {
+        // On a blocking thread: the runtime keeps writing meanwhile.
+        tokio::task::spawn_blocking(|| {
+            use std::io::Read;
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        })
+        .await?;
+    }
     socket.close().await;
     Ok(())
 }

@@ -206,6 +206,9 @@ fn main() -> ExitCode {
                 for _ in 0..run.count {
                     socket.send(&body)?;
                 }
+                if args.hold {
+                    bench_anchors::wait_for_stdin_eof();
+                }
             }
             Mode::Rep { total } => {
                 let bound = socket.bind(&args.endpoint)?;

@@ -62,6 +62,7 @@ async fn anchor(args: &Args) -> Result<(), BoxError> {
             for _ in 0..run.count {
                 socket.send(msg.clone()).await?;
             }
+            bench_anchors::hold(args).await;
             // Lingers until what is queued has gone out (at most LINGER).
             socket.close().await?;
         }

@@ -51,6 +51,7 @@ async fn send(
     for _ in 0..run.count {
         socket.send(ZmqMessage::from(body.clone())).await?;
     }
+    bench_anchors::hold(args).await;
     drop(socket);
     linger().await;
     Ok(())
