@@ -128,10 +128,7 @@ pub struct Args {
 
 /// Blocks until stdin reaches end of file (or fails): `--hold`'s wait.
 pub fn wait_for_stdin_eof() {
-    use std::io::Read;
-    let mut sink = [0u8; 256];
-    let mut stdin = std::io::stdin();
-    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
 }
 
 /// `--hold` for an anchor on tokio: waits for stdin's end of file on a blocking

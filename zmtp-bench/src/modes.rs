@@ -198,12 +198,9 @@ pub async fn send(
     if hold {
         // On a blocking thread: the runtime keeps writing meanwhile.
         tokio::task::spawn_blocking(|| {
-            use std::io::Read;
-            let mut sink = [0u8; 256];
-            let mut stdin = std::io::stdin();
-            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
         })
-        .await?;
+        .await??;
     }
     socket.close().await;
     Ok(())
