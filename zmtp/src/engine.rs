@@ -33,6 +33,7 @@ use crate::proto::{
     Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
 };
 use crate::transport::{ReadHalf, Stream, WriteHalf};
+use crate::wire_queue::WireQueue;
 use crate::Message;
 
 /// Encode at most this much before writing, so a long queue does not build one huge
@@ -367,7 +368,7 @@ async fn write_loop(
 ) -> ConnectionError {
     let mut batch: VecDeque<Outbound> = VecDeque::new();
     // Grows with what is written; an idle connection holds none.
-    let mut buf = BytesMut::new();
+    let mut buf = WireQueue::new();
     let ping = config.heartbeat_ttl.map_or(0, |ttl| {
         u16::try_from(ttl.as_millis() / 100).unwrap_or(u16::MAX)
     });
@@ -420,17 +421,13 @@ async fn write_loop(
                 return security(e);
             }
             if buf.len() >= WRITE_CHUNK {
-                if let Err(e) = write.write_all(&buf).await {
+                if let Err(e) = buf.write_to(&mut write).await {
                     return e.into();
                 }
-                buf.clear();
             }
         }
-        if !buf.is_empty() {
-            if let Err(e) = write.write_all(&buf).await {
-                return e.into();
-            }
-            buf.clear();
+        if let Err(e) = buf.write_to(&mut write).await {
+            return e.into();
         }
     }
 }

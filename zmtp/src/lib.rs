@@ -29,6 +29,7 @@ mod socket;
 mod subscriptions;
 pub mod transport;
 mod util;
+mod wire_queue;
 
 pub use error::Error;
 pub use message::Message;

@@ -5,9 +5,10 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::pipe::Outbound;
-use crate::proto::frame::{encode_header, encode_message};
+use crate::proto::frame::encode_header;
 use crate::proto::mechanism::curve::CurveSealer;
 use crate::proto::{Command, HandshakeError};
+use crate::wire_queue::WireQueue;
 use crate::Message;
 
 /// The writer's encoder for one connection.
@@ -33,7 +34,7 @@ impl OutboundEncoder {
     /// Encodes what a socket queued: a message as frames; a subscription change as
     /// a SUBSCRIBE/CANCEL command (ZMTP 3.1) or, for a 3.0 peer, as the legacy
     /// one-frame message `0x01|0x00 + topic` (RFC 37 and reference §16).
-    pub(crate) fn outbound(&mut self, item: &Outbound, buf: &mut BytesMut) -> Sealed {
+    pub(crate) fn outbound(&mut self, item: &Outbound, buf: &mut WireQueue) -> Sealed {
         let (subscribe, topic) = match item {
             Outbound::Message(msg) => return self.message(msg, buf),
             Outbound::Subscribe(topic) => (true, topic),
@@ -51,23 +52,25 @@ impl OutboundEncoder {
         }
     }
 
-    /// Encodes every frame of `msg`, MORE set on all but the last.
-    pub(crate) fn message(&mut self, msg: &Message, buf: &mut BytesMut) -> Sealed {
+    /// Encodes every frame of `msg`, MORE set on all but the last; in clear, large
+    /// bodies are queued without a copy.
+    pub(crate) fn message(&mut self, msg: &Message, buf: &mut WireQueue) -> Sealed {
         let Some(sealer) = &mut self.sealer else {
-            encode_message(msg, buf);
+            buf.push_message(msg);
             return Ok(());
         };
         let last = msg.len().saturating_sub(1);
         for (i, frame) in msg.iter().enumerate() {
-            sealer.seal_frame(i < last, false, frame, buf)?;
+            sealer.seal_frame(i < last, false, frame, buf.tail())?;
         }
         Ok(())
     }
 
     /// Encodes a command (PING, PONG, SUBSCRIBE, CANCEL).
-    pub(crate) fn command(&mut self, command: &Command, buf: &mut BytesMut) -> Sealed {
+    pub(crate) fn command(&mut self, command: &Command, buf: &mut WireQueue) -> Sealed {
         self.scratch.clear();
         command.encode_body(&mut self.scratch);
+        let buf = buf.tail();
         match &mut self.sealer {
             Some(sealer) => sealer.seal_frame(false, true, &self.scratch, buf),
             None => {
@@ -91,7 +94,9 @@ mod tests {
     use super::*;
     use crate::proto::FrameCodec;
 
-    fn decode_all(mut buf: BytesMut) -> Vec<(bool, Bytes)> {
+    fn decode_all(mut queue: WireQueue) -> Vec<(bool, Bytes)> {
+        // Subscriptions are small: everything is in the copy buffer.
+        let mut buf = queue.tail().clone();
         let mut codec = FrameCodec::new(1 << 20);
         let mut frames = Vec::new();
         while let Some(frame) = codec.decode(&mut buf).unwrap() {
@@ -107,8 +112,8 @@ mod tests {
             Outbound::Subscribe(topic.clone()),
             Outbound::Cancel(topic.clone()),
         ];
-        let mut modern = BytesMut::new();
-        let mut legacy = BytesMut::new();
+        let mut modern = WireQueue::new();
+        let mut legacy = WireQueue::new();
         let mut modern_encoder = OutboundEncoder::new(false, None);
         let mut legacy_encoder = OutboundEncoder::new(true, None);
         for item in &items {
