@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{bounded, wait_for_service, wait_until, BrokerProcess};
+use common::{bounded, wait_for_service, wait_until, BrokerProcess, StartBroker};
 use mdp::proto::{ToWorker, WorkerCommand};
 use mdp::Dialect;
 use zmtp::{Socket, SocketType};

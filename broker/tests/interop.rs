@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::BrokerProcess;
+use common::{BrokerProcess, StartBroker};
 use mdp::{Client, ClientOptions, Dialect, Worker, WorkerOptions};
 use testkit::PyPeer;
 use zmtp::Message;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{bounded, wait_for_service, wait_until, BrokerProcess};
+use common::{bounded, wait_for_service, wait_until, BrokerProcess, StartBroker};
 use mdp::worker::HandlerResult;
 use mdp::{CallOptions, Client, Worker, WorkerOptions};
 use tokio::sync::watch;

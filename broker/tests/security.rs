@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{wait_for_service, wait_until, BrokerProcess, BROKER};
+use common::{wait_for_service, wait_until, BrokerProcess, StartBroker, BROKER};
 use mdp::{Client, ClientOptions, Worker, WorkerOptions};
 use testkit::PyPeer;
 use zmtp::{certificate, CurveKeyPair, Message};
