@@ -90,6 +90,8 @@ impl Config {
 /// What a run counted.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// `chaos`, or `soak` when nothing was killed or restarted by design.
+    pub suite: &'static str,
     /// Requests sent (each counted once, whatever its retries).
     pub sent: u64,
     /// Requests answered with their own body.
@@ -128,8 +130,9 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            "RESULT chaos sent={} answered={} lost={} wrong={} kills={} restarts={} \
+            "RESULT {} sent={} answered={} lost={} wrong={} kills={} restarts={} \
              worst_ms={} secs={:.1} req_per_s={:.0} rss_last_kib={last_rss} rss_max_kib={max_rss}",
+            self.suite,
             self.sent,
             self.answered,
             self.lost,
@@ -217,7 +220,9 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     }
     let elapsed = started.elapsed();
     rss.push(memory_kib(broker.pid(), "VmRSS").unwrap_or(0));
+    let soak = config.kill_every.is_none() && !config.restart_broker;
     Ok(Report {
+        suite: if soak { "soak" } else { "chaos" },
         sent: counts.sent.load(Ordering::SeqCst),
         answered: counts.answered.load(Ordering::SeqCst),
         lost: counts.lost.load(Ordering::SeqCst),

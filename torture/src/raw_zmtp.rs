@@ -21,9 +21,9 @@ pub fn ready(socket_type: &str) -> Vec<u8> {
     body.extend_from_slice(b"READY");
     body.push(11);
     body.extend_from_slice(b"Socket-Type");
-    body.extend_from_slice(&u32::try_from(socket_type.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&u32::try_from(socket_type.len()).unwrap_or(0).to_be_bytes());
     body.extend_from_slice(socket_type.as_bytes());
-    let mut frame = vec![0x04, u8::try_from(body.len()).unwrap()];
+    let mut frame = vec![0x04, u8::try_from(body.len()).unwrap_or(0)];
     frame.extend(body);
     frame
 }
