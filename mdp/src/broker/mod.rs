@@ -15,8 +15,10 @@
 //! - requests for a service without workers wait in a bounded queue for at most the
 //!   request TTL; requests of a client that disconnected are dropped;
 //! - MMI: `mmi.service` answers 200 only when the service has live workers, else 404;
-//!   any other `mmi.*` answers 501; a worker registering `mmi.*`, sending a second
-//!   READY, or speaking before READY gets DISCONNECT;
+//!   `mmi.services`, `mmi.workers` and `mmi.stats` answer what the broker knows, in
+//!   MessagePack (our extension, see [`snapshot`]); any other `mmi.*` answers 501; a
+//!   worker registering `mmi.*`, sending a second READY, or speaking before READY gets
+//!   DISCONNECT;
 //! - clients whose dialect has no partial replies get one reply with every frame when
 //!   FINAL arrives, bounded by the maximum message size;
 //! - malformed messages are dropped and logged; nothing a peer sends can panic the
@@ -29,6 +31,16 @@ use bytes::Bytes;
 use zmtp::{printable, Message};
 
 use crate::proto::{is_mmi, Dialect, FromPeer, Reply, ReplyKind, Request, ToWorker, WorkerCommand};
+
+pub mod latency;
+mod mmi;
+pub mod snapshot;
+
+use latency::LatencyWindow;
+
+/// Most service names whose history (served, failed, latency) the broker keeps: names
+/// come from workers' READY, and a bound keeps a peer inventing names from growing it.
+pub const MAX_SERVICE_HISTORY: usize = 1024;
 
 /// What happens to a request whose worker died while holding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +93,17 @@ struct WorkerState {
     expiry: Instant,
     next_heartbeat: Instant,
     busy: Option<RequestId>,
+    /// Final replies delivered.
+    served: u64,
+}
+
+/// What happened to a service's requests since a worker first registered it.
+#[derive(Debug, Default)]
+struct ServiceHistory {
+    served: u64,
+    failed: u64,
+    requeued: u64,
+    latency: LatencyWindow,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +127,8 @@ struct PendingRequest {
     service: Bytes,
     body: Message,
     deadline: Instant,
+    /// When the broker received it, for the service's latency.
+    received: Instant,
     worker: Option<Bytes>,
     gathered: Message,
     gathered_bytes: usize,
@@ -134,6 +159,8 @@ pub struct Broker {
     next_request: RequestId,
     outgoing: Vec<(Bytes, Message)>,
     stats: BrokerStats,
+    /// Per service name, at most [`MAX_SERVICE_HISTORY`] of them.
+    history: HashMap<Bytes, ServiceHistory>,
     /// No later than the earliest heartbeat, expiry or TTL deadline (None: nothing
     /// is due). Lowered as things are added, recomputed by each tick, so finding the
     /// next tick never scans the workers or the requests.
@@ -154,6 +181,7 @@ impl Broker {
             next_request: 0,
             outgoing: Vec::new(),
             stats: BrokerStats::default(),
+            history: HashMap::new(),
             due: None,
             last_tick: None,
         }
@@ -232,11 +260,11 @@ impl Broker {
     fn on_request(&mut self, client: &Bytes, request: Request, now: Instant) {
         self.stats.requests += 1;
         if is_mmi(&request.service) {
-            self.answer_mmi(client, request);
+            self.answer_mmi(client, request, now);
             return;
         }
         if self.requests.len() >= self.config.max_requests {
-            self.stats.dropped += 1;
+            self.count_failed(&request.service);
             tracing::warn!(client = %printable(client), service = %printable(&request.service),
                 limit = self.config.max_requests, "dropping a request: the broker holds its maximum");
             return;
@@ -245,7 +273,7 @@ impl Broker {
         // `max_queue` of 0, say) must not leave an entry behind for its name.
         let waiting = self.services.get(&request.service).map_or(0, |s| s.waiting);
         if waiting >= self.config.max_queue {
-            self.stats.dropped += 1;
+            self.count_failed(&request.service);
             tracing::warn!(client = %printable(client), service = %printable(&request.service),
                 limit = self.config.max_queue, "dropping a request: the service's queue is full");
             return;
@@ -267,35 +295,13 @@ impl Broker {
                 service: request.service,
                 body: request.body,
                 deadline,
+                received: now,
                 worker: None,
                 gathered: Message::new(),
                 gathered_bytes: 0,
             },
         );
         self.dispatch(&name);
-    }
-
-    /// RFC 8: `mmi.service` → 200 when live workers serve the name, else 404; other
-    /// `mmi.*` → 501. The reply names the MMI service and carries one frame.
-    fn answer_mmi(&mut self, client: &Bytes, request: Request) {
-        let code: &'static [u8] = if &request.service[..] == b"mmi.service" {
-            let asked = request.body.first().cloned().unwrap_or_default();
-            let live = self.services.get(&asked).is_some_and(|s| s.workers > 0);
-            if live {
-                b"200"
-            } else {
-                b"404"
-            }
-        } else {
-            b"501"
-        };
-        let reply = Reply {
-            service: Some(request.service),
-            kind: ReplyKind::Final,
-            body: Message::from(code),
-        };
-        self.stats.replies += 1;
-        self.send(client, reply.encode(request.dialect, request.enveloped));
     }
 
     fn on_worker(&mut self, peer: &Bytes, dialect: Dialect, command: WorkerCommand, now: Instant) {
@@ -318,8 +324,12 @@ impl Broker {
                         expiry,
                         next_heartbeat,
                         busy: None,
+                        served: 0,
                     },
                 );
+                if self.history.len() < MAX_SERVICE_HISTORY {
+                    self.history.entry(service.clone()).or_default();
+                }
                 let s = self.services.entry(service.clone()).or_default();
                 s.workers += 1;
                 s.idle.push_back(peer.clone());
@@ -338,12 +348,19 @@ impl Broker {
             (WorkerCommand::Heartbeat, Some(w)) => w.expiry = expiry,
             (WorkerCommand::Reply { client, kind, body }, Some(w)) => {
                 w.expiry = expiry;
-                self.on_reply(peer, client, kind, body);
+                self.on_reply(peer, client, kind, body, now);
             }
         }
     }
 
-    fn on_reply(&mut self, worker: &Bytes, client: Bytes, kind: ReplyKind, body: Message) {
+    fn on_reply(
+        &mut self,
+        worker: &Bytes,
+        client: Bytes,
+        kind: ReplyKind,
+        body: Message,
+        now: Instant,
+    ) {
         let Some(id) = self.workers.get(worker).and_then(|w| w.busy) else {
             tracing::debug!(worker = %printable(worker), "dropping a reply from a worker that holds no request");
             return;
@@ -387,9 +404,16 @@ impl Broker {
         }
         if kind == ReplyKind::Final {
             self.stats.replies += 1;
-            self.requests.remove(&id);
+            if let Some(request) = self.requests.remove(&id) {
+                if let Some(h) = self.history.get_mut(&service) {
+                    h.served += 1;
+                    h.latency
+                        .record(now.saturating_duration_since(request.received), now);
+                }
+            }
             if let Some(w) = self.workers.get_mut(worker) {
                 w.busy = None;
+                w.served += 1;
             }
             if let Some(s) = self.services.get_mut(&service) {
                 s.idle.push_back(worker.clone());
@@ -426,13 +450,16 @@ impl Broker {
                             s.waiting += 1;
                         }
                         self.stats.requeued += 1;
+                        if let Some(h) = self.history.get_mut(&w.service) {
+                            h.requeued += 1;
+                        }
                         tracing::info!(worker = %printable(peer), service = %printable(&w.service),
                             "worker lost with a request: giving it to another worker");
                     }
                 }
                 WorkerDeath::Drop => {
                     self.requests.remove(&id);
-                    self.stats.dropped += 1;
+                    self.count_failed(&w.service);
                     tracing::warn!(worker = %printable(peer), service = %printable(&w.service),
                         "worker lost with a request: dropping it");
                 }
@@ -530,12 +557,20 @@ impl Broker {
 
     fn drop_waiting(&mut self, id: RequestId, why: &'static str) {
         if let Some(r) = self.requests.remove(&id) {
-            self.stats.dropped += 1;
+            self.count_failed(&r.service);
             tracing::warn!(client = %printable(&r.client), service = %printable(&r.service), reason = why, "dropping a request");
             if let Some(s) = self.services.get_mut(&r.service) {
                 s.waiting = s.waiting.saturating_sub(1);
             }
             self.forget_if_unused(&r.service);
+        }
+    }
+
+    /// Counts a request of `service` dropped.
+    fn count_failed(&mut self, service: &Bytes) {
+        self.stats.dropped += 1;
+        if let Some(h) = self.history.get_mut(service) {
+            h.failed += 1;
         }
     }
 
@@ -569,6 +604,9 @@ impl Broker {
         for id in stale {
             self.drop_waiting(id, "no worker took it within the request TTL");
         }
+        for h in self.history.values_mut() {
+            h.latency.rotate(now);
+        }
         self.last_tick = Some(now);
         let heartbeats = self
             .workers
@@ -600,7 +638,8 @@ impl Broker {
     ///   service's entry exists exactly while it has workers or waiting requests;
     /// - replies are gathered only for clients without partial replies, within the
     ///   maximum message size;
-    /// - the broker holds at most `max_requests` requests;
+    /// - the broker holds at most `max_requests` requests, and remembers at most
+    ///   [`MAX_SERVICE_HISTORY`] services' history;
     /// - nothing is due before the time `next_tick` works from (heartbeats, expiries
     ///   and waiting requests' deadlines are all at or after it).
     ///
@@ -611,6 +650,9 @@ impl Broker {
     pub fn check_invariants(&self) -> Result<(), String> {
         use std::collections::HashSet;
 
+        if self.history.len() > MAX_SERVICE_HISTORY {
+            return Err(format!("{} services remembered", self.history.len()));
+        }
         if self.requests.len() > self.config.max_requests {
             return Err(format!(
                 "{} requests held, more than max_requests ({})",

@@ -292,6 +292,143 @@ fn mmi_answers_in_the_clients_dialect() {
     assert_eq!(reply.body, Message::from("404"));
 }
 
+/// The one frame of the reply to an `mmi.*` request from MDP/0.1 client "c".
+fn mmi(h: &mut Harness, service: &'static str, body: &'static str) -> Bytes {
+    let out = if body.is_empty() {
+        let req = Request {
+            dialect: Dialect::Mdp01,
+            enveloped: true,
+            service: id(service),
+            body: Message::new(),
+        };
+        h.input("c", req.encode())
+    } else {
+        h.request("c", Dialect::Mdp01, service, body)
+    };
+    let reply = Reply::parse(Dialect::Mdp01, true, only(&out, "c").frames()).unwrap();
+    assert_eq!(reply.service, Some(id(service)));
+    assert_eq!(reply.body.len(), 1);
+    reply.body[0].clone()
+}
+
+#[test]
+fn mmi_services_lists_workers_and_queues_per_service() {
+    use snapshot::ServiceSummary;
+    let mut h = Harness::new(BrokerConfig::default());
+    let list = |h: &mut Harness| -> Vec<ServiceSummary> {
+        rmp_serde::from_slice(&mmi(h, "mmi.services", "")).unwrap()
+    };
+    assert_eq!(list(&mut h), []);
+    h.ready("w1", Dialect::Mdp01, "echo");
+    h.ready("w2", Dialect::Majortomo, "echo");
+    h.request("c1", Dialect::Mdp01, "echo", "x");
+    h.request("c2", Dialect::Mdp01, "nobody", "y");
+    h.request("c3", Dialect::Mdp01, "nobody", "z");
+    let summary = |name: &str, workers, idle, busy, queued| ServiceSummary {
+        name: name.into(),
+        workers,
+        idle,
+        busy,
+        queued,
+    };
+    assert_eq!(
+        list(&mut h),
+        [summary("echo", 2, 1, 1, 0), summary("nobody", 0, 0, 0, 2)]
+    );
+}
+
+#[test]
+fn mmi_workers_lists_every_worker_or_one_services() {
+    use snapshot::WorkerSummary;
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("w1", Dialect::Mdp02, "echo");
+    h.ready("w2", Dialect::Overseer, "add");
+    h.request("c1", Dialect::Mdp01, "echo", "x");
+    h.reply("w1", Dialect::Mdp02, "c1", ReplyKind::Final, "x");
+    h.request("c1", Dialect::Mdp01, "add", "1");
+    h.now += Duration::from_millis(700);
+    let all: Vec<WorkerSummary> = rmp_serde::from_slice(&mmi(&mut h, "mmi.workers", "")).unwrap();
+    assert_eq!(
+        all,
+        [
+            WorkerSummary {
+                identity: "w2".into(),
+                service: "add".into(),
+                dialect: "overseer".into(),
+                busy: true,
+                served: 0,
+                last_heard_ms: 700,
+            },
+            WorkerSummary {
+                identity: "w1".into(),
+                service: "echo".into(),
+                dialect: "MDP/0.2".into(),
+                busy: false,
+                served: 1,
+                last_heard_ms: 700,
+            },
+        ]
+    );
+    let echo: Vec<WorkerSummary> =
+        rmp_serde::from_slice(&mmi(&mut h, "mmi.workers", "echo")).unwrap();
+    assert_eq!(echo, all[1..]);
+    let none: Vec<WorkerSummary> =
+        rmp_serde::from_slice(&mmi(&mut h, "mmi.workers", "missing")).unwrap();
+    assert_eq!(none, []);
+}
+
+#[test]
+fn mmi_stats_counts_served_failed_requeued_and_latency() {
+    use snapshot::Stats;
+    let mut h = Harness::new(BrokerConfig {
+        request_ttl: Duration::from_secs(10),
+        ..BrokerConfig::default()
+    });
+    h.ready("w1", Dialect::Mdp01, "echo");
+    // Served in 40 ms, twice.
+    for _ in 0..2 {
+        h.request("c1", Dialect::Mdp01, "echo", "x");
+        h.now += Duration::from_millis(40);
+        h.reply("w1", Dialect::Mdp01, "c1", ReplyKind::Final, "x");
+    }
+    // Requeued: w1 dies holding a request, which then waits out its TTL: failed.
+    h.request("c1", Dialect::Mdp01, "echo", "y");
+    h.broker.handle_disconnect(&id("w1"), h.now);
+    h.advance(Duration::from_secs(11));
+    // A name no worker ever served is not remembered.
+    h.request("c2", Dialect::Mdp01, "nobody", "z");
+    let stats: Stats = rmp_serde::from_slice(&mmi(&mut h, "mmi.stats", "")).unwrap();
+    assert_eq!(stats.totals.requests, 5, "MMI requests count too");
+    assert_eq!(stats.totals.replies, 2);
+    assert_eq!(stats.totals.requeued, 1);
+    assert_eq!(stats.totals.dropped, 1);
+    assert_eq!(stats.totals.held, 1);
+    assert_eq!(stats.totals.workers, 0);
+    let names: Vec<&str> = stats.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["echo", "nobody"]);
+    let echo = &stats.services[0];
+    assert_eq!(
+        (echo.workers, echo.served, echo.failed, echo.requeued),
+        (0, 2, 1, 1)
+    );
+    let p50 = echo.p50_ms.unwrap();
+    assert!((37.0..=43.0).contains(&p50), "p50 {p50}");
+    assert_eq!(echo.latency_count, 2);
+    assert!((echo.latency_sum_seconds - 0.08).abs() < 1e-6);
+    let nobody = &stats.services[1];
+    assert_eq!((nobody.queued, nobody.served, nobody.p50_ms), (1, 0, None));
+}
+
+#[test]
+fn other_mmi_names_still_answer_501() {
+    let mut h = Harness::new(BrokerConfig::default());
+    for name in ["mmi.service2", "mmi.stat", "mmi.", "mmi.workers.x"] {
+        let out = h.request("c", Dialect::Mdp01, name, "x");
+        let reply = Reply::parse(Dialect::Mdp01, true, only(&out, "c").frames()).unwrap();
+        assert_eq!(reply.body, Message::from("501"), "{name}");
+    }
+}
+
 #[test]
 fn misbehaving_workers_get_disconnect() {
     let mut h = Harness::new(BrokerConfig::default());

@@ -1,0 +1,159 @@
+//! The Majordomo Management Interface: RFC 8's `mmi.service`, and this broker's
+//! `mmi.services`, `mmi.workers` and `mmi.stats` (MessagePack bodies, see
+//! [`super::snapshot`]). Any other `mmi.*` name answers `501`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::Serialize;
+use zmtp::{printable, Message};
+
+use super::snapshot::{ServiceStats, ServiceSummary, Stats, Totals, WorkerSummary};
+use super::Broker;
+use crate::codec::Format;
+use crate::proto::{Reply, ReplyKind, Request};
+
+/// A service name as text (bytes that are not UTF-8 become U+FFFD).
+fn name(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// One MessagePack frame, or `500` if `value` cannot be encoded (it always can).
+fn encoded(value: &impl Serialize) -> Bytes {
+    Format::MessagePack
+        .encode(value)
+        .unwrap_or_else(|_| Bytes::from_static(b"500"))
+}
+
+impl Broker {
+    /// Answers an `mmi.*` request at once, in the client's dialect. The reply names
+    /// the MMI service and carries one frame.
+    pub(super) fn answer_mmi(&mut self, client: &Bytes, request: Request, now: Instant) {
+        let asked = request.body.first().cloned();
+        let body = match &request.service[..] {
+            b"mmi.service" => {
+                let asked = asked.unwrap_or_default();
+                let live = self.services.get(&asked).is_some_and(|s| s.workers > 0);
+                Bytes::from_static(if live { b"200" } else { b"404" })
+            }
+            b"mmi.services" => encoded(&self.services_summary()),
+            b"mmi.workers" => encoded(&self.workers_summary(asked.as_deref(), now)),
+            b"mmi.stats" => encoded(&self.stats_snapshot()),
+            _ => Bytes::from_static(b"501"),
+        };
+        let reply = Reply {
+            service: Some(request.service),
+            kind: ReplyKind::Final,
+            body: Message::from(body),
+        };
+        self.stats.replies += 1;
+        self.send(client, reply.encode(request.dialect, request.enveloped));
+    }
+
+    /// Every service with workers or waiting requests, by name (`mmi.services`).
+    pub fn services_summary(&self) -> Vec<ServiceSummary> {
+        let busy = self.busy_workers();
+        let mut list: Vec<ServiceSummary> = self
+            .services
+            .keys()
+            .map(|n| self.service_summary(n, &busy))
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// Busy workers per service, counted in one pass (the idle lists may hold stale
+    /// entries, so they cannot be counted instead).
+    fn busy_workers(&self) -> HashMap<&Bytes, u64> {
+        let mut busy: HashMap<&Bytes, u64> = HashMap::new();
+        for w in self.workers.values().filter(|w| w.busy.is_some()) {
+            *busy.entry(&w.service).or_default() += 1;
+        }
+        busy
+    }
+
+    fn service_summary(&self, service: &Bytes, busy: &HashMap<&Bytes, u64>) -> ServiceSummary {
+        let (workers, queued) = self
+            .services
+            .get(service)
+            .map_or((0, 0), |s| (s.workers as u64, s.waiting as u64));
+        let busy = busy.get(service).copied().unwrap_or(0);
+        ServiceSummary {
+            name: name(service),
+            workers,
+            idle: workers.saturating_sub(busy),
+            busy,
+            queued,
+        }
+    }
+
+    /// Every registered worker, or those of `service` when given, by service and then
+    /// identity (`mmi.workers`).
+    pub fn workers_summary(&self, service: Option<&[u8]>, now: Instant) -> Vec<WorkerSummary> {
+        let lifetime = self.config.heartbeat_interval * self.config.liveness;
+        let mut list: Vec<WorkerSummary> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| service.map_or(true, |s| w.service == s))
+            .map(|(id, w)| {
+                let heard = w.expiry.checked_sub(lifetime).unwrap_or(w.expiry);
+                WorkerSummary {
+                    identity: printable(id),
+                    service: name(&w.service),
+                    dialect: w.dialect.name().to_string(),
+                    busy: w.busy.is_some(),
+                    served: w.served,
+                    last_heard_ms: u64::try_from(now.saturating_duration_since(heard).as_millis())
+                        .unwrap_or(u64::MAX),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.service, &a.identity).cmp(&(&b.service, &b.identity)));
+        list
+    }
+
+    /// The broker's counters and every known service's figures (`mmi.stats`, and
+    /// what `mdp-broker --metrics` serves).
+    pub fn stats_snapshot(&self) -> Stats {
+        // Services with workers or requests now, and those that had workers before.
+        let names: std::collections::BTreeSet<&Bytes> =
+            self.services.keys().chain(self.history.keys()).collect();
+        let busy = self.busy_workers();
+        let mut services: Vec<ServiceStats> = names
+            .into_iter()
+            .map(|n| {
+                let s = self.service_summary(n, &busy);
+                let h = self.history.get(n);
+                ServiceStats {
+                    name: s.name,
+                    workers: s.workers,
+                    idle: s.idle,
+                    busy: s.busy,
+                    queued: s.queued,
+                    served: h.map_or(0, |h| h.served),
+                    failed: h.map_or(0, |h| h.failed),
+                    requeued: h.map_or(0, |h| h.requeued),
+                    p50_ms: h.and_then(|h| h.latency.quantile(0.5)),
+                    p99_ms: h.and_then(|h| h.latency.quantile(0.99)),
+                    latency_count: h.map_or(0, |h| h.latency.count()),
+                    latency_sum_seconds: h.map_or(0.0, |h| h.latency.sum_seconds()),
+                }
+            })
+            .collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        let s = &self.stats;
+        Stats {
+            totals: Totals {
+                requests: s.requests,
+                replies: s.replies,
+                dropped: s.dropped,
+                requeued: s.requeued,
+                malformed: s.malformed,
+                workers: self.workers.len() as u64,
+                held: self.requests.len() as u64,
+            },
+            services,
+        }
+    }
+}
