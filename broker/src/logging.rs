@@ -37,7 +37,9 @@ pub fn init(settings: &LogSettings) -> io::Result<Option<WorkerGuard>> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match &settings.file {
         None => {
-            builder.with_writer(io::stderr).init();
+            // Colours only for a terminal: not in pipes, journald or CI logs.
+            let ansi = io::IsTerminal::is_terminal(&io::stderr());
+            builder.with_writer(io::stderr).with_ansi(ansi).init();
             Ok(None)
         }
         Some(path) => {

@@ -2,6 +2,7 @@
 //! majortomo, Overseer), on one socket.
 
 mod logging;
+mod metrics;
 mod security;
 mod serve;
 
@@ -69,6 +70,15 @@ struct Args {
     /// writes, CURVE boxes) off that thread, for machines with cores to spare.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
+    /// Serve the broker's figures (the same as `mmi.stats`) in Prometheus' text
+    /// format at http://ADDR/metrics, e.g. 127.0.0.1:9100 (port 0: any free port; the
+    /// address is printed as "metrics on http://...").
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Log a one-line summary (workers, requests, replies, drops...) at info level
+    /// every this many seconds; 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    summary_interval: u64,
     #[command(flatten)]
     security: security::SecurityArgs,
 }
@@ -184,7 +194,21 @@ async fn run(args: Args) -> Result<(), String> {
         // Scripts and tests read the real endpoint (port 0) from here.
         println!("listening on {bound}");
     }
-    serve::serve(socket, Broker::new(config), shutdown_signal())
+    let mut extras = serve::Extras {
+        summary_every: (args.summary_interval > 0)
+            .then(|| Duration::from_secs(args.summary_interval)),
+        ..serve::Extras::default()
+    };
+    if let Some(addr) = &args.metrics {
+        let (handle, questions) = serve::StatsHandle::new();
+        let bound = metrics::start(addr, handle)
+            .await
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!(%bound, "metrics on http://{bound}/metrics");
+        println!("metrics on http://{bound}/metrics");
+        extras.stats = Some(questions);
+    }
+    serve::serve(socket, Broker::new(config), shutdown_signal(), extras)
         .await
         .map_err(|e| e.to_string())
 }

@@ -21,6 +21,8 @@ pub struct BrokerProcess {
     /// The endpoint it listens on, with the real port.
     pub endpoint: String,
     stderr: Arc<Mutex<String>>,
+    /// Its stdout lines after the first, as they come.
+    lines: Mutex<mpsc::Receiver<String>>,
 }
 
 impl BrokerProcess {
@@ -45,23 +47,28 @@ impl BrokerProcess {
         let stderr = collect_tail(child.stderr.take().ok_or("no stderr pipe")?);
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
         // Until `broker` owns the child, a failure must not leave it running.
-        let mut broker = BrokerProcess {
-            child,
-            endpoint: String::new(),
-            stderr,
-        };
-        // Lines go through a channel so that the wait for the first one is bounded;
-        // the thread keeps draining stdout afterwards.
+        // Lines go through a channel so that every wait for one is bounded; the
+        // thread drains stdout until it closes, so the broker never writes to a
+        // closed pipe.
         let (lines_tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                if lines_tx.send(line).is_err() {
-                    return;
-                }
+                let _ = lines_tx.send(line);
             }
         });
-        let line = match lines.recv_timeout(startup) {
+        let mut broker = BrokerProcess {
+            child,
+            endpoint: String::new(),
+            stderr,
+            lines: Mutex::new(lines),
+        };
+        let first = broker
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(startup);
+        let line = match first {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(broker.failed(&format!("{command:?} printed nothing in {startup:?}")))
@@ -75,6 +82,24 @@ impl BrokerProcess {
             None => return Err(broker.failed(&format!("{command:?}: first line {line:?}"))),
         }
         Ok(broker)
+    }
+
+    /// The rest of the next stdout line that starts with `prefix` (lines before it
+    /// are skipped), waiting up to [`STARTUP`] for it: e.g. `"metrics on "`.
+    pub fn line_after(&self, prefix: &str) -> Result<String, String> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = std::time::Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.trim().strip_prefix(prefix) {
+                        return Ok(rest.to_owned());
+                    }
+                }
+                Err(e) => return Err(format!("no line starting {prefix:?}: {e}")),
+            }
+        }
     }
 
     /// Kills the process and describes the failure with its last words.
