@@ -114,3 +114,137 @@ pub struct Stats {
     /// workers before (up to a bound on how many names are remembered).
     pub services: Vec<ServiceStats>,
 }
+
+/// Rows under a header, each column as wide as its widest cell, two spaces apart;
+/// columns of figures (every cell starts with a digit or is `-`) are right-aligned.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut figures = vec![!rows.is_empty(); header.len()];
+    for row in rows {
+        for ((w, figure), cell) in widths.iter_mut().zip(&mut figures).zip(row) {
+            *w = (*w).max(cell.chars().count());
+            *figure &= cell == "-" || cell.starts_with(|c: char| c.is_ascii_digit());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, ((cell, w), figure)) in cells.zip(&widths).zip(&figures).enumerate() {
+            let pad = " ".repeat(w.saturating_sub(cell.chars().count()));
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if *figure {
+                text.push_str(&pad);
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                text.push_str(&pad);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+fn millis(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |ms| format!("{ms:.2}"))
+}
+
+impl ServiceSummary {
+    /// A list as a text table: SERVICE WORKERS IDLE BUSY QUEUED.
+    pub fn table(list: &[ServiceSummary]) -> String {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.workers.to_string(),
+                    s.idle.to_string(),
+                    s.busy.to_string(),
+                    s.queued.to_string(),
+                ]
+            })
+            .collect();
+        table(&["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED"], &rows)
+    }
+}
+
+impl WorkerSummary {
+    /// A list as a text table: WORKER SERVICE DIALECT STATE SERVED HEARD (seconds
+    /// since the broker last heard from it).
+    pub fn table(list: &[WorkerSummary]) -> String {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|w| {
+                vec![
+                    w.identity.clone(),
+                    w.service.clone(),
+                    w.dialect.clone(),
+                    if w.busy { "busy" } else { "idle" }.to_string(),
+                    w.served.to_string(),
+                    format!("{:.1}s", w.last_heard_ms as f64 / 1000.0),
+                ]
+            })
+            .collect();
+        let header = ["WORKER", "SERVICE", "DIALECT", "STATE", "SERVED", "HEARD"];
+        table(&header, &rows)
+    }
+}
+
+/// A line of totals, then a table of services with their counters and latency.
+///
+/// ```
+/// use mdp::broker::snapshot::{ServiceStats, Stats, Totals};
+///
+/// let stats = Stats {
+///     totals: Totals { requests: 3, replies: 3, workers: 1, ..Totals::default() },
+///     services: vec![ServiceStats {
+///         name: "echo".into(), workers: 1, idle: 1, busy: 0, queued: 0,
+///         served: 3, failed: 0, requeued: 0, p50_ms: Some(0.25), p99_ms: Some(1.5),
+///         latency_count: 3, latency_sum_seconds: 0.002,
+///     }],
+/// };
+/// let text = stats.to_string();
+/// assert!(text.starts_with("requests 3  replies 3"));
+/// assert!(text.contains("echo"));
+/// assert!(text.lines().last().unwrap().ends_with("0.25    1.50"));
+/// ```
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.totals;
+        writeln!(
+            f,
+            "requests {}  replies {}  dropped {}  requeued {}  malformed {}  workers {}  held {}",
+            t.requests, t.replies, t.dropped, t.requeued, t.malformed, t.workers, t.held
+        )?;
+        let rows: Vec<Vec<String>> = self
+            .services
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.workers.to_string(),
+                    s.idle.to_string(),
+                    s.busy.to_string(),
+                    s.queued.to_string(),
+                    s.served.to_string(),
+                    s.failed.to_string(),
+                    s.requeued.to_string(),
+                    millis(s.p50_ms),
+                    millis(s.p99_ms),
+                ]
+            })
+            .collect();
+        let header = [
+            "SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED", "SERVED", "FAILED", "REQUEUED",
+            "P50 MS", "P99 MS",
+        ];
+        f.write_str(&table(&header, &rows))
+    }
+}
