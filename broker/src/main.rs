@@ -3,6 +3,7 @@
 
 mod logging;
 mod metrics;
+mod pubsub;
 mod security;
 mod serve;
 
@@ -79,6 +80,12 @@ struct Args {
     /// every this many seconds; 0: never.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     summary_interval: u64,
+    /// Run an event bus beside the broker: publishers connect to IN, subscribers to
+    /// OUT, and events reach the subscribers whose topic prefix they match (an
+    /// XSUB/XPUB forwarder; the broker's security applies to both). The endpoints
+    /// bound are printed as "events in on ..." and "events out on ...".
+    #[arg(long, num_args = 2, value_names = ["IN", "OUT"])]
+    pubsub: Vec<String>,
     #[command(flatten)]
     security: security::SecurityArgs,
 }
@@ -187,12 +194,18 @@ async fn run(args: Args) -> Result<(), String> {
     let (options, security) = args.security.apply(options)?;
     tracing::info!(%security, "mdp-broker security");
     let mut socket =
-        Socket::with_options(SocketType::Router, options).map_err(|e| e.to_string())?;
+        Socket::with_options(SocketType::Router, options.clone()).map_err(|e| e.to_string())?;
     for endpoint in endpoints(&args) {
         let bound = socket.bind(&endpoint).await.map_err(|e| e.to_string())?;
         tracing::info!(endpoint = %bound, "mdp-broker listening");
         // Scripts and tests read the real endpoint (port 0) from here.
         println!("listening on {bound}");
+    }
+    if let [publishers, subscribers] = &args.pubsub[..] {
+        let (publishers, subscribers) = pubsub::start(publishers, subscribers, options).await?;
+        tracing::info!(%publishers, %subscribers, "event bus");
+        println!("events in on {publishers}");
+        println!("events out on {subscribers}");
     }
     let mut extras = serve::Extras {
         summary_every: (args.summary_interval > 0)

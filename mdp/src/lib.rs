@@ -5,6 +5,7 @@
 //! - [`blocking`]: the client for synchronous code;
 //! - [`broker`]: the broker as a sans-IO state machine;
 //! - [`client`]: an async client with timeouts, retries, streaming and typed calls;
+//! - [`events`]: publish and subscribe through the broker's event bus;
 //! - [`worker`]: an async worker serving one service through a broker.
 
 // Peer-controlled data must never panic the process: no unwrap/expect in the library.
@@ -14,6 +15,7 @@ pub mod blocking;
 pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod events;
 pub mod proto;
 pub mod worker;
 
