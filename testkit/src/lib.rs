@@ -3,6 +3,8 @@
 //! - [`python()`]: a Python with pyzmq (and msgpack, majortomo, six) in a virtual
 //!   environment under `target/interop-venv`, created on first use. Creation failures
 //!   panic: interop tests never skip silently.
+//! - [`node()`]: Node.js with the `zeromq` package of `examples/node`, installed
+//!   under `target/interop-node` on first use (failures panic too).
 //! - [`PyPeer`]: a Python child process driven by stdin/stdout lines, with bounded
 //!   waits and killed on drop.
 //! - [`free_tcp_port`], [`ipc_endpoint`]: fresh endpoints.
@@ -16,11 +18,14 @@ pub mod corpus;
 mod endpoints;
 pub mod frames;
 pub mod interop;
+mod node;
 mod peer;
 mod relay;
+mod setup;
 mod venv;
 
 pub use endpoints::{free_tcp_port, ipc_endpoint, ipc_path, restartable_endpoint, tcp_endpoint};
+pub use node::{node, node_examples};
 pub use peer::{PyPeer, LINE_TIMEOUT};
 pub use relay::{Relay, Tamper};
 pub use venv::{python, workspace_root, PYTHON_PACKAGES};

@@ -92,16 +92,25 @@ impl PyPeer {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let python = crate::python();
-        let mut child = Command::new(&python)
+        let mut command = Command::new(crate::python());
+        command
             .args(["-u", "-c", BOOT, mode])
             .arg(target)
-            .args(&args)
+            .args(&args);
+        PyPeer::spawn_process(name, command)
+    }
+
+    /// Any program driven by lines the same way, a Node.js peer say: `command` with
+    /// its arguments and environment; its standard streams are piped here. (Only
+    /// Python peers get the watchdog that ends them when the test binary dies.)
+    pub fn spawn_process(name: impl Into<String>, mut command: Command) -> PyPeer {
+        let name = name.into();
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} for {name}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("cannot start {command:?} for {name}: {e}"));
 
         let stdout = child.stdout.take().expect("piped stdout");
         let (line_tx, lines) = mpsc::unbounded_channel();
