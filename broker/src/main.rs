@@ -1,6 +1,7 @@
 //! `mdp-broker`: a Majordomo broker for every MDP dialect in use (MDP 0.1 and 0.2,
 //! majortomo, Overseer), on one socket.
 
+mod demo;
 mod logging;
 mod metrics;
 mod pubsub;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use mdp::broker::{Broker, BrokerConfig, WorkerDeath};
 use zmtp::{Socket, SocketOptions, SocketType};
 
@@ -23,9 +24,14 @@ use zmtp::{Socket, SocketOptions, SocketType};
     version,
     after_help = "Examples:\n  mdp-broker\n  mdp-broker -b tcp://*:5555 -b ipc:///tmp/broker.sock -v\n  \
                   zmtp-keygen broker && zmtp-keygen alice && mkdir -p allowed && cp alice.key allowed/\n  \
-                  mdp-broker -b tcp://*:5555 --curve-secret-key broker.key_secret --allow-keys allowed"
+                  mdp-broker -b tcp://*:5555 --curve-secret-key broker.key_secret --allow-keys allowed\n  \
+                  mdp-broker --metrics 127.0.0.1:9100 --pubsub tcp://*:5556 tcp://*:5557\n  \
+                  mdp-broker demo",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Endpoint to bind (repeatable). Default: tcp://127.0.0.1:5555, or
     /// tcp://$BROKER_HOST:$BROKER_PORT when those are set (as the Overseer broker).
     #[arg(short, long = "bind", value_name = "ENDPOINT")]
@@ -88,6 +94,18 @@ struct Args {
     pubsub: Vec<String>,
     #[command(flatten)]
     security: security::SecurityArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The two-minute tour: a broker, its event bus, workers and clients in this
+    /// process; requests, events and heartbeats flow, live stats print every second,
+    /// then everything shuts down cleanly.
+    Demo {
+        /// How long the tour runs.
+        #[arg(long, value_name = "SECS", default_value_t = 6)]
+        seconds: u64,
+    },
 }
 
 /// `4096`, `512K`, `10M`, `1G` (binary multiples).
@@ -166,7 +184,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = match args.command {
+        Some(Command::Demo { seconds }) => runtime.block_on(demo::run(seconds)),
+        None => runtime.block_on(run(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mdp-broker: {e}");

@@ -116,14 +116,15 @@ pub struct Stats {
 }
 
 /// Rows under a header, each column as wide as its widest cell, two spaces apart;
-/// columns of figures (every cell starts with a digit or is `-`) are right-aligned.
+/// columns of figures (every cell a number, a number of seconds like `1.5s`, or `-`)
+/// are right-aligned.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     let mut figures = vec![!rows.is_empty(); header.len()];
     for row in rows {
         for ((w, figure), cell) in widths.iter_mut().zip(&mut figures).zip(row) {
             *w = (*w).max(cell.chars().count());
-            *figure &= cell == "-" || cell.starts_with(|c: char| c.is_ascii_digit());
+            *figure &= cell == "-" || cell.trim_end_matches('s').parse::<f64>().is_ok();
         }
     }
     let mut out = String::new();
