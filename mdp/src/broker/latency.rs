@@ -184,8 +184,9 @@ mod tests {
         for ms in 1..=100u64 {
             h.record(Duration::from_millis(ms));
         }
-        let p50 = h.quantile_with(&Histogram::default(), 0.5).unwrap();
-        let p99 = h.quantile_with(&Histogram::default(), 0.99).unwrap();
+        let empty = Histogram::default();
+        let (p50, p99) = (h.quantile_with(&empty, 0.5), h.quantile_with(&empty, 0.99));
+        let (p50, p99) = (p50.unwrap_or(0.0), p99.unwrap_or(0.0));
         assert!((47.0..=53.0).contains(&p50), "p50 {p50}");
         assert!((93.0..=105.0).contains(&p99), "p99 {p99}");
         assert_eq!(
@@ -203,13 +204,13 @@ mod tests {
         let start = Instant::now();
         let mut w = LatencyWindow::default();
         w.record(Duration::from_millis(500), start);
-        assert!(w.quantile(0.5).unwrap() > 400.0);
+        assert!(w.quantile(0.5).is_some_and(|ms| ms > 400.0));
         // One window later the old figures still count, beside the new ones.
         w.record(Duration::from_millis(1), start + WINDOW);
-        assert!(w.quantile(0.99).unwrap() > 400.0);
+        assert!(w.quantile(0.99).is_some_and(|ms| ms > 400.0));
         // Another window later they are gone.
         w.rotate(start + 2 * WINDOW);
-        assert!(w.quantile(0.99).unwrap() < 2.0);
+        assert!(w.quantile(0.99).is_some_and(|ms| ms < 2.0));
         w.rotate(start + 5 * WINDOW);
         assert_eq!(w.quantile(0.5), None);
         assert_eq!(w.count(), 2);

@@ -40,7 +40,8 @@ pub struct ServiceSummary {
 /// A worker in `mmi.workers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerSummary {
-    /// Its routing id, in hex.
+    /// Its routing id: as text when it is printable, else `0x` and hex (ROUTER's
+    /// own ids look like `0x0080000001`).
     pub identity: String,
     /// The service it serves.
     pub service: String,
@@ -153,6 +154,15 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The header and cells a service's row starts with, in every table of services.
+const SERVICE_HEADER: [&str; 5] = ["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED"];
+
+fn service_cells(name: &str, workers: u64, idle: u64, busy: u64, queued: u64) -> Vec<String> {
+    let mut cells = vec![name.to_string()];
+    cells.extend([workers, idle, busy, queued].map(|n| n.to_string()));
+    cells
+}
+
 fn millis(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |ms| format!("{ms:.2}"))
 }
@@ -162,17 +172,9 @@ impl ServiceSummary {
     pub fn table(list: &[ServiceSummary]) -> String {
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|s| {
-                vec![
-                    s.name.clone(),
-                    s.workers.to_string(),
-                    s.idle.to_string(),
-                    s.busy.to_string(),
-                    s.queued.to_string(),
-                ]
-            })
+            .map(|s| service_cells(&s.name, s.workers, s.idle, s.busy, s.queued))
             .collect();
-        table(&["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED"], &rows)
+        table(&SERVICE_HEADER, &rows)
     }
 }
 
@@ -214,7 +216,7 @@ impl WorkerSummary {
 /// let text = stats.to_string();
 /// assert!(text.starts_with("requests 3  replies 3"));
 /// assert!(text.contains("echo"));
-/// assert!(text.lines().last().unwrap().ends_with("0.25    1.50"));
+/// assert!(text.lines().last().is_some_and(|l| l.ends_with("0.25    1.50")));
 /// ```
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,24 +230,14 @@ impl std::fmt::Display for Stats {
             .services
             .iter()
             .map(|s| {
-                vec![
-                    s.name.clone(),
-                    s.workers.to_string(),
-                    s.idle.to_string(),
-                    s.busy.to_string(),
-                    s.queued.to_string(),
-                    s.served.to_string(),
-                    s.failed.to_string(),
-                    s.requeued.to_string(),
-                    millis(s.p50_ms),
-                    millis(s.p99_ms),
-                ]
+                let mut cells = service_cells(&s.name, s.workers, s.idle, s.busy, s.queued);
+                cells.extend([s.served, s.failed, s.requeued].map(|n| n.to_string()));
+                cells.extend([millis(s.p50_ms), millis(s.p99_ms)]);
+                cells
             })
             .collect();
-        let header = [
-            "SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED", "SERVED", "FAILED", "REQUEUED",
-            "P50 MS", "P99 MS",
-        ];
+        let mut header = SERVICE_HEADER.to_vec();
+        header.extend(["SERVED", "FAILED", "REQUEUED", "P50 MS", "P99 MS"]);
         f.write_str(&table(&header, &rows))
     }
 }
