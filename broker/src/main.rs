@@ -7,6 +7,7 @@ mod metrics;
 mod pubsub;
 mod security;
 mod serve;
+mod signal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -243,31 +244,14 @@ async fn run(args: Args) -> Result<(), String> {
         println!("metrics on http://{bound}/metrics");
         extras.stats = Some(questions);
     }
-    serve::serve(socket, Broker::new(config), shutdown_signal(), extras)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    serve::serve(
+        socket,
+        Broker::new(config),
+        signal::shutdown_signal(),
+        extras,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ mod introspect;
 mod json;
 mod ping;
 mod run_worker;
+#[path = "../../signal.rs"]
+mod signal;
 
 use std::process::ExitCode;
 

@@ -99,7 +99,7 @@ impl Job {
     }
 }
 
-/// Serves until Ctrl-C, then sends DISCONNECT.
+/// Serves until SIGINT or SIGTERM, then sends DISCONNECT.
 pub async fn run(broker: &BrokerArgs, args: WorkerArgs) -> Result<ExitCode, String> {
     let Some((program, rest)) = args.command.split_first() else {
         return Err("no command after --".into());
@@ -127,9 +127,7 @@ pub async fn run(broker: &BrokerArgs, args: WorkerArgs) -> Result<ExitCode, Stri
                 let job = job.clone();
                 async move { job.run(request).await }
             },
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
+            crate::signal::shutdown_signal(),
         )
         .await
         .map_err(|e| e.to_string())?;
