@@ -145,21 +145,13 @@ async fn log_file_is_written_and_rotated() {
 
 #[test]
 fn demo_shows_requests_events_and_stats_then_stops_cleanly() {
-    let mut demo = broker_command()
+    let demo = broker_command()
         .args(["demo", "--seconds", "2"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run mdp-broker demo");
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while demo.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = demo.kill();
-            panic!("the demo ran for more than {:?}", common::WAIT);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = demo.wait_with_output().unwrap();
+    let out = common::output_within(demo, "mdp-broker demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

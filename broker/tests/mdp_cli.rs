@@ -6,10 +6,9 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-use common::{bounded, wait_for_service, BrokerProcess, StartBroker, WAIT};
+use common::{bounded, output_within, wait_for_service, BrokerProcess, StartBroker};
 use mdp::{Client, Worker};
 use testkit::PyPeer;
 use zmtp::Message;
@@ -18,16 +17,6 @@ const MDP: &str = env!("CARGO_BIN_EXE_mdp");
 
 fn script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Runs `mdp ARGS` against `broker` with `stdin`, waiting at most [`WAIT`].
@@ -48,15 +37,7 @@ fn mdp(broker: &BrokerProcess, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(input).unwrap();
     }
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("mdp {args:?} ran for more than {WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
+    output_within(child, &format!("mdp {args:?}"))
 }
 
 /// `mdp ARGS` that must succeed: its stdout.
@@ -247,17 +228,11 @@ async fn ping_measures_round_trips_and_fails_without_a_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_serves_a_service_with_a_shell_command() {
     let broker = BrokerProcess::start();
+    // Killed on drop.
     let spawn = |args: &[&str]| {
-        Killed(
-            Command::new(MDP)
-                .env("MDP_BROKER", &broker.endpoint)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot run mdp worker"),
-        )
+        let mut command = Command::new(MDP);
+        command.env("MDP_BROKER", &broker.endpoint).args(args);
+        PyPeer::spawn_process(format!("mdp {}", args.join(" ")), command)
     };
     let _upper = spawn(&["worker", "upper", "--", "tr", "a-z", "A-Z"]);
     let _env = spawn(&[

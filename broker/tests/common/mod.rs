@@ -83,3 +83,26 @@ pub async fn wait_for_service(client: &Client, service: &'static str) {
     })
     .await;
 }
+
+/// The output of `child` once it exits, read while it runs (so a chatty child never
+/// blocks on a full pipe).
+///
+/// # Panics
+///
+/// After [`WAIT`], naming `what`, with the child killed.
+pub fn output_within(child: std::process::Child, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match output.recv_timeout(WAIT) {
+        Ok(output) => output.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{what} ran for more than {WAIT:?}");
+        }
+    }
+}
