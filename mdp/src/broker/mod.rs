@@ -648,7 +648,17 @@ impl Broker {
     /// full, so a queue may exceed `max_queue` by such requests (`max_requests` still
     /// bounds them all).
     pub fn check_invariants(&self) -> Result<(), String> {
-        use std::collections::HashSet;
+        // Ordered sets, not hashed, and names rendered only for an error: the fuzzer
+        // checks this after every step, on a handful of entries, where SipHash and
+        // a string per service were most of its time.
+        use std::collections::{BTreeMap, BTreeSet};
+
+        struct Name<'a>(&'a [u8]);
+        impl std::fmt::Display for Name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&printable(self.0))
+            }
+        }
 
         if self.history.len() > MAX_SERVICE_HISTORY {
             return Err(format!("{} services remembered", self.history.len()));
@@ -660,8 +670,9 @@ impl Broker {
                 self.config.max_requests
             ));
         }
+        let names: BTreeSet<&Bytes> = self.services.keys().collect();
         for (id, r) in &self.requests {
-            if !self.services.contains_key(&r.service) {
+            if !names.contains(&r.service) {
                 return Err(format!(
                     "request {id} is for {}, which has no service entry",
                     printable(&r.service)
@@ -694,7 +705,7 @@ impl Broker {
             }
         }
         // Per service: registered workers, idle ones among them.
-        let mut registered: HashMap<&Bytes, (usize, usize)> = HashMap::new();
+        let mut registered: BTreeMap<&Bytes, (usize, usize)> = BTreeMap::new();
         for (id, w) in &self.workers {
             if is_mmi(&w.service) {
                 return Err(format!("worker {} serves an mmi.* name", printable(id)));
@@ -713,7 +724,7 @@ impl Broker {
             }
         }
         for (name, s) in &self.services {
-            let service = printable(name);
+            let service = Name(name);
             let (workers, idle_workers) = registered.get(name).copied().unwrap_or_default();
             if s.workers != workers {
                 return Err(format!(
@@ -724,7 +735,7 @@ impl Broker {
             if s.workers == 0 && s.waiting == 0 {
                 return Err(format!("{service} is kept with no workers and no requests"));
             }
-            let mut waiting = HashSet::new();
+            let mut waiting = BTreeSet::new();
             for id in &s.queue {
                 let Some(r) = self.requests.get(id).filter(|r| r.worker.is_none()) else {
                     continue;
@@ -750,7 +761,7 @@ impl Broker {
                     s.waiting
                 ));
             }
-            let mut idle = HashSet::new();
+            let mut idle = BTreeSet::new();
             for w in &s.idle {
                 match self.workers.get(w) {
                     Some(state) if state.busy.is_none() && state.service == *name => {}
@@ -777,7 +788,7 @@ impl Broker {
                 ));
             }
         }
-        if let Some(name) = registered.keys().find(|n| !self.services.contains_key(**n)) {
+        if let Some(name) = registered.keys().find(|n| !names.contains(*n)) {
             return Err(format!(
                 "{} has workers and no service entry",
                 printable(name)

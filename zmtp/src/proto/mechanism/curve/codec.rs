@@ -34,13 +34,17 @@ const FLAG_MASK: u8 = FLAG_MORE | FLAG_COMMAND;
 ///
 /// Holds the precomputed C'/S' box and both nonce counters, carried on from the
 /// handshake: a client's first MESSAGE has nonce 3, a server's 2.
+// Clone only under cargo-fuzz, whose `security` target copies one handshake's codecs
+// into every input: two live copies would reuse nonces.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct CurveCodec {
     sealer: CurveSealer,
     opener: CurveOpener,
 }
 
 /// The sending half of a [`CurveCodec`].
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct CurveSealer {
     precom: Arc<SalsaBox>,
     /// The counter of our next MESSAGE.
@@ -49,6 +53,7 @@ pub struct CurveSealer {
 }
 
 /// The receiving half of a [`CurveCodec`].
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct CurveOpener {
     precom: Arc<SalsaBox>,
     /// The greatest counter the peer has used.
