@@ -648,9 +648,9 @@ impl Broker {
     /// full, so a queue may exceed `max_queue` by such requests (`max_requests` still
     /// bounds them all).
     pub fn check_invariants(&self) -> Result<(), String> {
-        // Ordered sets, not hashed, and names rendered only for an error: the fuzzer
-        // checks this after every step, on a handful of entries, where SipHash and
-        // a string per service were most of its time.
+        // Throwaway sets ordered rather than hashed, and names rendered only for an
+        // error: the fuzzer checks this after every step, on a handful of entries,
+        // where hashing them and a string per service were much of its time.
         use std::collections::{BTreeMap, BTreeSet};
 
         struct Name<'a>(&'a [u8]);
