@@ -21,7 +21,7 @@ MODE:
                    then hangs (no reply, no heartbeats): a worker dying mid-request
 Prints READY once connected.
 """
-import sys, threading, time
+import faulthandler, sys, threading, time
 import msgpack, zmq
 
 endpoint, mode, service = sys.argv[1], sys.argv[2], sys.argv[3].encode()
@@ -36,10 +36,15 @@ if len(sys.argv) > 5:
 timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 20
 
 def lines():
+    """stdin lines. While one is being answered, a watchdog armed for TIMEOUT_S + 5
+    seconds (under the tests' 30 s wait) writes every thread's stack to stderr, which
+    a failing test shows: a peer stuck on a request says where."""
     while True:
+        faulthandler.cancel_dump_traceback_later()
         line = sys.stdin.readline()
         if not line:
             return
+        faulthandler.dump_traceback_later(timeout + 5)
         yield line.rstrip("\n")
 
 def show(frames):
