@@ -260,6 +260,21 @@ where
         self.command("send_mandatory", msg.into()).await;
     }
 
+    /// Starts sending `count` messages, each `msg` with a 4-byte big-endian counter
+    /// frame after it (0, 1, ...), without waiting; [`ZmqPeer::flooded`] waits for
+    /// the peer to have sent them all.
+    pub fn start_flood(&self, count: usize, msg: impl Into<M>) {
+        self.peer
+            .send_line(format!("flood {count} {}", frames::encode(msg.into())));
+    }
+
+    /// Waits for the end of [`ZmqPeer::start_flood`]; returns how many were sent.
+    pub async fn flooded(&mut self) -> usize {
+        let sent = self.reply("SENT").await;
+        sent.parse()
+            .unwrap_or_else(|_| self.peer.fail(&format!("SENT {sent:?} is no count")))
+    }
+
     async fn command(&mut self, op: &str, msg: M) {
         self.peer.send_line(format!("{op} {}", frames::encode(msg)));
         self.reply("SENT").await;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::inbound::{Inbound, InboundQueue};
+use crate::inbound::{Inbound, InboundKind, InboundQueue};
+use crate::input_gate::InputGate;
 use crate::socket::{PeerKey, Subscribers};
 use crate::Message;
 
@@ -16,6 +17,10 @@ pub(crate) struct Delivery {
     pub inbound: Arc<InboundQueue>,
     /// Which peer this is, for the socket.
     pub peer: PeerKey,
+    /// Which connection of the peer.
+    pub connection: u64,
+    /// Whether the socket takes the peer's input now.
+    pub gate: Arc<InputGate>,
     /// A frame to put in front of every message (ROUTER: the routing id).
     pub prefix: Option<Bytes>,
     /// PUB/XPUB: where the peer's subscriptions go (commands and legacy messages).
@@ -32,10 +37,23 @@ impl Delivery {
         match &self.subscribers {
             Some(subscribers) => subscribers.on_message(self.peer, msg, batch),
             None => batch.push(Inbound {
-                peer: self.peer,
-                msg,
+                connection: self.connection,
+                ..Inbound::new(self.peer, msg)
             }),
         }
+    }
+
+    /// An arrival (`Joined`) or departure (`Left`) of this connection, for a ROUTER
+    /// application: the routing id, in order with the connection's messages. Nothing
+    /// for other sockets.
+    pub(crate) fn lifecycle(&self, kind: InboundKind) -> Option<Inbound> {
+        let routing_id = self.prefix.clone()?;
+        Some(Inbound {
+            peer: self.peer,
+            connection: self.connection,
+            msg: Message::from(routing_id),
+            kind,
+        })
     }
 
     /// A SUBSCRIBE (`subscribe`) or CANCEL from the peer; ignored by sockets that do

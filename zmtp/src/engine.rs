@@ -324,12 +324,22 @@ async fn read_loop(
             if !frame.more {
                 pending_bytes = 0;
                 delivery.message(std::mem::take(&mut pending), &mut batch);
+                if delivery.gate.is_paused() {
+                    break;
+                }
             }
         }
         if !batch.is_empty() && delivery.inbound.push(&mut batch).await.is_err() {
             // The socket is gone: it cancelled `close`, and the writer is flushing
             // what is queued (linger). Ending here would cut that short.
             std::future::pending::<()>().await;
+        }
+        if delivery.gate.is_paused() {
+            // Nothing more is decoded or read until the socket resumes us; the peer
+            // is not silent meanwhile, we are not listening.
+            delivery.gate.opened().await;
+            seen = true;
+            continue;
         }
         if buf.capacity() - buf.len() < read_size / 4 {
             buf.reserve(read_size);

@@ -21,11 +21,39 @@ use tokio::sync::Notify;
 use crate::socket::PeerKey;
 use crate::Message;
 
-/// A message as an engine hands it to its socket.
+/// A message as an engine hands it to its socket, or (ROUTER) a connection that
+/// arrived or left, in order with that connection's messages.
 #[derive(Debug)]
 pub(crate) struct Inbound {
     pub(crate) peer: PeerKey,
+    /// The connection it came on (0 where nobody asks: XPUB notifications).
+    pub(crate) connection: u64,
+    /// The message; for arrivals and departures, just the routing id.
     pub(crate) msg: Message,
+    pub(crate) kind: InboundKind,
+}
+
+/// What an [`Inbound`] entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InboundKind {
+    /// A message from the peer.
+    Message,
+    /// The connection passed its handshake; the peer's address.
+    Joined(Box<str>),
+    /// The connection ended: nothing more comes from it.
+    Left,
+}
+
+impl Inbound {
+    /// A message from `peer`.
+    pub(crate) fn new(peer: PeerKey, msg: Message) -> Inbound {
+        Inbound {
+            peer,
+            connection: 0,
+            msg,
+            kind: InboundKind::Message,
+        }
+    }
 }
 
 /// The socket is gone; nobody will read what is pushed.
@@ -123,10 +151,7 @@ mod tests {
 
     fn batch(n: usize) -> Vec<Inbound> {
         (0..n)
-            .map(|i| Inbound {
-                peer: 1,
-                msg: Message::from(format!("{i}")),
-            })
+            .map(|i| Inbound::new(1, Message::from(format!("{i}"))))
             .collect()
     }
 

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pair::PairOwner;
 use super::peers::PeerKey;
-use super::session::{attach, detach, Core, Settings};
+use super::session::{announce, attach, detach, Core, Settings};
 use crate::delivery::Delivery;
 use crate::engine::ConnectionError;
 use crate::monitor::SocketEvent;
@@ -238,6 +238,8 @@ async fn link(
         }
     };
 
+    announce(&ours.core, &our_end, &peer_addr).await;
+    announce(&theirs.core, &their_end, &peer_addr).await;
     let stop = CancellationToken::new();
     let watch = async {
         tokio::select! {
@@ -290,6 +292,13 @@ async fn forward(from: Arc<Pipe>, to: Delivery, stop: &CancellationToken, linger
             // Leave what is queued to the next link (a rebound name) rather than
             // hand it to a socket that is gone.
             return;
+        }
+        if to.gate.is_paused() && !stop.is_cancelled() {
+            tokio::select! {
+                () = to.gate.opened() => {}
+                () = stop.cancelled() => {}
+            }
+            continue;
         }
         from.drain(&mut items);
         for item in items.drain(..) {

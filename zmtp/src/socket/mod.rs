@@ -29,11 +29,12 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use peers::PeerKey;
+pub use router::{PeerId, RouterEvent};
 pub(crate) use subscribers::Subscribers;
 pub use subscribers::XpubVerbosity;
 
 use crate::error::Error;
-use crate::inbound::{Inbound, InboundQueue};
+use crate::inbound::{Inbound, InboundKind, InboundQueue};
 use crate::monitor::{EventSink, Monitor, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
@@ -326,8 +327,14 @@ impl Socket {
     /// Polls for the next message (the poll form of [`Socket::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         match self.core.socket_type {
+            SocketType::Router => loop {
+                // Arrivals and departures are for `recv_event`.
+                let inbound = std::task::ready!(self.poll_inbound(cx))?;
+                if inbound.kind == InboundKind::Message {
+                    return Poll::Ready(Ok(inbound.msg));
+                }
+            },
             SocketType::Dealer
-            | SocketType::Router
             | SocketType::Pull
             | SocketType::Pair
             | SocketType::XPub

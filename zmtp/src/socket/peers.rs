@@ -1,6 +1,10 @@
 //! The peer table of a socket: every pipe, which connection owns it, and (for ROUTER)
 //! which routing id names it.
 //!
+//! Every connection gets a number that is never used again (a reconnecting endpoint
+//! gets a new one each time), so a ROUTER user can address one connection rather
+//! than whoever holds a routing id now, and pause that connection's input.
+//!
 //! Sockets read it through a [`PeerSnapshot`] that is rebuilt only when the table's
 //! generation changes, so the send path takes no lock in the steady state.
 
@@ -12,25 +16,36 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::input_gate::InputGate;
 use crate::pipe::Pipe;
 
 /// Identifies one peer (one pipe) of a socket.
 pub type PeerKey = u64;
 
+/// The current connection of a peer.
+#[derive(Debug)]
+struct Link {
+    id: u64,
+    /// Closes the connection (ROUTER handover).
+    close: CancellationToken,
+    /// Pauses and resumes its input.
+    gate: Arc<InputGate>,
+}
+
 #[derive(Debug)]
 struct PeerEntry {
     pipe: Arc<Pipe>,
     routing_id: Option<Bytes>,
-    /// Closes the current connection of this peer (ROUTER handover).
-    connection: Option<CancellationToken>,
+    link: Option<Link>,
 }
 
 #[derive(Debug)]
 struct Table {
     entries: HashMap<PeerKey, PeerEntry>,
     by_routing_id: HashMap<Bytes, PeerKey>,
+    by_connection: HashMap<u64, PeerKey>,
     next_key: PeerKey,
-    next_generated_id: u32,
+    next_connection: u64,
 }
 
 /// Why a peer could not join the table.
@@ -52,9 +67,9 @@ impl Peers {
             table: Mutex::new(Table {
                 entries: HashMap::new(),
                 by_routing_id: HashMap::new(),
+                by_connection: HashMap::new(),
                 next_key: 1,
-                // libzmq starts generated routing ids at a random value.
-                next_generated_id: rand::random(),
+                next_connection: 1,
             }),
             generation: AtomicU64::new(1),
             writable: Arc::new(Notify::new()),
@@ -81,12 +96,30 @@ impl Peers {
             PeerEntry {
                 pipe,
                 routing_id: None,
-                connection: None,
+                link: None,
             },
         );
         drop(t);
         self.changed();
         key
+    }
+
+    /// Records that `key` is connected: a new connection number, closed by `close`,
+    /// its input paused and resumed through `gate`.
+    pub(crate) fn link(&self, key: PeerKey, close: CancellationToken, gate: Arc<InputGate>) -> u64 {
+        let mut t = self.lock();
+        let table = &mut *t;
+        let id = table.next_connection;
+        table.next_connection += 1;
+        if let Some(entry) = table.entries.get_mut(&key) {
+            if let Some(old) = entry.link.replace(Link { id, close, gate }) {
+                table.by_connection.remove(&old.id);
+            }
+            table.by_connection.insert(id, key);
+        }
+        drop(t);
+        self.changed();
+        id
     }
 
     /// Names the peer `key` after a handshake. A non-empty `identity` is used as is;
@@ -98,23 +131,22 @@ impl Peers {
         key: PeerKey,
         identity: &Bytes,
         handover: bool,
-        connection: CancellationToken,
     ) -> Result<Bytes, DuplicateRoutingId> {
         let mut t = self.lock();
         let id = if identity.is_empty() {
-            generate_id(&mut t)
+            generate_id(&t)
         } else {
             match t.by_routing_id.get(identity).copied() {
                 Some(old) if old != key => {
                     if !handover {
                         return Err(DuplicateRoutingId(identity.clone()));
                     }
-                    let renamed = generate_id(&mut t);
+                    let renamed = generate_id(&t);
                     t.by_routing_id.insert(renamed.clone(), old);
                     if let Some(entry) = t.entries.get_mut(&old) {
                         entry.routing_id = Some(renamed);
-                        if let Some(conn) = entry.connection.take() {
-                            conn.cancel();
+                        if let Some(link) = &entry.link {
+                            link.close.cancel();
                         }
                     }
                     identity.clone()
@@ -122,10 +154,10 @@ impl Peers {
                 _ => identity.clone(),
             }
         };
-        let previous = t.entries.get_mut(&key).and_then(|entry| {
-            entry.connection = Some(connection);
-            entry.routing_id.replace(id.clone())
-        });
+        let previous = t
+            .entries
+            .get_mut(&key)
+            .and_then(|entry| entry.routing_id.replace(id.clone()));
         if let Some(previous) = previous.filter(|p| *p != id) {
             t.by_routing_id.remove(&previous);
         }
@@ -139,8 +171,11 @@ impl Peers {
     /// queueing until it reconnects) but its routing id is released and returned.
     pub(crate) fn disconnected(&self, key: PeerKey) -> Option<Bytes> {
         let mut t = self.lock();
-        let id = t.entries.get_mut(&key).and_then(|entry| {
-            entry.connection = None;
+        let table = &mut *t;
+        let id = table.entries.get_mut(&key).and_then(|entry| {
+            if let Some(link) = entry.link.take() {
+                table.by_connection.remove(&link.id);
+            }
             entry.routing_id.take()
         });
         release(&mut t, key, id.as_ref());
@@ -152,8 +187,12 @@ impl Peers {
     /// Removes `key` for good and closes its pipe; returns the routing id it had.
     pub(crate) fn remove(&self, key: PeerKey) -> Option<Bytes> {
         let mut t = self.lock();
-        let id = t.entries.remove(&key).and_then(|entry| {
+        let table = &mut *t;
+        let id = table.entries.remove(&key).and_then(|entry| {
             entry.pipe.close();
+            if let Some(link) = &entry.link {
+                table.by_connection.remove(&link.id);
+            }
             entry.routing_id
         });
         release(&mut t, key, id.as_ref());
@@ -184,6 +223,20 @@ impl Peers {
         snapshot.generation = generation;
     }
 
+    /// The pipe of connection `id`, while that connection lasts.
+    pub(crate) fn connection_pipe(&self, id: u64) -> Option<Arc<Pipe>> {
+        let t = self.lock();
+        let key = t.by_connection.get(&id)?;
+        t.entries.get(key).map(|e| e.pipe.clone())
+    }
+
+    /// The input gate of connection `id`, while that connection lasts.
+    pub(crate) fn connection_gate(&self, id: u64) -> Option<Arc<InputGate>> {
+        let t = self.lock();
+        let key = t.by_connection.get(&id)?;
+        t.entries.get(key)?.link.as_ref().map(|l| l.gate.clone())
+    }
+
     /// Messages queued over all pipes.
     pub(crate) fn queued(&self) -> usize {
         self.lock().entries.values().map(|e| e.pipe.len()).sum()
@@ -204,10 +257,12 @@ fn release(t: &mut Table, key: PeerKey, id: Option<&Bytes>) {
     }
 }
 
-fn generate_id(t: &mut Table) -> Bytes {
+/// A routing id for a peer that announced none: libzmq's form (`0x00` and four
+/// bytes), but random rather than libzmq's counter, so nobody can predict the id the
+/// next peer will get (and connect with it as its announced identity first).
+fn generate_id(t: &Table) -> Bytes {
     loop {
-        let n = t.next_generated_id;
-        t.next_generated_id = n.wrapping_add(1);
+        let n: u32 = rand::random();
         let mut id = BytesMut::with_capacity(5);
         id.put_u8(0);
         id.put_u32(n);
@@ -236,33 +291,70 @@ mod tests {
         Pipe::new(10, peers.writable.clone())
     }
 
+    /// Adds a peer and links it to a new connection; returns the key, the
+    /// connection number and its close token.
+    fn connected(peers: &Peers) -> (PeerKey, u64, CancellationToken) {
+        let key = peers.add(pipe(peers));
+        let close = CancellationToken::new();
+        let id = peers.link(key, close.clone(), Arc::default());
+        (key, id, close)
+    }
+
     #[test]
-    fn generated_ids_are_5_bytes_with_leading_zero() {
+    fn generated_ids_are_5_bytes_with_leading_zero_and_unpredictable() {
         let peers = Peers::new();
-        let k = peers.add(pipe(&peers));
-        let id = peers
-            .name(k, &Bytes::new(), false, CancellationToken::new())
-            .unwrap();
-        assert_eq!(id.len(), 5);
-        assert_eq!(id[0], 0);
+        let ids: Vec<Bytes> = (0..4)
+            .map(|_| {
+                let (k, _, _) = connected(&peers);
+                peers.name(k, &Bytes::new(), false).unwrap()
+            })
+            .collect();
+        for id in &ids {
+            assert_eq!(id.len(), 5);
+            assert_eq!(id[0], 0);
+        }
+        let counter = |id: &Bytes| u32::from_be_bytes([id[1], id[2], id[3], id[4]]);
+        let sequential = ids
+            .windows(2)
+            .all(|w| counter(&w[1]) == counter(&w[0]).wrapping_add(1));
+        assert!(!sequential, "generated ids follow a counter: {ids:?}");
     }
 
     #[test]
     fn duplicate_identity_refused_or_handed_over() {
         let peers = Peers::new();
         let id = Bytes::from_static(b"client");
-        let a = peers.add(pipe(&peers));
-        let a_conn = CancellationToken::new();
-        peers.name(a, &id, false, a_conn.clone()).unwrap();
-        let b = peers.add(pipe(&peers));
-        assert!(peers.name(b, &id, false, CancellationToken::new()).is_err());
+        let (a, _, a_conn) = connected(&peers);
+        peers.name(a, &id, false).unwrap();
+        let (b, _, _) = connected(&peers);
+        assert!(peers.name(b, &id, false).is_err());
         assert!(!a_conn.is_cancelled());
-        peers.name(b, &id, true, CancellationToken::new()).unwrap();
+        peers.name(b, &id, true).unwrap();
         assert!(a_conn.is_cancelled(), "old connection closed on handover");
         let mut snap = PeerSnapshot::default();
         peers.refresh(&mut snap);
         assert!(Arc::ptr_eq(&snap.by_routing_id[&id], &snap.by_key[&b]));
         assert_eq!(snap.by_routing_id.len(), 2, "old peer renamed, not dropped");
+    }
+
+    #[test]
+    fn a_connection_number_is_never_reused() {
+        let peers = Peers::new();
+        let (key, first, _) = connected(&peers);
+        assert!(peers.connection_pipe(first).is_some());
+        assert!(peers.connection_gate(first).is_some());
+        peers.disconnected(key);
+        assert!(
+            peers.connection_pipe(first).is_none(),
+            "its connection ended"
+        );
+        let second = peers.link(key, CancellationToken::new(), Arc::default());
+        assert_ne!(first, second, "a reconnect is a new connection");
+        assert!(peers.connection_pipe(first).is_none());
+        assert!(peers.connection_pipe(second).is_some());
+        peers.remove(key);
+        assert!(peers.connection_pipe(second).is_none());
+        assert!(peers.connection_gate(second).is_none());
     }
 
     #[test]

@@ -15,7 +15,8 @@ use super::subscribe::resubscribe;
 use super::Subscribers;
 use crate::delivery::Delivery;
 use crate::engine::{self, ConnectionError, EngineConfig};
-use crate::inbound::InboundQueue;
+use crate::inbound::{InboundKind, InboundQueue};
+use crate::input_gate::InputGate;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
@@ -281,6 +282,7 @@ async fn connection(
         Ok(attached) => attached,
         Err(e) => return (e, true),
     };
+    announce(core, &attached, peer_addr).await;
     tracing::debug!(
         peer = peer_addr,
         peer_type = ?peer.socket_type,
@@ -353,14 +355,15 @@ pub(crate) fn attach(
         }
     };
     let close = core.cancel.child_token();
+    let gate = Arc::new(InputGate::default());
+    let connection = core.peers.link(key, close.clone(), gate.clone());
     let prefix = if core.socket_type == SocketType::Router {
-        match core
-            .peers
-            .name(key, identity, settings.handover, close.clone())
-        {
+        match core.peers.name(key, identity, settings.handover) {
             Ok(id) => Some(id),
             Err(DuplicateRoutingId(id)) => {
-                if !persistent {
+                if persistent {
+                    core.peers.disconnected(key);
+                } else {
                     core.peers.remove(key);
                 }
                 return Err(refuse(ConnectionError::DuplicateRoutingId(printable(&id))));
@@ -386,6 +389,8 @@ pub(crate) fn attach(
         delivery: Delivery {
             inbound: core.inbound.clone(),
             peer: key,
+            connection,
+            gate,
             prefix,
             subscribers: core.subscribers.clone(),
         },
@@ -395,8 +400,21 @@ pub(crate) fn attach(
     })
 }
 
+/// Tells a ROUTER application that the peer arrived (with its address), before
+/// anything the peer sends.
+pub(crate) async fn announce(core: &Core, attached: &Attached, peer_addr: &str) {
+    if let Some(joined) = attached
+        .delivery
+        .lifecycle(InboundKind::Joined(peer_addr.into()))
+    {
+        // Refused only when the socket is gone, and then nobody asks.
+        let _ = core.inbound.push(&mut vec![joined]).await;
+    }
+}
+
 /// The peer's connection ended: it leaves the table (a connecting endpoint keeps its
-/// pipe for the next connection), PAIR's slot and the subscription table.
+/// pipe for the next connection), PAIR's slot and the subscription table; a ROUTER
+/// application is told, after everything the connection delivered.
 pub(crate) async fn detach(
     core: &Core,
     attached: Attached,
@@ -412,12 +430,13 @@ pub(crate) async fn detach(
     if let Some(owner @ PairOwner::Accepted(_)) = attached.pair_owner {
         core.pair.release(owner);
     }
+    let mut gone = Vec::new();
     if let Some(subscribers) = &core.subscribers {
-        let mut cancels = Vec::new();
-        subscribers.peer_gone(key, &mut cancels);
-        if !cancels.is_empty() {
-            let _ = core.inbound.push(&mut cancels).await;
-        }
+        subscribers.peer_gone(key, &mut gone);
+    }
+    gone.extend(attached.delivery.lifecycle(InboundKind::Left));
+    if !gone.is_empty() {
+        let _ = core.inbound.push(&mut gone).await;
     }
     log_end(
         peer_addr,

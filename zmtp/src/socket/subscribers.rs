@@ -181,7 +181,7 @@ impl Subscribers {
             }
         }
         if self.notify && !rest.is_empty() {
-            up.push(Inbound { peer, msg: rest });
+            up.push(Inbound::new(peer, rest));
         }
     }
 
@@ -232,10 +232,7 @@ fn notification(peer: PeerKey, subscribe: bool, topic: &[u8]) -> Inbound {
     let mut body = BytesMut::with_capacity(1 + topic.len());
     body.put_u8(u8::from(subscribe));
     body.put_slice(topic);
-    Inbound {
-        peer,
-        msg: Message::from(body.freeze()),
-    }
+    Inbound::new(peer, Message::from(body.freeze()))
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ Prints "READY <endpoint>" once bound or connected (for a bind, the real endpoint
 then answers each command with one line:
 
   send F          sends frames F                       -> SENT
+  flood N F       sends N messages: frames F, then a
+                  4-byte big-endian counter 0..N-1 (each
+                  send waits up to WAIT_MS for room)   -> SENT N
   send_mandatory F ROUTER: retries while the peer is
                   unknown (EHOSTUNREACH)               -> SENT
   recv            waits for a message                  -> MSG F
@@ -141,6 +144,12 @@ class Peer:
         if op == "send":
             self.sock.send_multipart(decode(arg))
             print("SENT")
+        elif op == "flood":
+            count, _, frames = arg.partition(" ")
+            frames = decode(frames)
+            for i in range(int(count)):
+                self.sock.send_multipart(frames + [i.to_bytes(4, "big")])
+            print("SENT", count)
         elif op == "send_mandatory":
             frames = decode(arg)
             deadline = time.monotonic() + WAIT_MS / 1000
