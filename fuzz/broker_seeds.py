@@ -1,7 +1,9 @@
 """Writes the `broker` seed corpus (scenarios for the broker's state machine: a reply
 served for every pair of client framing and worker dialect, streaming and gathered
-replies, MMI, dead and expired workers, TTL expiry, full queues, misbehaving workers,
-malformed messages, shutdown) in the input encoding of src/broker.rs. The corpus also
+replies, MMI, dead and expired workers, TTL expiry, full queues, quotas that pause and
+resume clients, reconnections that reuse a routing id, undeliverable messages,
+misbehaving workers, malformed messages, shutdown) in the input encoding of
+src/broker.rs. The corpus also
 keeps inputs the fuzzer found (a regression, and a coverage-minimised selection); this
 script only (re)writes the hand-made seeds, which mdp/tests/broker_fuzz_corpus.rs
 checks reach the states they are written for."""
@@ -11,9 +13,10 @@ import pathlib
 HERE = pathlib.Path(__file__).resolve().parent
 
 # Step kinds (high nibble; the low three bits are the peer).
-REQUEST, READY, PARTIAL, FINAL, HEARTBEAT, DISCONNECT, RAW, CLOSE, TICK, WAIT, SHUTDOWN = (
-    range(0x00, 0xB0, 0x10)
-)
+(
+    REQUEST, READY, PARTIAL, FINAL, HEARTBEAT, DISCONNECT, RAW, CLOSE, TICK, WAIT, SHUTDOWN,
+    RECONNECT, UNDELIVERABLE,
+) = range(0x00, 0xD0, 0x10)
 # Worker dialects (Dialect::ALL), client framings (FRAMINGS), services (SERVICES).
 MDP01, MDP02, MAJORTOMO, OVERSEER = range(4)
 DIALECTS = [MDP01, MDP02, MAJORTOMO, OVERSEER]
@@ -24,9 +27,11 @@ STRANGER = 8
 STEP_MS = 25
 
 
-def config(drop=False, max_queue=7, max_requests=15, small=False):
-    assert 0 <= max_queue <= 7 and max_requests % 2 == 1 and 1 <= max_requests <= 15
-    return bytes([int(drop) | max_queue << 1 | (max_requests - 1) // 2 << 4 | int(small) << 7])
+def config(drop=False, max_queue=7, total=15, small=False):
+    """`total`: the total quota in requests; a connection gets a quarter of it, an
+    address half, services without workers half (a quarter per address)."""
+    assert 0 <= max_queue <= 7 and total % 2 == 1 and 1 <= total <= 15
+    return bytes([int(drop) | max_queue << 1 | (total - 1) // 2 << 4 | int(small) << 7])
 
 
 def body(frames=1, size=3, asks=None):
@@ -90,6 +95,14 @@ def wait(ms):
 
 def shutdown():
     return bytes([SHUTDOWN])
+
+
+def reconnect(peer, address):
+    return bytes([RECONNECT | peer, address])
+
+
+def undeliverable(peer):
+    return bytes([UNDELIVERABLE | peer])
 
 
 def seed(cfg, *steps):
@@ -183,10 +196,66 @@ seeds.append(
 )
 # Requests without workers wait, then expire after the TTL.
 seeds.append(seed(config(), request(1, C01, ADD), tick(2500), request(2, C02, ADD), tick(2500), tick(2500)))
-# Full queues: max_queue 2, then max_requests 3.
+# Full queues: max_queue 2, then a total of 3.
 seeds.append(seed(config(max_queue=2), *[request(1, C01, ADD, body(1, n)) for n in range(4)]))
 seeds.append(
-    seed(config(max_requests=3), request(1, C01, ECHO), request(1, C01, ADD), request(1, C01, EMPTY), request(1, C01, ECHO))
+    seed(config(total=3), request(1, C01, ECHO), request(1, C01, ADD), request(1, C01, EMPTY), request(1, C01, ECHO))
+)
+# Quotas: a client (a quarter of 15: 3 requests) is paused at its quota while one
+# worker serves it, taken up to twice that, and resumed as it is served; a second
+# connection from the same address shares the address's quota; big bodies reach the
+# byte bounds first.
+seeds.append(
+    seed(
+        config(),
+        ready(0, MDP01, ECHO),
+        *[request(1, C01, ECHO, body(1, 1)) for _ in range(8)],
+        *[final(0, MDP01, 1) for _ in range(6)],
+        reconnect(1, 0),
+        *[request(1, C02, ECHO, body(3, 7)) for _ in range(4)],
+        request(4, C01, ECHO, body(3, 7)),
+        *[final(0, MDP01, 1) for _ in range(4)],
+    )
+)
+# Services without workers have a share: requests for them beyond it are refused,
+# not paused, while a served service goes on.
+seeds.append(
+    seed(
+        config(),
+        ready(0, MDP02, ECHO),
+        *[request(1, C01, ADD) for _ in range(5)],
+        request(2, C01, ADD),
+        request(1, C01, ECHO),
+        final(0, MDP02, 1),
+        ready(3, MDP01, ADD),
+        final(3, MDP01, 1),
+    )
+)
+# A client leaves with a request in flight and comes back on a new connection (its
+# routing id reused): the worker's reply goes to nobody; a worker reconnects before its
+# old connection's departure, which then requeues its request to the new one; a
+# worker whose queue is full is dropped and its request requeued.
+seeds.append(
+    seed(
+        config(),
+        ready(0, MDP01, ECHO),
+        request(1, C01, ECHO),
+        close(1),
+        request(1, C01, MMI_SERVICE, body(0, 0, asks=ECHO)),
+        final(0, MDP01, 1),
+        request(1, C01, ECHO),
+        reconnect(0, 1),
+        ready(0, MAJORTOMO, ECHO),
+        close(0),
+        final(0, MAJORTOMO, 1),
+        close(0),
+        ready(2, MDP02, ECHO),
+        request(1, C01, ECHO),
+        ready(3, MDP01, ECHO),
+        undeliverable(2),
+        final(3, MDP01, 1),
+        close(5),
+    )
 )
 # max_queue 0 admits nothing (and must not keep an entry per service name asked for).
 seeds.append(seed(config(max_queue=0), request(1, C01, ECHO), request(2, C02, ADD), ready(0, MDP01, ADD)))

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mdp::broker::{Broker, BrokerConfig, WorkerDeath};
+use mdp::broker::{Broker, BrokerConfig, Quotas, Usage, WorkerDeath};
 use zmtp::{Socket, SocketOptions, SocketType};
 
 /// A Majordomo broker: MDP 0.1 and 0.2 clients and workers, majortomo and the Overseer
@@ -46,12 +46,19 @@ struct Args {
     /// How long a request may wait for a worker, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 60_000)]
     request_ttl: u64,
-    /// Most requests waiting in one service's queue.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    /// Most requests waiting in one service's queue; more are dropped.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     max_queue: usize,
-    /// Most requests the broker holds in all (waiting and in flight).
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    max_requests: usize,
+    #[command(flatten)]
+    quotas: QuotaArgs,
+    /// Longest service name (bytes): a longer READY gets DISCONNECT, a longer
+    /// request is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = 255)]
+    max_service_name: usize,
+    /// Largest MMI answer (mmi.services, mmi.workers, mmi.stats): longer lists are
+    /// cut short (bytes, or with a K, M or G suffix).
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    max_mmi_reply: u64,
     /// Largest message a peer may send (bytes, or with a K, M or G suffix); a frame
     /// declaring more closes that connection before anything is allocated.
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
@@ -95,6 +102,60 @@ struct Args {
     pubsub: Vec<String>,
     #[command(flatten)]
     security: security::SecurityArgs,
+}
+
+/// What the broker holds for its clients; see `mdp::broker::quota`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Quotas (requests held: waiting or in flight)")]
+struct QuotaArgs {
+    /// Most requests the broker holds in all; senders are paused from three
+    /// quarters of it.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_requests: usize,
+    /// Most bytes of requests the broker holds in all (frames plus bookkeeping).
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    max_request_bytes: u64,
+    /// One connection is paused (not read) while it holds this many requests; what
+    /// it sent before the pause is taken up to twice this.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    client_quota: usize,
+    /// The same in bytes.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    client_quota_bytes: u64,
+    /// One source address (all its connections) is paused at this many requests.
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    address_quota: usize,
+    /// The same in bytes.
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
+    address_quota_bytes: u64,
+    /// Most requests held for services that have no worker; more are dropped.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_unserved: usize,
+    /// The same in bytes.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    max_unserved_bytes: u64,
+    /// Most requests one address may have held for services without workers.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    address_unserved: usize,
+    /// The same in bytes.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    address_unserved_bytes: u64,
+}
+
+impl QuotaArgs {
+    fn quotas(&self) -> Quotas {
+        let usage = |requests: usize, bytes: u64| Usage {
+            requests: requests.max(1),
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        };
+        Quotas {
+            total: usage(self.max_requests, self.max_request_bytes),
+            per_connection: usage(self.client_quota, self.client_quota_bytes),
+            per_address: usage(self.address_quota, self.address_quota_bytes),
+            unserved_total: usage(self.max_unserved, self.max_unserved_bytes),
+            unserved_per_address: usage(self.address_unserved, self.address_unserved_bytes),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,12 +265,15 @@ async fn run(args: Args) -> Result<(), String> {
         liveness: args.heartbeat_liveness.max(1),
         request_ttl: Duration::from_millis(args.request_ttl),
         max_queue: args.max_queue,
-        max_requests: args.max_requests,
+        quotas: args.quotas.quotas(),
         max_message_size: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
+        max_service_name: args.max_service_name,
+        max_mmi_reply: usize::try_from(args.max_mmi_reply).unwrap_or(usize::MAX),
         on_worker_death: match args.on_worker_death {
             Death::Requeue => WorkerDeath::Requeue,
             Death::Drop => WorkerDeath::Drop,
         },
+        ..BrokerConfig::default()
     };
     let options = SocketOptions::default()
         .max_message_size(config.max_message_size as u64)

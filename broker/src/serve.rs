@@ -1,13 +1,15 @@
 //! The broker loop: one ROUTER socket glued to the [`Broker`] state machine.
 //!
-//! Every wake-up handles a whole burst: the message that woke it plus everything
+//! Every wake-up handles a whole burst: the event that woke it plus everything
 //! already queued (up to a bound, so ticks are never starved), then one pass that
-//! sends what the state machine produced. No task hop per message.
+//! sends what the state machine produced and pauses or resumes the connections it
+//! says. No task hop per message.
 //!
-//! The socket's monitor tells the state machine when a peer's connection is gone, so
-//! a dead worker's request is requeued at once and a gone client's queued requests
-//! are dropped, without waiting for heartbeats to expire. Queued messages are
-//! handled before an event, so whatever a peer sent before it left is seen first.
+//! The ROUTER hands over each connection's arrival, messages and departure in order
+//! ([`zmtp::RouterEvent`]), so a dead worker's request is requeued at once, a gone
+//! client's queued requests are dropped, and nothing is ever sent to a connection
+//! that took a departed peer's routing id. Time comes from tokio's clock, so tests
+//! can drive it with `tokio::time::pause`.
 //!
 //! Beside it: a [`StatsHandle`] through which other tasks (the metrics endpoint)
 //! ask for a fresh [`Stats`] snapshot, and an optional one-line summary logged at
@@ -17,10 +19,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use mdp::broker::snapshot::Stats;
-use mdp::broker::Broker;
+use mdp::broker::{Broker, Flow};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use zmtp::{Message, Socket, SocketEvent};
+use zmtp::{Error, RouterEvent, Socket};
 
 /// Most messages handled per wake-up before timers get a look.
 const BURST: usize = 1024;
@@ -61,8 +63,6 @@ pub async fn serve(
     extras: Extras,
 ) -> Result<(), zmtp::Error> {
     tokio::pin!(shutdown);
-    let mut events = socket.monitor();
-    let mut outgoing: Vec<(bytes::Bytes, Message)> = Vec::new();
     let Extras {
         mut stats,
         summary_every,
@@ -74,21 +74,13 @@ pub async fn serve(
     });
     let mut last_requests = 0;
     loop {
-        let tick = Instant::from_std(broker.next_tick(std::time::Instant::now()));
+        let tick = Instant::from_std(broker.next_tick(now()));
         tokio::select! {
-            received = socket.recv() => {
-                handle(&mut broker, received?);
+            event = socket.recv_event() => {
+                handle(&mut broker, event?);
                 drain(&mut socket, &mut broker);
             }
-            Some(event) = events.recv() => {
-                // What the peer sent before it left is already queued: handle it first.
-                drain(&mut socket, &mut broker);
-                on_event(&mut broker, event);
-                while let Some(event) = events.try_recv() {
-                    on_event(&mut broker, event);
-                }
-            }
-            () = tokio::time::sleep_until(tick) => broker.handle_tick(std::time::Instant::now()),
+            () = tokio::time::sleep_until(tick) => broker.handle_tick(now()),
             Some(reply) = recv_some(&mut stats) => {
                 let _ = reply.send(broker.stats_snapshot());
             }
@@ -98,14 +90,19 @@ pub async fn serve(
             () = &mut shutdown => {
                 tracing::info!("shutting down: disconnecting workers");
                 broker.shutdown();
-                flush(&mut socket, &mut broker, &mut outgoing).await?;
+                flush(&mut socket, &mut broker);
                 // A short linger lets the DISCONNECTs out.
                 tokio::time::timeout(Duration::from_secs(2), socket.close()).await.ok();
                 return Ok(());
             }
         }
-        flush(&mut socket, &mut broker, &mut outgoing).await?;
+        flush(&mut socket, &mut broker);
     }
+}
+
+/// The state machine's clock: tokio's, so a paused test clock drives it.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 /// The next question, or never when nobody can ask.
@@ -147,43 +144,52 @@ fn log_summary(stats: &Stats, last_requests: &mut u64) {
     );
 }
 
-fn handle(broker: &mut Broker, mut msg: Message) {
-    let Some(peer) = msg.pop_front() else {
-        return;
-    };
-    broker.handle_message(&peer, msg.frames(), std::time::Instant::now());
+fn handle(broker: &mut Broker, event: RouterEvent) {
+    match event {
+        RouterEvent::Joined { peer, address } => broker.handle_connect(&peer, &address, now()),
+        RouterEvent::Message { peer, message } => {
+            broker.handle_message(&peer, message.frames(), now());
+        }
+        RouterEvent::Left { peer } => broker.handle_disconnect(&peer, now()),
+        _ => {}
+    }
 }
 
-/// Handles the messages already queued, up to the burst bound.
+/// Handles the events already queued, up to the burst bound.
 fn drain(socket: &mut Socket, broker: &mut Broker) {
     for _ in 1..BURST {
-        match socket.try_recv() {
-            Ok(msg) => handle(broker, msg),
+        match socket.try_recv_event() {
+            Ok(event) => handle(broker, event),
             Err(_) => break,
         }
     }
 }
 
-fn on_event(broker: &mut Broker, event: SocketEvent) {
-    if let SocketEvent::Disconnected {
-        routing_id: Some(peer),
-        ..
-    } = event
-    {
-        broker.handle_disconnect(&peer, std::time::Instant::now());
+/// Pauses and resumes what the state machine says, and sends what it produced. A
+/// message the socket cannot take (the peer's queue is full) goes back to the state
+/// machine, which may produce more (a request given to another worker).
+fn flush(socket: &mut Socket, broker: &mut Broker) {
+    loop {
+        for flow in broker.drain_flow() {
+            match flow {
+                Flow::Pause(peer) => socket.pause(&peer),
+                Flow::Resume(peer) => socket.resume(&peer),
+            };
+        }
+        let mut full = Vec::new();
+        for (peer, msg) in broker.drain_outgoing() {
+            match socket.send_to(&peer, msg) {
+                Ok(()) => {}
+                Err(Error::WouldBlock) => full.push(peer),
+                // Gone: its departure is on its way, and is handled in order.
+                Err(_) => {}
+            }
+        }
+        if full.is_empty() {
+            return;
+        }
+        for peer in full {
+            broker.handle_undeliverable(&peer, now());
+        }
     }
-}
-
-async fn flush(
-    socket: &mut Socket,
-    broker: &mut Broker,
-    outgoing: &mut Vec<(bytes::Bytes, Message)>,
-) -> Result<(), zmtp::Error> {
-    outgoing.extend(broker.drain_outgoing());
-    for (peer, mut msg) in outgoing.drain(..) {
-        msg.push_front(peer);
-        // ROUTER drops messages for peers that are gone or full; never blocks.
-        socket.send(msg).await?;
-    }
-    Ok(())
 }

@@ -11,13 +11,22 @@
 //!
 //! Byte 0 is the broker's configuration (see [`config`]): bit 0 set drops the request
 //! of a worker that dies instead of requeueing it, bits 1-3 are `max_queue` (0-7),
-//! bits 4-6 give `max_requests = 1 + 2 * n` (1-15), bit 7 sets `max_message_size` to
-//! [`SMALL_MESSAGE`] bytes. The heartbeat interval is [`HEARTBEAT_MS`], liveness
-//! [`LIVENESS`], the request TTL [`TTL_MS`].
+//! bits 4-6 give the total quota `T = 1 + 2 * n` requests (1-15) and `T` ×
+//! [`BYTES_PER_REQUEST`] bytes, from which the other quotas follow (a connection a
+//! quarter, an address half, the share of services without workers half, of it per
+//! address a quarter), bit 7 sets `max_message_size` to [`SMALL_MESSAGE`] bytes. The
+//! heartbeat interval is [`HEARTBEAT_MS`], liveness [`LIVENESS`], the request TTL
+//! [`TTL_MS`].
+//!
+//! Each peer talks over connections: a message goes on its newest one (opened from
+//! `ADDRESSES[p % 3]` if it has none), a close ends its oldest, and a reconnect opens
+//! another beside the old ones (a newcomer that takes a routing id before the old
+//! connection's departure is handled). Every connection has a number no other ever
+//! gets.
 //!
 //! Then steps, each an opcode byte and its arguments. A missing argument (the input
-//! ended) reads as 0. The high nibble of the opcode is the kind (modulo 11: kinds
-//! 11-15 are kinds 0-4 again), its low three bits the peer `p` (one of [`PEERS`]):
+//! ended) reads as 0. The high nibble of the opcode is the kind (modulo 13: kinds
+//! 13-15 are kinds 0-2 again), its low three bits the peer `p` (one of [`PEERS`]):
 //!
 //! | kind | step | arguments |
 //! |---|---|---|
@@ -28,10 +37,12 @@
 //! | `0x4` | worker `p` sends HEARTBEAT | dialect `d` |
 //! | `0x5` | worker `p` sends DISCONNECT | dialect `d` |
 //! | `0x6` | `p` sends raw frames | count `k`, then `k % 8` frames, each a length byte and that many bytes |
-//! | `0x7` | `p`'s connection goes away (`handle_disconnect`) | |
+//! | `0x7` | `p`'s oldest connection goes away (`handle_disconnect`; one never seen if it has none) | |
 //! | `0x8` | the clock advances `t * 25` ms, then a tick | `t` |
 //! | `0x9` | the clock advances `t * 25` ms, no tick | `t` |
 //! | `0xa` | shutdown (the broker is used on afterwards) | |
+//! | `0xb` | `p` opens a new connection from `ADDRESSES[a % 4]` (`handle_connect`) | `a` |
+//! | `0xc` | the socket cannot deliver to `p`'s newest connection (`handle_undeliverable`) | |
 //!
 //! Arguments: `f % 5` indexes [`FRAMINGS`] (how a client frames requests), `d % 4`
 //! indexes [`Dialect::ALL`], `s % 5` indexes [`SERVICES`], `c % 9` is a peer (8: the
@@ -45,28 +56,32 @@
 //! - [`Broker::check_invariants`] holds (in-flight requests belong to live workers of
 //!   their service, queues and idle lists agree with the requests and workers, at
 //!   most `max_requests` requests, queues free of piled-up finished entries, ...);
-//! - the broker holds at most `max_requests` requests and at most one worker per peer;
+//! - the broker holds at most its total quota of requests, and at most one worker per
+//!   connection;
 //! - its counters never go down, count one request per request received and one
 //!   malformed message per message that does not parse, and every request received
 //!   is either answered, dropped, still held or forgotten by a shutdown;
 //! - every message it sends parses: as a broker command in a dialect its peer spoke
 //!   as a worker, or as a reply in a framing its peer used as a client; nothing goes
 //!   to the [`STRANGER`];
-//! - a peer whose connection went away (and that has not spoken since) gets replies
-//!   only, never a broker command;
-//! - DISCONNECT goes only to the peer that just spoke (or to every worker, all at
-//!   once, at shutdown, which leaves nothing held); a tick sends HEARTBEAT and
-//!   REQUEST only, a disconnect REQUEST only (requeued), a clock step nothing;
+//! - nothing is ever sent to a connection that went away, nor paused or resumed: a
+//!   reply for a departed client never reaches a newer connection of its routing id;
+//! - a connection is paused only while it sends, never twice without a resume in
+//!   between, and resumed only when paused;
+//! - DISCONNECT goes only to the connection that just spoke (or to every worker, all
+//!   at once, at shutdown, which leaves nothing held); a tick sends HEARTBEAT and
+//!   REQUEST only, a disconnect or an undeliverable REQUEST only (requeued), a clock
+//!   step nothing;
 //! - [`Broker::next_tick`] is at most a heartbeat interval away (or a tick resolution
 //!   after the last tick).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ::mdp::broker::{Broker, BrokerConfig, BrokerStats, WorkerDeath};
+use ::mdp::broker::{Broker, BrokerConfig, BrokerStats, Flow, Quotas, Usage, WorkerDeath};
 use ::mdp::proto::{is_mmi, Dialect, FromPeer, Reply, ReplyKind, Request, ToWorker, WorkerCommand};
 use bytes::Bytes;
-use zmtp::Message;
+use zmtp::{Message, PeerId};
 
 /// The peers' routing ids.
 pub const PEERS: [&[u8]; 8] = [
@@ -75,6 +90,18 @@ pub const PEERS: [&[u8]; 8] = [
 
 /// A client address workers may reply to that no peer has.
 pub const STRANGER: &[u8] = b"stranger";
+
+/// Where connections come from: two from one address, one from another, one local.
+pub const ADDRESSES: [&str; 4] = [
+    "10.0.0.1:1000",
+    "10.0.0.1:1001",
+    "10.0.0.2:1000",
+    "ipc:///broker",
+];
+
+/// The total quota's bytes per request of its count: about one small request's cost,
+/// so bodies of a few frames run into the byte bounds before the count ones.
+pub const BYTES_PER_REQUEST: usize = 600;
 
 /// The service names requests, READY and MMI queries use.
 pub const SERVICES: [&[u8]; 5] = [b"echo", b"add", b"mmi.service", b"mmi.foo", b""];
@@ -106,8 +133,9 @@ pub const LIVENESS: u32 = 3;
 pub const TTL_MS: u64 = 5000;
 /// The clock moves in steps of this many milliseconds (up to 255 of them at once).
 pub const STEP_MS: u64 = 25;
-/// `max_message_size` when bit 7 of the configuration byte is set.
-pub const SMALL_MESSAGE: usize = 8;
+/// `max_message_size` when bit 7 of the configuration byte is set: two frames of up
+/// to eight bytes with their overhead.
+pub const SMALL_MESSAGE: usize = 2 * (8 + ::mdp::broker::FRAME_OVERHEAD);
 
 /// Opcode kinds (the high nibble; the low three bits are the peer).
 pub mod kind {
@@ -133,16 +161,32 @@ pub mod kind {
     pub const WAIT: u8 = 0x90;
     /// Shutdown.
     pub const SHUTDOWN: u8 = 0xa0;
+    /// A new connection.
+    pub const RECONNECT: u8 = 0xb0;
+    /// A message the socket could not deliver.
+    pub const UNDELIVERABLE: u8 = 0xc0;
 }
 
 /// The broker configuration byte 0 of an input selects.
 pub fn config(byte: u8) -> BrokerConfig {
+    let total = 1 + 2 * usize::from((byte >> 4) & 7);
+    let share = |divisor: usize| Usage {
+        requests: (total / divisor).max(1),
+        bytes: total * BYTES_PER_REQUEST / divisor,
+    };
     BrokerConfig {
         heartbeat_interval: Duration::from_millis(HEARTBEAT_MS),
         liveness: LIVENESS,
         request_ttl: Duration::from_millis(TTL_MS),
         max_queue: usize::from((byte >> 1) & 7),
-        max_requests: 1 + 2 * usize::from((byte >> 4) & 7),
+        quotas: Quotas {
+            total: share(1),
+            per_connection: share(4),
+            per_address: share(2),
+            unserved_total: share(2),
+            unserved_per_address: share(4),
+        },
+        mmi_cache: Duration::ZERO,
         on_worker_death: if byte & 1 == 0 {
             WorkerDeath::Requeue
         } else {
@@ -153,6 +197,7 @@ pub fn config(byte: u8) -> BrokerConfig {
         } else {
             SMALL_MESSAGE
         },
+        ..BrokerConfig::default()
     }
 }
 
@@ -166,8 +211,20 @@ pub enum Step {
         /// The frames after the routing id.
         frames: Vec<Bytes>,
     },
-    /// `PEERS[peer]`'s connection goes away.
+    /// `PEERS[peer]`'s oldest connection goes away.
     Close {
+        /// Index in [`PEERS`].
+        peer: usize,
+    },
+    /// `PEERS[peer]` opens a new connection from `ADDRESSES[address]`.
+    Reconnect {
+        /// Index in [`PEERS`].
+        peer: usize,
+        /// Index in [`ADDRESSES`].
+        address: usize,
+    },
+    /// The socket cannot deliver to `PEERS[peer]`'s newest connection.
+    Undeliverable {
         /// Index in [`PEERS`].
         peer: usize,
     },
@@ -252,7 +309,7 @@ pub fn decode(data: &[u8]) -> (BrokerConfig, Vec<Step>) {
             peer,
             frames: command.encode(dialect).into_vec(),
         };
-        let step = match ((op >> 4) % 11) << 4 {
+        let step = match ((op >> 4) % 13) << 4 {
             kind::REQUEST => {
                 let (dialect, enveloped) = FRAMINGS[usize::from(input.byte()) % FRAMINGS.len()];
                 let request = Request {
@@ -305,7 +362,12 @@ pub fn decode(data: &[u8]) -> (BrokerConfig, Vec<Step>) {
             kind::CLOSE => Step::Close { peer },
             kind::TICK => Step::Tick { ms: input.ms() },
             kind::WAIT => Step::Wait { ms: input.ms() },
-            _ => Step::Shutdown,
+            kind::SHUTDOWN => Step::Shutdown,
+            kind::RECONNECT => Step::Reconnect {
+                peer,
+                address: usize::from(input.byte()) % ADDRESSES.len(),
+            },
+            _ => Step::Undeliverable { peer },
         };
         steps.push(step);
     }
@@ -324,10 +386,10 @@ pub struct Summary {
 }
 
 /// What the harness knows of a peer from what it sent.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct PeerState {
-    /// Sent something since its connection last went away (or ever).
-    connected: bool,
+    /// Its open connections' numbers, oldest first.
+    connections: Vec<u64>,
     /// Bit `i`: sent a request framed as `FRAMINGS[i]`.
     framings: u8,
     /// Bit `i`: sent a worker command in `Dialect::ALL[i]`.
@@ -363,6 +425,12 @@ struct Harness {
     now: Instant,
     last_tick: Option<Instant>,
     peers: [PeerState; 8],
+    /// The next connection's number.
+    next_connection: u64,
+    /// Connections that went away.
+    closed: BTreeSet<u64>,
+    /// Connections paused now.
+    paused: BTreeSet<u64>,
     /// Requests a shutdown forgot.
     forgotten: u64,
     summary: Summary,
@@ -394,6 +462,25 @@ impl Harness {
         self.summary.events.insert((what, a, b));
     }
 
+    /// Opens a connection for `peer` from `ADDRESSES[address]`.
+    fn connect(&mut self, peer: usize, address: usize) -> PeerId {
+        let connection = self.next_connection;
+        self.next_connection += 1;
+        self.peers[peer].connections.push(connection);
+        let id = PeerId::new(Bytes::from_static(PEERS[peer]), connection);
+        self.broker
+            .handle_connect(&id, ADDRESSES[address], self.now);
+        id
+    }
+
+    /// `peer`'s newest connection, opened if it has none.
+    fn newest(&mut self, peer: usize) -> PeerId {
+        match self.peers[peer].connections.last() {
+            Some(&c) => PeerId::new(Bytes::from_static(PEERS[peer]), c),
+            None => self.connect(peer, peer % 3),
+        }
+    }
+
     fn step(&mut self, step: &Step) {
         let before = self.broker.stats().clone();
         let workers_before = self.broker.worker_count();
@@ -401,8 +488,8 @@ impl Harness {
         let mut parsed = None;
         match step {
             Step::Message { peer, frames } => {
+                let id = self.newest(*peer);
                 let state = &mut self.peers[*peer];
-                state.connected = true;
                 match FromPeer::parse(frames) {
                     Ok(FromPeer::Client(request)) => {
                         state.framings |= 1 << framing_index(&request);
@@ -414,13 +501,29 @@ impl Harness {
                     }
                     Err(_) => {}
                 }
-                let id = Bytes::from_static(PEERS[*peer]);
                 self.broker.handle_message(&id, frames, self.now);
             }
             Step::Close { peer } => {
-                self.peers[*peer].connected = false;
-                let id = Bytes::from_static(PEERS[*peer]);
+                let connections = &mut self.peers[*peer].connections;
+                // One never seen when it has none: a departure the broker never saw
+                // arrive.
+                let connection = if connections.is_empty() {
+                    u64::MAX - *peer as u64
+                } else {
+                    connections.remove(0)
+                };
+                self.closed.insert(connection);
+                self.paused.remove(&connection);
+                let id = PeerId::new(Bytes::from_static(PEERS[*peer]), connection);
                 self.broker.handle_disconnect(&id, self.now);
+            }
+            Step::Reconnect { peer, address } => {
+                self.connect(*peer, *address);
+                self.event("reconnected", "", "");
+            }
+            Step::Undeliverable { peer } => {
+                let id = self.newest(*peer);
+                self.broker.handle_undeliverable(&id, self.now);
             }
             Step::Tick { ms } => {
                 self.now += Duration::from_millis(*ms);
@@ -433,12 +536,14 @@ impl Harness {
                 self.forgotten += requests_before as u64;
             }
         }
-        let out: Vec<(Bytes, Message)> = self.broker.drain_outgoing().collect();
+        let out: Vec<(PeerId, Message)> = self.broker.drain_outgoing().collect();
+        let flow: Vec<Flow> = self.broker.drain_flow().collect();
         if let Err(broken) = self.broker.check_invariants() {
             panic!("after {step:?}: {broken}");
         }
         self.check_counts(step, &before, parsed.is_some(), requests_before);
         self.check_outgoing(step, parsed.as_ref(), &out, workers_before);
+        self.check_flow(step, &flow);
 
         let stats = self.broker.stats().clone();
         let op = match step {
@@ -447,19 +552,15 @@ impl Harness {
             Step::Tick { .. } => "tick",
             Step::Wait { .. } => "wait",
             Step::Shutdown => "shutdown",
+            Step::Reconnect { .. } => "reconnect",
+            Step::Undeliverable { .. } => "undeliverable",
         };
         if stats.requeued > before.requeued {
             self.event("requeued", op, "");
         }
         if stats.dropped > before.dropped {
             let why = match (step, &parsed) {
-                (Step::Message { .. }, Some(FromPeer::Client(_))) => {
-                    if requests_before >= self.broker.config().max_requests {
-                        "max_requests"
-                    } else {
-                        "max_queue"
-                    }
-                }
+                (Step::Message { .. }, Some(FromPeer::Client(_))) => "refused",
                 (Step::Tick { .. }, _) if self.broker.worker_count() == workers_before => "ttl",
                 _ => op,
             };
@@ -487,10 +588,17 @@ impl Harness {
         let config = self.broker.config();
         let stats = self.broker.stats();
         let held = self.broker.request_count();
-        assert!(held <= config.max_requests, "{held} requests held");
+        let usage = self.broker.usage();
         assert!(
-            self.broker.worker_count() <= PEERS.len(),
-            "more workers than peers"
+            usage.requests <= config.quotas.total.requests
+                && usage.bytes <= config.quotas.total.bytes,
+            "{usage:?} held, over the total {:?}",
+            config.quotas.total
+        );
+        let open: usize = self.peers.iter().map(|p| p.connections.len()).sum();
+        assert!(
+            self.broker.worker_count() <= open,
+            "more workers than open connections"
         );
         assert!(
             stats.requests >= before.requests
@@ -540,24 +648,28 @@ impl Harness {
         &mut self,
         step: &Step,
         parsed: Option<&FromPeer>,
-        out: &[(Bytes, Message)],
+        out: &[(PeerId, Message)],
         workers_before: usize,
     ) {
         let mut disconnected = Vec::new();
         for (to, msg) in out {
-            let Some(index) = PEERS.iter().position(|p| *p == &to[..]) else {
+            let Some(index) = PEERS.iter().position(|p| *p == &to.routing_id()[..]) else {
                 panic!("a message to {to:?}, not a peer: {msg:?}");
             };
+            assert!(
+                !self.closed.contains(&to.connection()),
+                "{msg:?} to {to:?}, a connection that went away"
+            );
+            assert!(
+                self.peers[index].connections.contains(&to.connection()),
+                "{msg:?} to {to:?}, a connection never opened"
+            );
             let sent = self.classify(index, msg);
-            let connected = self.peers[index].connected;
             let sender = match step {
-                Step::Message { peer, .. } => Some(*peer),
+                Step::Message { peer, .. } => self.peers[*peer].connections.last().copied(),
                 _ => None,
             };
             match (&sent, step) {
-                (Out::Command(..), _) if !connected => {
-                    panic!("{msg:?} to peer {index}, whose connection went away")
-                }
                 (Out::Command(_, ToWorker::Disconnect), Step::Shutdown) => {
                     assert!(
                         !disconnected.contains(&index),
@@ -568,8 +680,8 @@ impl Harness {
                 (_, Step::Shutdown) => panic!("{msg:?} at shutdown"),
                 (Out::Command(_, ToWorker::Disconnect), _) => assert_eq!(
                     sender,
-                    Some(index),
-                    "DISCONNECT to peer {index}, who did not just speak"
+                    Some(to.connection()),
+                    "DISCONNECT to {to:?}, who did not just speak"
                 ),
                 (Out::Command(_, ToWorker::Heartbeat), Step::Tick { .. }) => {}
                 (Out::Command(_, ToWorker::Heartbeat), _) => panic!("HEARTBEAT outside a tick"),
@@ -588,6 +700,34 @@ impl Harness {
                 workers_before,
                 "DISCONNECT to every worker"
             );
+        }
+    }
+
+    /// The pauses and resumes of `step`.
+    fn check_flow(&mut self, step: &Step, flow: &[Flow]) {
+        for f in flow {
+            match f {
+                Flow::Pause(p) => {
+                    let sender = match step {
+                        Step::Message { peer, .. } => self.peers[*peer].connections.last(),
+                        _ => None,
+                    };
+                    assert_eq!(sender, Some(&p.connection()), "{p:?} paused, not sending");
+                    assert!(self.paused.insert(p.connection()), "{p:?} paused twice");
+                    self.event("paused", "", "");
+                }
+                Flow::Resume(p) => {
+                    assert!(
+                        !self.closed.contains(&p.connection()),
+                        "{p:?} resumed after it left"
+                    );
+                    assert!(
+                        self.paused.remove(&p.connection()),
+                        "{p:?} resumed, not paused"
+                    );
+                    self.event("resumed", "", "");
+                }
+            }
         }
     }
 
@@ -652,7 +792,10 @@ pub fn run(data: &[u8]) -> Summary {
         broker: Broker::new(config),
         now: Instant::now(),
         last_tick: None,
-        peers: [PeerState::default(); 8],
+        peers: Default::default(),
+        next_connection: 1,
+        closed: BTreeSet::new(),
+        paused: BTreeSet::new(),
         forgotten: 0,
         summary: Summary::default(),
     };

@@ -34,10 +34,14 @@ fn input_encoding() {
         40,
         kind::SHUTDOWN | 7,
         kind::CLOSE | 0o13, // peer 3 (bit 3 is ignored)
-        0xb2,               // kind 11 is REQUEST again; its arguments are cut: all 0
+        kind::RECONNECT | 6,
+        7, // ADDRESSES[3]
+        kind::UNDELIVERABLE | 5,
+        0xd2, // kind 13 is REQUEST again; its arguments are cut: all 0
     ]);
     assert_eq!(config.on_worker_death, WorkerDeath::Drop);
-    assert_eq!((config.max_queue, config.max_requests), (3, 11));
+    assert_eq!((config.max_queue, config.quotas.total.requests), (3, 11));
+    assert_eq!(config.quotas.per_connection.requests, 2);
     assert_eq!(config.max_message_size, fuzz_broker::SMALL_MESSAGE);
     assert_eq!(config.heartbeat_interval, Duration::from_secs(1));
     let ready = WorkerCommand::Ready {
@@ -54,6 +58,11 @@ fn input_encoding() {
             Step::Tick { ms: 1000 },
             Step::Shutdown,
             Step::Close { peer: 3 },
+            Step::Reconnect {
+                peer: 6,
+                address: 3
+            },
+            Step::Undeliverable { peer: 5 },
             Step::Message {
                 peer: 2,
                 frames: vec![empty, "MDPC01".into(), "echo".into()]
@@ -88,7 +97,8 @@ fn input_encoding() {
 
 /// The seeds reach the states they were written for: every pair of client framing and
 /// worker dialect served, streaming and gathering, MMI's three answers, requeues and
-/// drops of every cause, expiry, misbehaving workers, malformed input, shutdown.
+/// drops of every cause, pauses and resumes, reconnections, expiry, misbehaving
+/// workers, malformed input, shutdown.
 #[test]
 fn corpus_reaches_interesting_states() {
     let mut events = BTreeSet::new();
@@ -122,8 +132,11 @@ fn corpus_reaches_interesting_states() {
         ("requeued", "message"),
         ("dropped", "close"),
         ("dropped", "ttl"),
-        ("dropped", "max_queue"),
-        ("dropped", "max_requests"),
+        ("dropped", "refused"),
+        ("requeued", "undeliverable"),
+        ("paused", ""),
+        ("resumed", ""),
+        ("reconnected", ""),
         ("expired", ""),
         ("heartbeat", ""),
         ("disconnect", "READY mmi.*"),

@@ -1,13 +1,18 @@
 //! The Majordomo Management Interface: RFC 8's `mmi.service`, and this broker's
 //! `mmi.services`, `mmi.workers` and `mmi.stats` (MessagePack bodies, see
 //! [`super::snapshot`]). Any other `mmi.*` name answers `501`.
+//!
+//! The list answers are bounded: a body never exceeds `max_mmi_reply` bytes (the
+//! list is cut short, in its sort order, to fit), and an answer is given again from
+//! a small cache while the broker has not changed or for `mmi_cache` after it was
+//! computed, so asking for them in a loop costs the broker little.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
-use zmtp::{printable, Message};
+use zmtp::{printable, Message, PeerId};
 
 use super::snapshot::{ServiceStats, ServiceSummary, Stats, Totals, WorkerSummary};
 use super::Broker;
@@ -26,10 +31,51 @@ fn encoded(value: &impl Serialize) -> Bytes {
         .unwrap_or_else(|_| Bytes::from_static(b"500"))
 }
 
+/// `items` encoded with `wrap`, as many of them (from the first) as fit in `max`
+/// bytes.
+fn bounded<T, W: Serialize>(items: &[T], max: usize, wrap: impl Fn(&[T]) -> W) -> Bytes {
+    let whole = encoded(&wrap(items));
+    if whole.len() <= max {
+        return whole;
+    }
+    // The longest prefix that fits, by bisection: a few encodings, not one per item.
+    let (mut fits, mut too_long) = (0, items.len());
+    let mut best = encoded(&wrap(&items[..0]));
+    while too_long - fits > 1 {
+        let mid = fits + (too_long - fits) / 2;
+        let body = encoded(&wrap(&items[..mid]));
+        if body.len() <= max {
+            fits = mid;
+            best = body;
+        } else {
+            too_long = mid;
+        }
+    }
+    best
+}
+
+/// Most answers the MMI cache holds.
+const CACHED_ANSWERS: usize = 8;
+
+/// MMI list answers given lately.
+#[derive(Debug, Default)]
+pub(super) struct Cache {
+    answers: Vec<CachedAnswer>,
+}
+
+#[derive(Debug)]
+struct CachedAnswer {
+    service: Bytes,
+    asked: Option<Bytes>,
+    body: Bytes,
+    at: Instant,
+    generation: u64,
+}
+
 impl Broker {
     /// Answers an `mmi.*` request at once, in the client's dialect. The reply names
     /// the MMI service and carries one frame.
-    pub(super) fn answer_mmi(&mut self, client: &Bytes, request: Request, now: Instant) {
+    pub(super) fn answer_mmi(&mut self, client: &PeerId, request: Request, now: Instant) {
         let asked = request.body.first().cloned();
         let body = match &request.service[..] {
             b"mmi.service" => {
@@ -37,9 +83,9 @@ impl Broker {
                 let live = self.services.get(&asked).is_some_and(|s| s.workers > 0);
                 Bytes::from_static(if live { b"200" } else { b"404" })
             }
-            b"mmi.services" => encoded(&self.services_summary()),
-            b"mmi.workers" => encoded(&self.workers_summary(asked.as_deref(), now)),
-            b"mmi.stats" => encoded(&self.stats_snapshot()),
+            b"mmi.services" | b"mmi.workers" | b"mmi.stats" => {
+                self.list_answer(&request.service, asked, now)
+            }
             _ => Bytes::from_static(b"501"),
         };
         let reply = Reply {
@@ -48,7 +94,56 @@ impl Broker {
             body: Message::from(body),
         };
         self.stats.replies += 1;
-        self.send(client, reply.encode(request.dialect, request.enveloped));
+        self.send(
+            client,
+            "MMI",
+            reply.encode(request.dialect, request.enveloped),
+        );
+    }
+
+    /// The body of a list answer, from the cache when it is fresh enough.
+    fn list_answer(&mut self, service: &Bytes, asked: Option<Bytes>, now: Instant) -> Bytes {
+        // A name longer than any service's asks about nothing (and is not kept).
+        let asked = asked.filter(|a| a.len() <= self.config.max_service_name);
+        let fresh = |a: &CachedAnswer| {
+            a.generation == self.generation
+                || now.saturating_duration_since(a.at) < self.config.mmi_cache
+        };
+        if let Some(hit) = self
+            .mmi_cache
+            .answers
+            .iter()
+            .find(|a| a.service == *service && a.asked == asked && fresh(a))
+        {
+            return hit.body.clone();
+        }
+        let max = self.config.max_mmi_reply;
+        let body = match &service[..] {
+            b"mmi.services" => bounded(&self.services_summary(), max, |l| l.to_vec()),
+            b"mmi.workers" => bounded(&self.workers_summary(asked.as_deref(), now), max, |l| {
+                l.to_vec()
+            }),
+            _ => {
+                let stats = self.stats_snapshot();
+                bounded(&stats.services, max, |l| Stats {
+                    totals: stats.totals.clone(),
+                    services: l.to_vec(),
+                })
+            }
+        };
+        let answers = &mut self.mmi_cache.answers;
+        answers.retain(|a| !(a.service == *service && a.asked == asked));
+        if answers.len() >= CACHED_ANSWERS {
+            answers.clear();
+        }
+        answers.push(CachedAnswer {
+            service: service.clone(),
+            asked,
+            body: body.clone(),
+            at: now,
+            generation: self.generation,
+        });
+        body
     }
 
     /// Every service with workers or waiting requests, by name (`mmi.services`).
@@ -77,7 +172,7 @@ impl Broker {
         let (workers, queued) = self
             .services
             .get(service)
-            .map_or((0, 0), |s| (s.workers as u64, s.waiting as u64));
+            .map_or((0, 0), |s| (s.workers as u64, s.queue.len() as u64));
         let busy = busy.get(service).copied().unwrap_or(0);
         ServiceSummary {
             name: name(service),
@@ -99,7 +194,7 @@ impl Broker {
             .map(|(id, w)| {
                 let heard = w.expiry.checked_sub(lifetime).unwrap_or(w.expiry);
                 WorkerSummary {
-                    identity: printable(id),
+                    identity: printable(id.routing_id()),
                     service: name(&w.service),
                     dialect: w.dialect.name().to_string(),
                     busy: w.busy.is_some(),
@@ -118,7 +213,7 @@ impl Broker {
     pub fn stats_snapshot(&self) -> Stats {
         // Services with workers or requests now, and those that had workers before.
         let names: std::collections::BTreeSet<&Bytes> =
-            self.services.keys().chain(self.history.keys()).collect();
+            self.services.keys().chain(self.history.names()).collect();
         let busy = self.busy_workers();
         let mut services: Vec<ServiceStats> = names
             .into_iter()
@@ -152,6 +247,9 @@ impl Broker {
                 malformed: s.malformed,
                 workers: self.workers.len() as u64,
                 held: self.requests.len() as u64,
+                held_bytes: self.ledger.total().bytes as u64,
+                paused: self.ledger.paused_count() as u64,
+                undelivered: s.undelivered,
             },
             services,
         }

@@ -1,46 +1,79 @@
 //! The Majordomo broker as a sans-IO state machine.
 //!
-//! Input: a message from a peer (`handle_message(peer, frames, now)`), a peer that went
-//! away (`handle_disconnect`) and the passing of time (`handle_tick(now)`); output: the
-//! messages to send, drained with [`Broker::drain_outgoing`], each addressed by routing
-//! id. No I/O and no clock, so every rule is a unit test.
+//! Input: a connection that arrived ([`Broker::handle_connect`]), a message from it
+//! ([`Broker::handle_message`]), its departure ([`Broker::handle_disconnect`]), a
+//! message the socket could not deliver ([`Broker::handle_undeliverable`]) and the
+//! passing of time ([`Broker::handle_tick`]); output: the messages to send, each
+//! addressed to one connection ([`Broker::drain_outgoing`]), and which connections
+//! to stop and start reading ([`Broker::drain_flow`]). No I/O and no clock, so every
+//! rule is a unit test.
+//!
+//! Peers are [`PeerId`]s: a routing id *and* a connection number, so a reply for a
+//! client whose connection is gone never reaches a newcomer that took its routing
+//! id, and a worker that reconnects is a new worker.
 //!
 //! The rules (RFC 7, 18 and 8, and what the anchor brokers get wrong):
 //! - one socket serves every dialect; each peer is answered in the dialect it spoke, and
 //!   a client of one dialect can be served by a worker of another;
-//! - idle workers are used oldest first; heartbeats go to idle *and* busy workers; every
-//!   expired worker is purged;
+//! - idle workers are used oldest first; the requests waiting for a service are
+//!   taken client by client in turn ([`fair_queue`]), so one client's flood delays
+//!   another client by one request per turn, not by the whole flood; heartbeats go to
+//!   idle *and* busy workers; every expired worker is purged;
 //! - a worker that leaves or expires while holding a request: the request goes to
 //!   another worker ([`WorkerDeath::Requeue`], the default) or is dropped;
-//! - requests for a service without workers wait in a bounded queue for at most the
-//!   request TTL; requests of a client that disconnected are dropped;
+//! - what the broker holds is charged to the client's connection, its source address
+//!   and the total, in requests and bytes; a client at its quota is paused, not
+//!   dropped ([`quota`]); requests for services without workers have a share of
+//!   their own; requests wait at most the request TTL;
+//! - a client that disconnects: its waiting requests are dropped, the replies of
+//!   those in flight are discarded; this costs its own requests, not all of them;
 //! - MMI: `mmi.service` answers 200 only when the service has live workers, else 404;
 //!   `mmi.services`, `mmi.workers` and `mmi.stats` answer what the broker knows, in
-//!   MessagePack (our extension, see [`snapshot`]); any other `mmi.*` answers 501; a
-//!   worker registering `mmi.*`, sending a second READY, or speaking before READY gets
-//!   DISCONNECT;
+//!   MessagePack (our extension, see [`snapshot`]), within a size bound; any other
+//!   `mmi.*` answers 501; a worker registering `mmi.*` or a name longer than the
+//!   maximum, sending a second READY, or speaking before READY gets DISCONNECT;
 //! - clients whose dialect has no partial replies get one reply with every frame when
-//!   FINAL arrives, bounded by the maximum message size;
-//! - malformed messages are dropped and logged; nothing a peer sends can panic the
-//!   broker or grow its memory without bound.
+//!   FINAL arrives, bounded by the maximum message size, counting each frame's
+//!   overhead, and charged to the client;
+//! - malformed messages are dropped; nothing a peer sends can panic the broker or
+//!   grow its memory without bound, and what peers cause is logged rate-limited
+//!   ([`notices`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use zmtp::{printable, Message};
+use zmtp::{printable, Message, PeerId};
 
 use crate::proto::{is_mmi, Dialect, FromPeer, Reply, ReplyKind, Request, ToWorker, WorkerCommand};
 
+mod fair_queue;
+mod history;
+mod invariants;
 pub mod latency;
 mod mmi;
+pub mod notices;
+pub mod quota;
 pub mod snapshot;
 
-use latency::LatencyWindow;
+use fair_queue::{FairQueue, RequestId};
+use history::History;
+pub use history::MAX_SERVICE_HISTORY;
+use notices::Notices;
+pub use quota::{Flow, Quotas, Source, Usage};
+use quota::{Ledger, Refusal};
 
-/// Most service names whose history (served, failed, latency) the broker keeps: names
-/// come from workers' READY, and a bound keeps a peer inventing names from growing it.
-pub const MAX_SERVICE_HISTORY: usize = 1024;
+/// What the broker counts for each request it holds, beyond its frames: its record,
+/// its entries in the maps and queues that find it.
+pub const REQUEST_OVERHEAD: usize = 512;
+
+/// What the broker counts for each frame it holds, beyond its bytes.
+pub const FRAME_OVERHEAD: usize = 32;
+
+/// Most frames gathered into one reply for a client without partial replies (the
+/// same bound as a message's frames on the wire).
+pub const MAX_GATHERED_FRAMES: usize = 65_536;
 
 /// What happens to a request whose worker died while holding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +93,21 @@ pub struct BrokerConfig {
     pub liveness: u32,
     /// How long a request may wait for a worker.
     pub request_ttl: Duration,
-    /// Most requests waiting in one service's queue.
+    /// Most requests waiting in one service's queue; more are dropped.
     pub max_queue: usize,
-    /// Most requests the broker holds in all (queued and in flight).
-    pub max_requests: usize,
+    /// What the broker holds, per connection, per address and in all.
+    pub quotas: Quotas,
     /// What to do with the request of a worker that died.
     pub on_worker_death: WorkerDeath,
     /// Largest reply gathered for a client without partial replies.
     pub max_message_size: usize,
+    /// Longest service name (bytes) a request or READY may carry.
+    pub max_service_name: usize,
+    /// Largest MMI answer body (bytes): longer lists are cut short.
+    pub max_mmi_reply: usize,
+    /// How long an MMI list answer (`mmi.services`, `mmi.workers`, `mmi.stats`) may
+    /// be given again instead of computed anew; zero: always fresh.
+    pub mmi_cache: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -76,15 +116,16 @@ impl Default for BrokerConfig {
             heartbeat_interval: Duration::from_millis(2500),
             liveness: 3,
             request_ttl: Duration::from_secs(60),
-            max_queue: 10_000,
-            max_requests: 100_000,
+            max_queue: 1_000_000,
+            quotas: Quotas::default(),
             on_worker_death: WorkerDeath::Requeue,
             max_message_size: 16 * 1024 * 1024,
+            max_service_name: 255,
+            max_mmi_reply: 1 << 20,
+            mmi_cache: Duration::from_millis(100),
         }
     }
 }
-
-type RequestId = u64;
 
 #[derive(Debug)]
 struct WorkerState {
@@ -97,31 +138,19 @@ struct WorkerState {
     served: u64,
 }
 
-/// What happened to a service's requests since a worker first registered it.
-#[derive(Debug, Default)]
-struct ServiceHistory {
-    served: u64,
-    failed: u64,
-    requeued: u64,
-    latency: LatencyWindow,
-}
-
 #[derive(Debug, Default)]
 struct Service {
-    /// Idle workers, oldest first. May hold stale ids (checked when popped).
-    idle: VecDeque<Bytes>,
-    /// Waiting requests, oldest first. May hold finished ids (skipped when popped,
-    /// swept out by `forget_if_unused` before they outnumber the waiting ones).
-    queue: VecDeque<RequestId>,
+    /// Idle workers, oldest first.
+    idle: VecDeque<PeerId>,
+    /// Waiting requests, client by client in turn.
+    queue: FairQueue,
     /// Registered workers.
     workers: usize,
-    /// Requests waiting (entries of `queue` that are still live).
-    waiting: usize,
 }
 
 #[derive(Debug)]
 struct PendingRequest {
-    client: Bytes,
+    client: PeerId,
     dialect: Dialect,
     enveloped: bool,
     service: Bytes,
@@ -129,9 +158,16 @@ struct PendingRequest {
     deadline: Instant,
     /// When the broker received it, for the service's latency.
     received: Instant,
-    worker: Option<Bytes>,
+    worker: Option<PeerId>,
     gathered: Message,
-    gathered_bytes: usize,
+    /// The gathered frames' bytes plus [`FRAME_OVERHEAD`] each.
+    gathered_cost: usize,
+    /// What it costs its client now (gathered reply included).
+    cost: Usage,
+    /// Still counted in the share of services without workers.
+    unserved: bool,
+    /// False once its client left: its reply is discarded, nothing is charged.
+    charged: bool,
 }
 
 /// Counters for logs and metrics.
@@ -141,47 +177,75 @@ pub struct BrokerStats {
     pub requests: u64,
     /// Final replies delivered to clients.
     pub replies: u64,
-    /// Requests dropped: TTL, full queue, dead worker with `drop`, client gone.
+    /// Requests dropped: TTL, full queue, quota, dead worker with `drop`, client gone.
     pub dropped: u64,
     /// Requests given to another worker after theirs died.
     pub requeued: u64,
     /// Malformed messages ignored.
     pub malformed: u64,
+    /// Messages the socket could not deliver (the peer's queue was full or it left).
+    pub undelivered: u64,
 }
 
 /// The broker's state. See the module documentation for the rules.
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
-    workers: HashMap<Bytes, WorkerState>,
+    workers: HashMap<PeerId, WorkerState>,
     services: HashMap<Bytes, Service>,
     requests: HashMap<RequestId, PendingRequest>,
+    /// Each client's requests, so a departure costs its own.
+    held_by: HashMap<PeerId, HashSet<RequestId>>,
+    ledger: Ledger,
+    /// Waiting requests' deadlines, soonest first; entries of requests that left
+    /// or were requeued since are skipped, and swept when they pile up.
+    deadlines: BinaryHeap<Reverse<(Instant, RequestId)>>,
+    /// Requests waiting, over all services.
+    waiting: usize,
     next_request: RequestId,
-    outgoing: Vec<(Bytes, Message)>,
+    outgoing: Vec<(PeerId, Message)>,
     stats: BrokerStats,
-    /// Per service name, at most [`MAX_SERVICE_HISTORY`] of them.
-    history: HashMap<Bytes, ServiceHistory>,
+    history: History,
+    notices: Notices,
+    /// MMI answers given lately, with when and at which state.
+    mmi_cache: mmi::Cache,
+    /// Bumped by every change MMI answers could show.
+    generation: u64,
     /// No later than the earliest heartbeat, expiry or TTL deadline (None: nothing
-    /// is due). Lowered as things are added, recomputed by each tick, so finding the
-    /// next tick never scans the workers or the requests.
+    /// is due). Lowered as things are added, recomputed by each tick.
     due: Option<Instant>,
-    /// When the last tick ran: ticks are at least [`Broker::tick_resolution`] apart,
-    /// so a tick's scan happens a bounded number of times per second.
+    /// When the last tick ran: ticks are at least [`Broker::tick_resolution`] apart.
     last_tick: Option<Instant>,
+}
+
+/// How a request ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Its final reply went to its client.
+    Served,
+    /// Dropped, or its client left before the reply.
+    Failed,
 }
 
 impl Broker {
     /// A broker with `config`.
     pub fn new(config: BrokerConfig) -> Broker {
         Broker {
+            ledger: Ledger::new(config.quotas),
             config,
             workers: HashMap::new(),
             services: HashMap::new(),
             requests: HashMap::new(),
+            held_by: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            waiting: 0,
             next_request: 0,
             outgoing: Vec::new(),
             stats: BrokerStats::default(),
-            history: HashMap::new(),
+            history: History::default(),
+            notices: Notices::default(),
+            mmi_cache: mmi::Cache::default(),
+            generation: 0,
             due: None,
             last_tick: None,
         }
@@ -207,13 +271,37 @@ impl Broker {
         self.requests.len()
     }
 
-    /// Messages to send: `(routing id, frames)`. Drain after every input.
-    pub fn drain_outgoing(&mut self) -> std::vec::Drain<'_, (Bytes, Message)> {
+    /// What the clients of the broker hold in all (requests and bytes charged).
+    pub fn usage(&self) -> Usage {
+        self.ledger.total()
+    }
+
+    /// What `client` holds.
+    pub fn usage_of(&self, client: &PeerId) -> Usage {
+        self.ledger.usage(client)
+    }
+
+    /// Whether `peer`'s input is paused now.
+    pub fn is_paused(&self, peer: &PeerId) -> bool {
+        self.ledger.is_paused(peer)
+    }
+
+    /// Connections paused now.
+    pub fn paused_count(&self) -> usize {
+        self.ledger.paused_count()
+    }
+
+    /// Messages to send, each to one connection. Drain after every input.
+    pub fn drain_outgoing(&mut self) -> std::vec::Drain<'_, (PeerId, Message)> {
         self.outgoing.drain(..)
     }
 
-    /// When [`Broker::handle_tick`] should be called next. Constant time: the
-    /// broker's loop asks after every burst of messages.
+    /// Connections to pause and resume, in order. Drain after every input.
+    pub fn drain_flow(&mut self) -> std::vec::Drain<'_, Flow> {
+        self.ledger.drain_flow()
+    }
+
+    /// When [`Broker::handle_tick`] should be called next. Constant time.
     pub fn next_tick(&self, now: Instant) -> Instant {
         let due = self
             .due
@@ -239,12 +327,29 @@ impl Broker {
         now + self.config.heartbeat_interval * self.config.liveness
     }
 
-    fn send(&mut self, peer: &Bytes, msg: Message) {
+    fn send(&mut self, peer: &PeerId, what: &'static str, msg: Message) {
+        tracing::trace!(peer = %printable(peer.routing_id()), connection = peer.connection(),
+            what, frames = msg.len(), bytes = msg.byte_len(), "out");
         self.outgoing.push((peer.clone(), msg));
     }
 
-    /// A message from `peer` (its ROUTER routing id), frames after the routing id.
-    pub fn handle_message(&mut self, peer: &Bytes, frames: &[Bytes], now: Instant) {
+    /// Logs a warning about something a peer did, rate-limited (see [`notices`]).
+    fn notice(&mut self, what: &'static str, peer: &PeerId, service: &[u8], now: Instant) {
+        if self.notices.note(what, service, now) {
+            tracing::warn!(peer = %printable(peer.routing_id()), service = %printable(service),
+                "{what} (more like it are counted, one line a second)");
+        }
+    }
+
+    /// A connection arrived from `address` (as the socket reports it: `1.2.3.4:5`,
+    /// `ipc:///path`...), which decides its address quota.
+    pub fn handle_connect(&mut self, peer: &PeerId, address: &str, now: Instant) {
+        let _ = now;
+        self.ledger.connect(peer, Source::of(address));
+    }
+
+    /// A message from `peer`, frames after the routing id.
+    pub fn handle_message(&mut self, peer: &PeerId, frames: &[Bytes], now: Instant) {
         match FromPeer::parse(frames) {
             Ok(FromPeer::Client(request)) => self.on_request(peer, request, now),
             Ok(FromPeer::Worker { dialect, command }) => {
@@ -252,40 +357,68 @@ impl Broker {
             }
             Err(e) => {
                 self.stats.malformed += 1;
-                tracing::warn!(peer = %printable(peer), reason = %e, "dropping a malformed message");
+                if self.notices.note("dropping a malformed message", b"", now) {
+                    tracing::warn!(peer = %printable(peer.routing_id()), reason = %e,
+                        "dropping a malformed message (more like it are counted, one line a second)");
+                }
             }
         }
     }
 
-    fn on_request(&mut self, client: &Bytes, request: Request, now: Instant) {
+    fn on_request(&mut self, client: &PeerId, request: Request, now: Instant) {
         self.stats.requests += 1;
+        tracing::trace!(peer = %printable(client.routing_id()), dialect = %request.dialect,
+            command = "REQUEST", service = %printable(&request.service),
+            frames = request.body.len(), bytes = request.body.byte_len(), "in");
+        if request.service.len() > self.config.max_service_name {
+            self.stats.dropped += 1;
+            let name = request
+                .service
+                .slice(..self.config.max_service_name.min(32));
+            self.notice(
+                "dropping a request: its service name is too long",
+                client,
+                &name,
+                now,
+            );
+            return;
+        }
         if is_mmi(&request.service) {
             self.answer_mmi(client, request, now);
             return;
         }
-        if self.requests.len() >= self.config.max_requests {
-            self.count_failed(&request.service);
-            tracing::warn!(client = %printable(client), service = %printable(&request.service),
-                limit = self.config.max_requests, "dropping a request: the broker holds its maximum");
+        let name = request.service.clone();
+        let (unserved, queued) = self
+            .services
+            .get(&name)
+            .map_or((true, 0), |s| (s.workers == 0, s.queue.len()));
+        if queued >= self.config.max_queue {
+            self.count_failed(&name);
+            self.notice(
+                "dropping a request: the service's queue is full",
+                client,
+                &name,
+                now,
+            );
             return;
         }
-        // Checked before the service's entry is made: a request turned away (by a
-        // `max_queue` of 0, say) must not leave an entry behind for its name.
-        let waiting = self.services.get(&request.service).map_or(0, |s| s.waiting);
-        if waiting >= self.config.max_queue {
-            self.count_failed(&request.service);
-            tracing::warn!(client = %printable(client), service = %printable(&request.service),
-                limit = self.config.max_queue, "dropping a request: the service's queue is full");
+        let cost = Usage::one(request_cost(&request));
+        if let Err(refusal) = self.ledger.admit(client, cost, unserved) {
+            self.count_failed(&name);
+            let what = match refusal {
+                Refusal::Connection => "dropping a request: its connection holds twice its quota",
+                Refusal::Address => "dropping a request: its address holds twice its quota",
+                Refusal::Total => "dropping a request: the broker holds its maximum",
+                Refusal::Unserved => {
+                    "dropping a request: the share for services without workers is used up"
+                }
+            };
+            self.notice(what, client, &name, now);
             return;
         }
-        let service = self.services.entry(request.service.clone()).or_default();
         let id = self.next_request;
         self.next_request += 1;
-        service.queue.push_back(id);
-        service.waiting += 1;
-        let name = request.service.clone();
         let deadline = now + self.config.request_ttl;
-        self.note_due(deadline);
         self.requests.insert(
             id,
             PendingRequest {
@@ -298,24 +431,53 @@ impl Broker {
                 received: now,
                 worker: None,
                 gathered: Message::new(),
-                gathered_bytes: 0,
+                gathered_cost: 0,
+                cost,
+                unserved,
+                charged: true,
             },
         );
+        self.held_by.entry(client.clone()).or_default().insert(id);
+        self.services
+            .entry(name.clone())
+            .or_default()
+            .queue
+            .push_back(client, id);
+        self.waiting += 1;
+        self.generation += 1;
         self.dispatch(&name);
+        if self.requests.get(&id).is_some_and(|r| r.worker.is_none()) {
+            self.wait_until(id, deadline);
+        }
     }
 
-    fn on_worker(&mut self, peer: &Bytes, dialect: Dialect, command: WorkerCommand, now: Instant) {
+    /// Remembers that waiting request `id` expires at `deadline`.
+    fn wait_until(&mut self, id: RequestId, deadline: Instant) {
+        self.deadlines.push(Reverse((deadline, id)));
+        self.note_due(deadline);
+    }
+
+    fn on_worker(&mut self, peer: &PeerId, dialect: Dialect, command: WorkerCommand, now: Instant) {
+        tracing::trace!(peer = %printable(peer.routing_id()), %dialect, command = command_name(&command), "in");
         let expiry = self.expiry(now);
         let known = self.workers.get_mut(peer);
         match (command, known) {
             (WorkerCommand::Ready { service }, None) => {
-                if is_mmi(&service) {
-                    tracing::warn!(worker = %printable(peer), "a worker may not register an mmi.* service");
-                    self.send(peer, ToWorker::Disconnect.encode(dialect));
+                let refused = if service.len() > self.config.max_service_name {
+                    Some("refusing a worker: its service name is too long")
+                } else if is_mmi(&service) {
+                    Some("refusing a worker: it may not register an mmi.* service")
+                } else {
+                    None
+                };
+                if let Some(what) = refused {
+                    let name = service.slice(..service.len().min(32));
+                    self.notice(what, peer, &name, now);
+                    self.send(peer, "DISCONNECT", ToWorker::Disconnect.encode(dialect));
                     return;
                 }
                 let next_heartbeat = now + self.config.heartbeat_interval;
-                self.note_due(next_heartbeat);
+                self.note_due(next_heartbeat.min(expiry));
                 self.workers.insert(
                     peer.clone(),
                     WorkerState {
@@ -327,24 +489,34 @@ impl Broker {
                         served: 0,
                     },
                 );
-                if self.history.len() < MAX_SERVICE_HISTORY {
-                    self.history.entry(service.clone()).or_default();
-                }
                 let s = self.services.entry(service.clone()).or_default();
                 s.workers += 1;
                 s.idle.push_back(peer.clone());
-                tracing::debug!(worker = %printable(peer), service = %printable(&service), %dialect, "worker ready");
+                let services = &self.services;
+                self.history.register(&service, now, |name| {
+                    services.get(name).is_some_and(|s| s.workers > 0)
+                });
+                self.generation += 1;
+                tracing::debug!(worker = %printable(peer.routing_id()), service = %printable(&service), %dialect, "worker ready");
                 self.dispatch(&service);
             }
             (WorkerCommand::Ready { .. }, Some(_)) => {
-                tracing::warn!(worker = %printable(peer), "second READY from a worker: disconnecting it");
+                self.notice(
+                    "disconnecting a worker that sent a second READY",
+                    peer,
+                    b"",
+                    now,
+                );
                 self.remove_worker(peer, now, true);
             }
             (WorkerCommand::Disconnect, Some(_)) => self.remove_worker(peer, now, false),
             (WorkerCommand::Disconnect, None) => {}
             // Speaking before READY (or to a broker that restarted): DISCONNECT makes
             // well-behaved workers register again.
-            (_, None) => self.send(peer, ToWorker::Disconnect.encode(dialect)),
+            (_, None) => {
+                tracing::debug!(peer = %printable(peer.routing_id()), "DISCONNECT to an unknown worker");
+                self.send(peer, "DISCONNECT", ToWorker::Disconnect.encode(dialect));
+            }
             (WorkerCommand::Heartbeat, Some(w)) => w.expiry = expiry,
             (WorkerCommand::Reply { client, kind, body }, Some(w)) => {
                 w.expiry = expiry;
@@ -355,139 +527,210 @@ impl Broker {
 
     fn on_reply(
         &mut self,
-        worker: &Bytes,
+        worker: &PeerId,
         client: Bytes,
         kind: ReplyKind,
         body: Message,
         now: Instant,
     ) {
         let Some(id) = self.workers.get(worker).and_then(|w| w.busy) else {
-            tracing::debug!(worker = %printable(worker), "dropping a reply from a worker that holds no request");
+            tracing::debug!(worker = %printable(worker.routing_id()), "dropping a reply from a worker that holds no request");
             return;
         };
-        let Some(request) = self.requests.get_mut(&id) else {
+        let Some(request) = self.requests.get(&id) else {
             return;
         };
-        if request.client != client {
-            tracing::warn!(worker = %printable(worker), "dropping a reply addressed to another client");
+        if *request.client.routing_id() != client {
+            self.notice(
+                "dropping a reply addressed to another client",
+                worker,
+                b"",
+                now,
+            );
             return;
         }
-        let service = request.service.clone();
-        if request.dialect.streams() {
-            let reply = Reply {
-                service: Some(service.clone()),
-                kind,
-                body,
-            };
-            let msg = reply.encode(request.dialect, request.enveloped);
-            let client = request.client.clone();
-            self.send(&client, msg);
-        } else {
-            let size: usize = body.byte_len();
-            if request.gathered_bytes + size > self.config.max_message_size {
-                tracing::warn!(client = %printable(&client), service = %printable(&service),
-                    limit = self.config.max_message_size, "reply too large to gather: dropping the rest");
-            } else {
-                request.gathered_bytes += size;
-                request.gathered.extend(body);
-            }
-            if kind == ReplyKind::Final {
-                let reply = Reply {
-                    service: Some(service.clone()),
-                    kind: ReplyKind::Final,
-                    body: std::mem::take(&mut request.gathered),
-                };
-                let msg = reply.encode(request.dialect, request.enveloped);
-                let client = request.client.clone();
-                self.send(&client, msg);
-            }
+        let charged = request.charged;
+        if charged {
+            self.forward_reply(id, kind, body, now);
         }
         if kind == ReplyKind::Final {
-            self.stats.replies += 1;
-            if let Some(request) = self.requests.remove(&id) {
-                if let Some(h) = self.history.get_mut(&service) {
-                    h.served += 1;
-                    h.latency
-                        .record(now.saturating_duration_since(request.received), now);
-                }
-            }
+            let outcome = if charged {
+                Outcome::Served
+            } else {
+                Outcome::Failed
+            };
+            let service = self.finish(id, outcome, now);
             if let Some(w) = self.workers.get_mut(worker) {
                 w.busy = None;
                 w.served += 1;
             }
-            if let Some(s) = self.services.get_mut(&service) {
-                s.idle.push_back(worker.clone());
+            if let Some(service) = service {
+                if let Some(s) = self.services.get_mut(&service) {
+                    s.idle.push_back(worker.clone());
+                }
+                self.dispatch(&service);
             }
-            self.dispatch(&service);
         }
+    }
+
+    /// Sends a reply of request `id` to its client, or gathers it for a client
+    /// without partial replies (sending all of it with the final one).
+    fn forward_reply(&mut self, id: RequestId, kind: ReplyKind, body: Message, now: Instant) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let (client, service) = (request.client.clone(), request.service.clone());
+        if request.dialect.streams() {
+            let reply = Reply {
+                service: Some(service),
+                kind,
+                body,
+            };
+            let msg = reply.encode(request.dialect, request.enveloped);
+            let what = if kind == ReplyKind::Final {
+                "FINAL"
+            } else {
+                "PARTIAL"
+            };
+            self.send(&client, what, msg);
+            return;
+        }
+        let cost = gathered_cost(&body);
+        let fits = request.gathered_cost.saturating_add(cost) <= self.config.max_message_size
+            && request.gathered.len() + body.len() <= MAX_GATHERED_FRAMES;
+        if fits && self.ledger.grow(&client, cost).is_ok() {
+            if let Some(request) = self.requests.get_mut(&id) {
+                request.gathered_cost += cost;
+                request.cost.bytes += cost;
+                request.gathered.extend(body);
+            }
+        } else {
+            self.notice(
+                "reply too large to gather: dropping the rest",
+                &client,
+                &service,
+                now,
+            );
+        }
+        if kind == ReplyKind::Final {
+            let Some(request) = self.requests.get_mut(&id) else {
+                return;
+            };
+            let reply = Reply {
+                service: Some(service),
+                kind: ReplyKind::Final,
+                body: std::mem::take(&mut request.gathered),
+            };
+            let msg = reply.encode(request.dialect, request.enveloped);
+            self.send(&client, "REPLY", msg);
+        }
+    }
+
+    /// Request `id` leaves the broker: uncharged, forgotten, counted. Returns its
+    /// service.
+    fn finish(&mut self, id: RequestId, outcome: Outcome, now: Instant) -> Option<Bytes> {
+        let r = self.requests.remove(&id)?;
+        self.generation += 1;
+        if let Some(held) = self.held_by.get_mut(&r.client) {
+            held.remove(&id);
+            if held.is_empty() {
+                self.held_by.remove(&r.client);
+            }
+        }
+        if r.charged {
+            if r.unserved {
+                self.ledger.served(&r.client, r.cost);
+            }
+            self.ledger.release(&r.client, r.cost);
+        }
+        match outcome {
+            Outcome::Served => {
+                self.stats.replies += 1;
+                if let Some(h) = self.history.touch(&r.service, now) {
+                    h.served += 1;
+                    h.latency
+                        .record(now.saturating_duration_since(r.received), now);
+                }
+            }
+            Outcome::Failed => self.count_failed(&r.service),
+        }
+        Some(r.service)
     }
 
     /// Removes a worker; its request (if any) is requeued or dropped. `disconnect`:
     /// tell the worker.
-    fn remove_worker(&mut self, peer: &Bytes, now: Instant, disconnect: bool) {
+    fn remove_worker(&mut self, peer: &PeerId, now: Instant, disconnect: bool) {
         let Some(w) = self.workers.remove(peer) else {
             return;
         };
+        self.generation += 1;
         if disconnect {
-            self.send(peer, ToWorker::Disconnect.encode(w.dialect));
+            self.send(peer, "DISCONNECT", ToWorker::Disconnect.encode(w.dialect));
         }
         if let Some(s) = self.services.get_mut(&w.service) {
             s.workers = s.workers.saturating_sub(1);
             s.idle.retain(|id| id != peer);
         }
         if let Some(id) = w.busy {
+            let orphan = self.requests.get(&id).is_some_and(|r| !r.charged);
             match self.config.on_worker_death {
+                WorkerDeath::Requeue if !orphan => self.requeue(id, peer, &w.service, now),
                 WorkerDeath::Requeue => {
-                    if let Some(r) = self.requests.get_mut(&id) {
-                        r.worker = None;
-                        r.gathered = Message::new();
-                        r.gathered_bytes = 0;
-                        r.deadline = now + self.config.request_ttl;
-                        let deadline = r.deadline;
-                        self.note_due(deadline);
-                        if let Some(s) = self.services.get_mut(&w.service) {
-                            s.queue.push_front(id);
-                            s.waiting += 1;
-                        }
-                        self.stats.requeued += 1;
-                        if let Some(h) = self.history.get_mut(&w.service) {
-                            h.requeued += 1;
-                        }
-                        tracing::info!(worker = %printable(peer), service = %printable(&w.service),
-                            "worker lost with a request: giving it to another worker");
-                    }
+                    self.finish(id, Outcome::Failed, now);
                 }
                 WorkerDeath::Drop => {
-                    self.requests.remove(&id);
-                    self.count_failed(&w.service);
-                    tracing::warn!(worker = %printable(peer), service = %printable(&w.service),
-                        "worker lost with a request: dropping it");
+                    self.finish(id, Outcome::Failed, now);
+                    self.notice(
+                        "worker lost with a request: dropping it",
+                        peer,
+                        &w.service,
+                        now,
+                    );
                 }
             }
         }
         self.dispatch(&w.service);
     }
 
-    /// Gives waiting requests of `name` to idle workers, oldest first on both sides.
+    /// Gives request `id` of a worker that died back to the front of its service's
+    /// queue, with a fresh TTL.
+    fn requeue(&mut self, id: RequestId, worker: &PeerId, service: &Bytes, now: Instant) {
+        let deadline = now + self.config.request_ttl;
+        let Some(r) = self.requests.get_mut(&id) else {
+            return;
+        };
+        r.worker = None;
+        r.gathered = Message::new();
+        let gathered = Usage {
+            requests: 0,
+            bytes: std::mem::take(&mut r.gathered_cost),
+        };
+        r.cost.bytes -= gathered.bytes;
+        r.deadline = deadline;
+        let client = r.client.clone();
+        self.ledger.release(&client, gathered);
+        if let Some(s) = self.services.get_mut(service) {
+            s.queue.push_front(&client, id);
+            self.waiting += 1;
+        }
+        self.wait_until(id, deadline);
+        self.stats.requeued += 1;
+        if let Some(h) = self.history.touch(service, now) {
+            h.requeued += 1;
+        }
+        tracing::info!(worker = %printable(worker.routing_id()), service = %printable(service),
+            "worker lost with a request: giving it to another worker");
+    }
+
+    /// Gives waiting requests of `name` to idle workers, in turn on both sides.
     fn dispatch(&mut self, name: &Bytes) {
         loop {
             let Some(service) = self.services.get_mut(name) else {
                 return;
             };
-            // Skip finished requests left in the queue.
-            while let Some(&front) = service.queue.front() {
-                if self
-                    .requests
-                    .get(&front)
-                    .is_some_and(|r| r.worker.is_none())
-                {
-                    break;
-                }
-                service.queue.pop_front();
-            }
-            let Some(&id) = service.queue.front() else {
+            if service.queue.is_empty() {
                 break;
-            };
+            }
             // The oldest idle worker that is still registered and idle.
             let worker = loop {
                 match service.idle.pop_front() {
@@ -501,8 +744,11 @@ impl Broker {
             let Some(worker) = worker else {
                 break;
             };
-            service.queue.pop_front();
-            service.waiting = service.waiting.saturating_sub(1);
+            let Some((client, id)) = service.queue.pop() else {
+                service.idle.push_front(worker);
+                break;
+            };
+            self.waiting -= 1;
             let (Some(w), Some(r)) = (self.workers.get_mut(&worker), self.requests.get_mut(&id))
             else {
                 continue;
@@ -510,81 +756,110 @@ impl Broker {
             w.busy = Some(id);
             r.worker = Some(worker.clone());
             let msg = ToWorker::Request {
-                client: r.client.clone(),
+                client: r.client.routing_id().clone(),
                 body: r.body.clone(),
             }
             .encode(w.dialect);
-            self.outgoing.push((worker, msg));
+            if std::mem::take(&mut r.unserved) {
+                let cost = r.cost;
+                self.ledger.served(&client, cost);
+            }
+            self.send(&worker, "REQUEST", msg);
         }
         self.forget_if_unused(name);
     }
 
     /// Drops the entry of a service with no workers and nothing waiting, so names
-    /// invented by clients do not pile up. Otherwise sweeps the finished requests out
-    /// of its queue once they outnumber the waiting ones: requests dropped (TTL, client
-    /// gone) behind one still waiting are not popped until it is, so without the sweep
-    /// clients could pile them up for as long as it waits. A sweep removes more than
-    /// half the queue, so its cost is amortised over the drops that made it.
+    /// invented by clients do not pile up.
     fn forget_if_unused(&mut self, name: &Bytes) {
-        let Some(s) = self.services.get_mut(name) else {
-            return;
-        };
-        if s.workers == 0 && s.waiting == 0 {
+        if self
+            .services
+            .get(name)
+            .is_some_and(|s| s.workers == 0 && s.queue.is_empty())
+        {
             self.services.remove(name);
-        } else if s.queue.len() > 2 * s.waiting {
-            let requests = &self.requests;
-            s.queue
-                .retain(|id| requests.get(id).is_some_and(|r| r.worker.is_none()));
         }
     }
 
     /// A peer's connection is gone: a worker is removed (its request requeued or
-    /// dropped), a client's waiting requests are dropped.
-    pub fn handle_disconnect(&mut self, peer: &Bytes, now: Instant) {
+    /// dropped), a client's waiting requests are dropped and the replies of those in
+    /// flight will be discarded. Costs the peer's own requests.
+    pub fn handle_disconnect(&mut self, peer: &PeerId, now: Instant) {
+        self.ledger.leaving(peer);
         if self.workers.contains_key(peer) {
             self.remove_worker(peer, now, false);
         }
-        let gone: Vec<RequestId> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.client == *peer && r.worker.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            self.drop_waiting(id, "its client disconnected");
+        if let Some(held) = self.held_by.remove(peer) {
+            let mut services = HashSet::new();
+            for id in held {
+                let Some(r) = self.requests.get_mut(&id) else {
+                    continue;
+                };
+                if r.worker.is_some() {
+                    // In flight: its worker's reply will be discarded.
+                    r.charged = false;
+                    continue;
+                }
+                services.insert(r.service.clone());
+            }
+            for name in services {
+                let gone = match self.services.get_mut(&name) {
+                    Some(s) => s.queue.remove_client(peer),
+                    None => continue,
+                };
+                self.waiting -= gone.len();
+                for id in gone {
+                    self.finish(id, Outcome::Failed, now);
+                }
+                self.forget_if_unused(&name);
+            }
+            tracing::debug!(peer = %printable(peer.routing_id()), "client gone: its requests dropped");
         }
+        // Its in-flight requests are no longer charged: forgetting the connection
+        // releases what they cost.
+        self.ledger.disconnect(peer);
     }
 
-    fn drop_waiting(&mut self, id: RequestId, why: &'static str) {
-        if let Some(r) = self.requests.remove(&id) {
-            self.count_failed(&r.service);
-            tracing::warn!(client = %printable(&r.client), service = %printable(&r.service), reason = why, "dropping a request");
-            if let Some(s) = self.services.get_mut(&r.service) {
-                s.waiting = s.waiting.saturating_sub(1);
-            }
-            self.forget_if_unused(&r.service);
+    /// The socket could not deliver a message to `peer` (its queue was full, or it
+    /// left). A worker that does not take its requests is dropped (its request
+    /// requeued); for a client it is counted.
+    pub fn handle_undeliverable(&mut self, peer: &PeerId, now: Instant) {
+        self.stats.undelivered += 1;
+        if self.workers.contains_key(peer) {
+            self.notice(
+                "dropping a worker that does not take its messages",
+                peer,
+                b"",
+                now,
+            );
+            self.remove_worker(peer, now, false);
+        } else {
+            self.notice(
+                "a reply could not be delivered: its client does not read",
+                peer,
+                b"",
+                now,
+            );
         }
     }
 
     /// Counts a request of `service` dropped.
-    fn count_failed(&mut self, service: &Bytes) {
+    fn count_failed(&mut self, service: &[u8]) {
         self.stats.dropped += 1;
-        if let Some(h) = self.history.get_mut(service) {
-            h.failed += 1;
-        }
+        self.history.failed(service);
     }
 
     /// Time passes: purge every expired worker, heartbeat the others (idle and busy),
-    /// and drop requests that waited past their TTL.
+    /// drop requests that waited past their TTL, log what was counted.
     pub fn handle_tick(&mut self, now: Instant) {
-        let expired: Vec<Bytes> = self
+        let expired: Vec<PeerId> = self
             .workers
             .iter()
             .filter(|(_, w)| w.expiry <= now)
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            tracing::info!(worker = %printable(&id), "worker expired");
+            tracing::info!(worker = %printable(id.routing_id()), "worker expired");
             self.remove_worker(&id, now, false);
         }
         let interval = self.config.heartbeat_interval;
@@ -595,25 +870,60 @@ impl Broker {
                     .push((id.clone(), ToWorker::Heartbeat.encode(w.dialect)));
             }
         }
-        let stale: Vec<RequestId> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.worker.is_none() && r.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            self.drop_waiting(id, "no worker took it within the request TTL");
-        }
-        for h in self.history.values_mut() {
-            h.latency.rotate(now);
-        }
+        self.expire_waiting(now);
+        self.history.rotate(now);
+        self.notices.flush(now);
         self.last_tick = Some(now);
         let heartbeats = self
             .workers
             .values()
-            .map(|w| w.next_heartbeat.min(w.expiry));
-        let deadlines = self.requests.values().filter(|r| r.worker.is_none());
-        self.due = heartbeats.chain(deadlines.map(|r| r.deadline)).min();
+            .map(|w| w.next_heartbeat.min(w.expiry))
+            .min();
+        let deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        self.due = match (heartbeats, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Drops the waiting requests whose TTL passed; sweeps stale deadline entries
+    /// once they outnumber the waiting requests.
+    fn expire_waiting(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let waiting = self
+                .requests
+                .get(&id)
+                .filter(|r| r.worker.is_none() && r.deadline == at)
+                .map(|r| (r.client.clone(), r.service.clone()));
+            let Some((client, name)) = waiting else {
+                continue;
+            };
+            if let Some(s) = self.services.get_mut(&name) {
+                if s.queue.remove(&client, id) {
+                    self.waiting -= 1;
+                }
+            }
+            self.finish(id, Outcome::Failed, now);
+            self.forget_if_unused(&name);
+            self.notice(
+                "dropping a request: no worker took it within the request TTL",
+                &client,
+                &name,
+                now,
+            );
+        }
+        if self.deadlines.len() > 2 * self.waiting + 64 {
+            let requests = &self.requests;
+            self.deadlines.retain(|Reverse((at, id))| {
+                requests
+                    .get(id)
+                    .is_some_and(|r| r.worker.is_none() && r.deadline == *at)
+            });
+        }
     }
 
     /// The broker is stopping: every worker gets DISCONNECT and is forgotten.
@@ -622,203 +932,47 @@ impl Broker {
             self.outgoing
                 .push((id, ToWorker::Disconnect.encode(w.dialect)));
         }
+        for r in self.requests.values().filter(|r| r.charged) {
+            if r.unserved {
+                self.ledger.served(&r.client, r.cost);
+            }
+            self.ledger.release(&r.client, r.cost);
+        }
         self.services.clear();
         self.requests.clear();
+        self.held_by.clear();
+        self.deadlines.clear();
+        self.waiting = 0;
+        self.generation += 1;
     }
+}
 
-    /// Checks the internal invariants, for tests and fuzzing (linear in the broker's
-    /// size: not for the hot path):
-    /// - every in-flight request belongs to a live worker of its service that holds
-    ///   it, and every busy worker's request is in flight on it;
-    /// - every waiting request is in its service's queue exactly once, `waiting`
-    ///   counts them, and finished entries never outnumber them in the queue;
-    /// - a service's idle list holds exactly its registered idle workers, once each,
-    ///   and is empty while requests of the service wait;
-    /// - each service's worker count is right, no worker serves `mmi.*`, and a
-    ///   service's entry exists exactly while it has workers or waiting requests;
-    /// - replies are gathered only for clients without partial replies, within the
-    ///   maximum message size;
-    /// - the broker holds at most `max_requests` requests, and remembers at most
-    ///   [`MAX_SERVICE_HISTORY`] services' history;
-    /// - nothing is due before the time `next_tick` works from (heartbeats, expiries
-    ///   and waiting requests' deadlines are all at or after it).
-    ///
-    /// `max_queue` limits what is admitted, not what waits: a request given back by a
-    /// worker that died goes back to the front of its queue even when that queue is
-    /// full, so a queue may exceed `max_queue` by such requests (`max_requests` still
-    /// bounds them all).
-    pub fn check_invariants(&self) -> Result<(), String> {
-        // Throwaway sets ordered rather than hashed, and names rendered only for an
-        // error: the fuzzer checks this after every step, on a handful of entries,
-        // where hashing them and a string per service were much of its time.
-        use std::collections::{BTreeMap, BTreeSet};
+/// What a request costs its client: its frames and the broker's bookkeeping.
+fn request_cost(request: &Request) -> usize {
+    REQUEST_OVERHEAD
+        + request.service.len()
+        + request
+            .body
+            .iter()
+            .map(|f| f.len() + FRAME_OVERHEAD)
+            .sum::<usize>()
+}
 
-        struct Name<'a>(&'a [u8]);
-        impl std::fmt::Display for Name<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&printable(self.0))
-            }
-        }
+/// What gathering `body` costs: its frames and their overhead.
+fn gathered_cost(body: &Message) -> usize {
+    body.iter().map(|f| f.len() + FRAME_OVERHEAD).sum()
+}
 
-        if self.history.len() > MAX_SERVICE_HISTORY {
-            return Err(format!("{} services remembered", self.history.len()));
-        }
-        if self.requests.len() > self.config.max_requests {
-            return Err(format!(
-                "{} requests held, more than max_requests ({})",
-                self.requests.len(),
-                self.config.max_requests
-            ));
-        }
-        let names: BTreeSet<&Bytes> = self.services.keys().collect();
-        for (id, r) in &self.requests {
-            if !names.contains(&r.service) {
-                return Err(format!(
-                    "request {id} is for {}, which has no service entry",
-                    printable(&r.service)
-                ));
-            }
-            if let Some(w) = &r.worker {
-                match self.workers.get(w) {
-                    Some(state) if state.busy == Some(*id) && state.service == r.service => {}
-                    _ => {
-                        return Err(format!(
-                            "request {id} is in flight on a worker that does not hold it"
-                        ))
-                    }
-                }
-            }
-            if r.gathered.byte_len() != r.gathered_bytes
-                || r.gathered_bytes > self.config.max_message_size
-            {
-                return Err(format!(
-                    "request {id} gathered {} bytes, counted {} (limit {})",
-                    r.gathered.byte_len(),
-                    r.gathered_bytes,
-                    self.config.max_message_size
-                ));
-            }
-            if !r.gathered.is_empty() && (r.worker.is_none() || r.dialect.streams()) {
-                return Err(format!(
-                    "request {id} gathers a reply while waiting or for a streaming client"
-                ));
-            }
-        }
-        // Per service: registered workers, idle ones among them.
-        let mut registered: BTreeMap<&Bytes, (usize, usize)> = BTreeMap::new();
-        for (id, w) in &self.workers {
-            if is_mmi(&w.service) {
-                return Err(format!("worker {} serves an mmi.* name", printable(id)));
-            }
-            let counts = registered.entry(&w.service).or_default();
-            counts.0 += 1;
-            if let Some(r) = w.busy {
-                if self.requests.get(&r).and_then(|r| r.worker.as_ref()) != Some(id) {
-                    return Err(format!(
-                        "worker {} holds a request that is not in flight on it",
-                        printable(id)
-                    ));
-                }
-            } else {
-                counts.1 += 1;
-            }
-        }
-        for (name, s) in &self.services {
-            let service = Name(name);
-            let (workers, idle_workers) = registered.get(name).copied().unwrap_or_default();
-            if s.workers != workers {
-                return Err(format!(
-                    "{service} counts {} workers, {workers} registered",
-                    s.workers
-                ));
-            }
-            if s.workers == 0 && s.waiting == 0 {
-                return Err(format!("{service} is kept with no workers and no requests"));
-            }
-            let mut waiting = BTreeSet::new();
-            for id in &s.queue {
-                let Some(r) = self.requests.get(id).filter(|r| r.worker.is_none()) else {
-                    continue;
-                };
-                if r.service != *name {
-                    return Err(format!("{service} queues request {id} of another service"));
-                }
-                if !waiting.insert(*id) {
-                    return Err(format!("{service} queues request {id} twice"));
-                }
-            }
-            if waiting.len() != s.waiting {
-                return Err(format!(
-                    "{service} counts {} requests waiting, queues {}",
-                    s.waiting,
-                    waiting.len()
-                ));
-            }
-            if s.queue.len() > 2 * s.waiting {
-                return Err(format!(
-                    "{service} queues {} entries for {} waiting requests",
-                    s.queue.len(),
-                    s.waiting
-                ));
-            }
-            let mut idle = BTreeSet::new();
-            for w in &s.idle {
-                match self.workers.get(w) {
-                    Some(state) if state.busy.is_none() && state.service == *name => {}
-                    _ => {
-                        return Err(format!(
-                            "{service} lists {} as idle, which is not an idle worker of it",
-                            printable(w)
-                        ))
-                    }
-                }
-                if !idle.insert(w) {
-                    return Err(format!("{service} lists {} as idle twice", printable(w)));
-                }
-            }
-            if idle.len() != idle_workers {
-                return Err(format!(
-                    "{service} lists {} idle workers of {idle_workers}",
-                    idle.len()
-                ));
-            }
-            if s.waiting > 0 && idle_workers > 0 {
-                return Err(format!(
-                    "{service} has requests waiting beside {idle_workers} idle workers"
-                ));
-            }
-        }
-        if let Some(name) = registered.keys().find(|n| !names.contains(*n)) {
-            return Err(format!(
-                "{} has workers and no service entry",
-                printable(name)
-            ));
-        }
-        let heartbeats = self
-            .workers
-            .values()
-            .map(|w| w.next_heartbeat.min(w.expiry));
-        let deadlines = self.requests.values().filter(|r| r.worker.is_none());
-        if let Some(first) = heartbeats.chain(deadlines.map(|r| r.deadline)).min() {
-            if !self.due.is_some_and(|due| due <= first) {
-                return Err(format!(
-                    "something is due at {first:?}, before the next tick's {:?}",
-                    self.due
-                ));
-            }
-        }
-        let waiting: usize = self.services.values().map(|s| s.waiting).sum();
-        let unassigned = self
-            .requests
-            .values()
-            .filter(|r| r.worker.is_none())
-            .count();
-        if waiting != unassigned {
-            return Err(format!(
-                "{waiting} requests counted waiting, {unassigned} unassigned"
-            ));
-        }
-        Ok(())
+fn command_name(command: &WorkerCommand) -> &'static str {
+    match command {
+        WorkerCommand::Ready { .. } => "READY",
+        WorkerCommand::Reply {
+            kind: ReplyKind::Partial,
+            ..
+        } => "PARTIAL",
+        WorkerCommand::Reply { .. } => "REPLY",
+        WorkerCommand::Heartbeat => "HEARTBEAT",
+        WorkerCommand::Disconnect => "DISCONNECT",
     }
 }
 

@@ -104,6 +104,16 @@ pub struct Totals {
     pub workers: u64,
     /// Requests held now (waiting or in flight).
     pub held: u64,
+    /// What they cost, in bytes (frames plus the broker's bookkeeping).
+    #[serde(default)]
+    pub held_bytes: u64,
+    /// Client connections paused now (they hold their quota).
+    #[serde(default)]
+    pub paused: u64,
+    /// Messages the broker's socket could not deliver (the peer did not read, or
+    /// had left).
+    #[serde(default)]
+    pub undelivered: u64,
 }
 
 /// The body of `mmi.stats`.

@@ -3,13 +3,23 @@
 use super::*;
 use crate::proto::{Reply, ReplyKind, Request, ToWorker, WorkerCommand};
 
+mod quotas;
+
 fn id(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }
 
+/// Drives a broker with peers named by strings: each name is one connection at a
+/// time (a new one after [`Harness::disconnect`]), from address 127.0.0.1 unless
+/// [`Harness::connect_from`] says otherwise.
 struct Harness {
     broker: Broker,
     now: Instant,
+    /// Each name's current connection.
+    connections: HashMap<&'static str, u64>,
+    next_connection: u64,
+    /// Pause and resume orders so far.
+    flow: Vec<Flow>,
 }
 
 impl Harness {
@@ -17,14 +27,55 @@ impl Harness {
         Harness {
             broker: Broker::new(config),
             now: Instant::now(),
+            connections: HashMap::new(),
+            next_connection: 1,
+            flow: Vec::new(),
         }
     }
 
-    fn input(&mut self, peer: &'static str, msg: Message) -> Vec<(Bytes, Message)> {
-        self.broker
-            .handle_message(&id(peer), msg.frames(), self.now);
+    /// `name`'s connection, connected from 127.0.0.1 if it is not yet.
+    fn peer(&mut self, name: &'static str) -> PeerId {
+        if !self.connections.contains_key(name) {
+            self.connect_from(name, "127.0.0.1:40000");
+        }
+        PeerId::new(id(name), self.connections[name])
+    }
+
+    /// A new connection for `name`, from `address`.
+    fn connect_from(&mut self, name: &'static str, address: &str) -> PeerId {
+        let connection = self.next_connection;
+        self.next_connection += 1;
+        self.connections.insert(name, connection);
+        let peer = PeerId::new(id(name), connection);
+        self.broker.handle_connect(&peer, address, self.now);
+        let sent = self.settle();
+        assert!(sent.is_empty(), "an arrival sends nothing: {sent:?}");
+        peer
+    }
+
+    /// `name`'s connection is gone; its next message comes on a new one.
+    fn disconnect(&mut self, name: &'static str) -> Vec<(Bytes, Message)> {
+        let peer = self.peer(name);
+        self.connections.remove(name);
+        self.broker.handle_disconnect(&peer, self.now);
+        self.settle()
+    }
+
+    /// What the broker sent since the last input, with routing ids; checks the
+    /// invariants and collects the flow orders.
+    fn settle(&mut self) -> Vec<(Bytes, Message)> {
         self.broker.check_invariants().unwrap();
-        self.broker.drain_outgoing().collect()
+        self.flow.extend(self.broker.drain_flow());
+        self.broker
+            .drain_outgoing()
+            .map(|(peer, msg)| (peer.routing_id().clone(), msg))
+            .collect()
+    }
+
+    fn input(&mut self, peer: &'static str, msg: Message) -> Vec<(Bytes, Message)> {
+        let p = self.peer(peer);
+        self.broker.handle_message(&p, msg.frames(), self.now);
+        self.settle()
     }
 
     fn ready(
@@ -77,8 +128,7 @@ impl Harness {
     fn advance(&mut self, by: Duration) -> Vec<(Bytes, Message)> {
         self.now += by;
         self.broker.handle_tick(self.now);
-        self.broker.check_invariants().unwrap();
-        self.broker.drain_outgoing().collect()
+        self.settle()
     }
 }
 
@@ -168,8 +218,7 @@ fn a_dead_workers_request_goes_to_another_worker() {
     h.ready("a", Dialect::Mdp01, "s");
     h.request("c", Dialect::Mdp01, "s", "job");
     h.ready("b", Dialect::Majortomo, "s");
-    h.broker.handle_disconnect(&id("a"), h.now);
-    let out: Vec<_> = h.broker.drain_outgoing().collect();
+    let out = h.disconnect("a");
     let (client, body) = as_request(Dialect::Majortomo, &only(&out, "b"));
     assert_eq!((client, body), (id("c"), Message::from("job")));
     assert_eq!(h.broker.stats().requeued, 1);
@@ -231,7 +280,7 @@ fn a_disconnected_clients_waiting_requests_are_dropped() {
     h.request("c", Dialect::Mdp01, "s", "1");
     h.request("c", Dialect::Mdp01, "s", "2");
     h.request("other", Dialect::Mdp01, "s", "3");
-    h.broker.handle_disconnect(&id("c"), h.now);
+    h.disconnect("c");
     assert_eq!(h.broker.request_count(), 1);
     let out = h.ready("w", Dialect::Mdp01, "s");
     assert_eq!(as_request(Dialect::Mdp01, &only(&out, "w")).0, "other");
@@ -249,7 +298,13 @@ fn queues_are_bounded() {
     assert_eq!(h.broker.request_count(), 2);
     assert_eq!(h.broker.stats().dropped, 1);
     let mut h = Harness::new(BrokerConfig {
-        max_requests: 3,
+        quotas: Quotas {
+            total: Usage {
+                requests: 3,
+                bytes: usize::MAX,
+            },
+            ..Quotas::default()
+        },
         ..BrokerConfig::default()
     });
     for service in ["a", "b", "c", "d"] {
@@ -314,7 +369,10 @@ fn mmi(h: &mut Harness, service: &'static str, body: &'static str) -> Bytes {
 #[test]
 fn mmi_services_lists_workers_and_queues_per_service() {
     use snapshot::ServiceSummary;
-    let mut h = Harness::new(BrokerConfig::default());
+    let mut h = Harness::new(BrokerConfig {
+        mmi_cache: Duration::ZERO,
+        ..BrokerConfig::default()
+    });
     let list = |h: &mut Harness| -> Vec<ServiceSummary> {
         rmp_serde::from_slice(&mmi(h, "mmi.services", "")).unwrap()
     };
@@ -393,7 +451,7 @@ fn mmi_stats_counts_served_failed_requeued_and_latency() {
     }
     // Requeued: w1 dies holding a request, which then waits out its TTL: failed.
     h.request("c1", Dialect::Mdp01, "echo", "y");
-    h.broker.handle_disconnect(&id("w1"), h.now);
+    h.disconnect("w1");
     h.advance(Duration::from_secs(11));
     // A name no worker ever served is not remembered.
     h.request("c2", Dialect::Mdp01, "nobody", "z");
@@ -475,8 +533,9 @@ fn partials_are_gathered_for_clients_without_streaming() {
 
 #[test]
 fn gathering_is_bounded_by_the_maximum_message_size() {
+    // Each frame counts its bytes and FRAME_OVERHEAD: "abc" and "g" fit, not "def".
     let mut h = Harness::new(BrokerConfig {
-        max_message_size: 4,
+        max_message_size: 3 + 1 + 2 * FRAME_OVERHEAD,
         ..BrokerConfig::default()
     });
     h.ready("w", Dialect::Mdp02, "s");

@@ -1,0 +1,610 @@
+//! What the broker holds for whom, and when a client must be slowed down.
+//!
+//! Every request the broker holds (waiting for a worker, or in flight) is charged to
+//! the connection that sent it, to that connection's source address and to the
+//! broker's total, in requests and in bytes ([`Usage`]). The [`Ledger`] keeps those
+//! sums and decides, at each charge and release:
+//!
+//! - **pause**: a connection that sends while its own usage, its address's or the
+//!   total is at its quota is paused ([`Flow::Pause`]): the broker stops reading it,
+//!   TCP pushes back, and the client's sends wait at its own high-water mark. The
+//!   broker goes on serving and answering what it holds, so the usage falls and the
+//!   connection is resumed ([`Flow::Resume`]) once all three are below three
+//!   quarters of their quotas. A client that sends before it reads is slowed, not
+//!   dropped.
+//! - **refuse**: what a paused connection had already sent before the pause took
+//!   effect is still taken, up to twice the connection's and the address's quotas
+//!   and up to the total's maximum; beyond those hard bounds a request is refused
+//!   (dropped and counted). Total usage never exceeds the maximum.
+//! - **unserved**: requests for a service that has no worker may use only a share of
+//!   the broker (`unserved_total`, and `unserved_per_address` per address), so
+//!   requests nobody can serve never take the room of those somebody can. Over that
+//!   share they are refused, not paused (no worker will drain them).
+//!
+//! One connection and one address can never fill the total: each has a quota below
+//! it. What a request costs is its frames' bytes plus a fixed overhead per request
+//! and per frame (the broker's bookkeeping), so a flood of empty frames is not free.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use zmtp::PeerId;
+
+/// Requests and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Requests.
+    pub requests: usize,
+    /// Bytes (frames plus overheads).
+    pub bytes: usize,
+}
+
+impl Usage {
+    /// One request of `bytes`.
+    pub fn one(bytes: usize) -> Usage {
+        Usage { requests: 1, bytes }
+    }
+
+    fn add(&mut self, other: Usage) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+
+    fn sub(&mut self, other: Usage) {
+        self.requests = self.requests.saturating_sub(other.requests);
+        self.bytes = self.bytes.saturating_sub(other.bytes);
+    }
+
+    fn plus(self, other: Usage) -> Usage {
+        let mut sum = self;
+        sum.add(other);
+        sum
+    }
+
+    /// At or over `limit` in either dimension.
+    fn reaches(self, limit: Usage) -> bool {
+        self.requests >= limit.requests || self.bytes >= limit.bytes
+    }
+
+    /// Over `limit` in either dimension.
+    fn exceeds(self, limit: Usage) -> bool {
+        self.requests > limit.requests || self.bytes > limit.bytes
+    }
+
+    fn scaled(self, numerator: usize, denominator: usize) -> Usage {
+        let scale = |n: usize| n.saturating_mul(numerator) / denominator.max(1);
+        Usage {
+            requests: scale(self.requests),
+            bytes: scale(self.bytes),
+        }
+    }
+}
+
+/// The broker's quotas; see the module documentation for what each one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Most the broker holds in all, never exceeded; senders are paused from three
+    /// quarters of it.
+    pub total: Usage,
+    /// One connection is paused at this; what it sent meanwhile is taken up to twice
+    /// this.
+    pub per_connection: Usage,
+    /// One source address (all its connections) is paused at this; taken up to
+    /// twice this.
+    pub per_address: Usage,
+    /// Most held for services that had no worker when the request came.
+    pub unserved_total: Usage,
+    /// The same, per source address.
+    pub unserved_per_address: Usage,
+}
+
+impl Default for Quotas {
+    /// 1 000 000 requests and 512 MiB in all; 100 000 requests and 64 MiB per
+    /// connection; 200 000 and 128 MiB per address; 100 000 and 64 MiB for
+    /// services without workers, 20 000 and 16 MiB of those per address.
+    fn default() -> Quotas {
+        Quotas {
+            total: Usage {
+                requests: 1_000_000,
+                bytes: 512 << 20,
+            },
+            per_connection: Usage {
+                requests: 100_000,
+                bytes: 64 << 20,
+            },
+            per_address: Usage {
+                requests: 200_000,
+                bytes: 128 << 20,
+            },
+            unserved_total: Usage {
+                requests: 100_000,
+                bytes: 64 << 20,
+            },
+            unserved_per_address: Usage {
+                requests: 20_000,
+                bytes: 16 << 20,
+            },
+        }
+    }
+}
+
+/// Where a connection comes from, for per-address quotas: its IP address (IPv6 by
+/// its /64 network, what one host usually has), or the local machine for `ipc://`
+/// and `inproc://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// A remote address.
+    Ip(IpAddr),
+    /// ipc:// and inproc:// peers, and peers whose address is unknown.
+    Local,
+}
+
+impl Source {
+    /// The source of a peer address as a ROUTER reports it (`1.2.3.4:5678`,
+    /// `[::1]:5678`, `ipc:///path`, `inproc://name`).
+    ///
+    /// ```
+    /// use mdp::broker::quota::Source;
+    ///
+    /// assert_eq!(Source::of("127.0.0.2:40312"), Source::of("127.0.0.2:5555"));
+    /// assert_eq!(Source::of("[2001:db8::1]:1"), Source::of("[2001:db8::2]:2"));
+    /// assert_eq!(Source::of("ipc:///tmp/broker.sock"), Source::Local);
+    /// ```
+    pub fn of(address: &str) -> Source {
+        match address.parse::<std::net::SocketAddr>() {
+            Ok(addr) => match addr.ip() {
+                IpAddr::V4(v4) => Source::Ip(IpAddr::V4(v4)),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => Source::Ip(IpAddr::V4(v4)),
+                    None => {
+                        let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                        Source::Ip(IpAddr::V6(bits.into()))
+                    }
+                },
+            },
+            Err(_) => Source::Local,
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Ip(ip) => ip.fmt(f),
+            Source::Local => f.write_str("local"),
+        }
+    }
+}
+
+/// A change to a connection's input, for the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
+    /// Stop reading this connection.
+    Pause(PeerId),
+    /// Read it again.
+    Resume(PeerId),
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its connection holds twice its quota.
+    Connection,
+    /// Its address holds twice its quota.
+    Address,
+    /// The broker holds its maximum.
+    Total,
+    /// The share for services without workers is used up (its address's or all).
+    Unserved,
+}
+
+impl Refusal {
+    /// Why, in words, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Connection => "its connection holds twice its quota",
+            Refusal::Address => "its address holds twice its quota",
+            Refusal::Total => "the broker holds its maximum",
+            Refusal::Unserved => "the share for services without workers is used up",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Connection {
+    source: Source,
+    usage: Usage,
+    paused: bool,
+}
+
+#[derive(Debug, Default)]
+struct Address {
+    usage: Usage,
+    unserved: Usage,
+    connections: usize,
+    /// Its paused connections.
+    paused: HashSet<PeerId>,
+}
+
+/// Usage per connection, per address and in all, and the pause decisions.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    quotas: Quotas,
+    connections: HashMap<PeerId, Connection>,
+    addresses: HashMap<Source, Address>,
+    total: Usage,
+    unserved: Usage,
+    /// Every paused connection.
+    paused: HashSet<PeerId>,
+    flow: Vec<Flow>,
+}
+
+impl Ledger {
+    pub(crate) fn new(quotas: Quotas) -> Ledger {
+        Ledger {
+            quotas,
+            connections: HashMap::new(),
+            addresses: HashMap::new(),
+            total: Usage::default(),
+            unserved: Usage::default(),
+            paused: HashSet::new(),
+            flow: Vec::new(),
+        }
+    }
+
+    /// Pause and resume orders since the last call.
+    pub(crate) fn drain_flow(&mut self) -> std::vec::Drain<'_, Flow> {
+        self.flow.drain(..)
+    }
+
+    /// `peer` connected from `source`. A peer already known keeps its record.
+    pub(crate) fn connect(&mut self, peer: &PeerId, source: Source) {
+        if self.connections.contains_key(peer) {
+            return;
+        }
+        self.connections.insert(
+            peer.clone(),
+            Connection {
+                source,
+                usage: Usage::default(),
+                paused: false,
+            },
+        );
+        self.addresses.entry(source).or_default().connections += 1;
+    }
+
+    /// The connection's record, made (as a local peer) if it never connected: the
+    /// state machine may be fed messages without arrivals.
+    fn connection(&mut self, peer: &PeerId) -> Source {
+        if let Some(c) = self.connections.get(peer) {
+            return c.source;
+        }
+        self.connect(peer, Source::Local);
+        Source::Local
+    }
+
+    /// The source of `peer`, if it is connected.
+    pub(crate) fn source(&self, peer: &PeerId) -> Option<Source> {
+        self.connections.get(peer).map(|c| c.source)
+    }
+
+    /// `peer` is leaving: it is no longer paused, and will not be resumed (its
+    /// requests are released next, then [`Ledger::disconnect`]).
+    pub(crate) fn leaving(&mut self, peer: &PeerId) {
+        let Some(c) = self.connections.get_mut(peer) else {
+            return;
+        };
+        c.paused = false;
+        self.paused.remove(peer);
+        if let Some(a) = self.addresses.get_mut(&c.source) {
+            a.paused.remove(peer);
+        }
+    }
+
+    /// `peer` is gone: what it held is released (the caller drops or orphans its
+    /// requests) and it is forgotten.
+    pub(crate) fn disconnect(&mut self, peer: &PeerId) {
+        let Some(c) = self.connections.remove(peer) else {
+            return;
+        };
+        self.paused.remove(peer);
+        let address_gone = match self.addresses.get_mut(&c.source) {
+            Some(a) => {
+                a.usage.sub(c.usage);
+                a.connections = a.connections.saturating_sub(1);
+                a.paused.remove(peer);
+                a.connections == 0
+            }
+            None => false,
+        };
+        self.total.sub(c.usage);
+        if address_gone {
+            self.addresses.remove(&c.source);
+        }
+        self.resume_waiting(c.source);
+    }
+
+    /// Charges a new request of `cost` to `peer`, or refuses it. `unserved`: its
+    /// service has no worker. May pause `peer`.
+    pub(crate) fn admit(
+        &mut self,
+        peer: &PeerId,
+        cost: Usage,
+        unserved: bool,
+    ) -> Result<(), Refusal> {
+        let source = self.connection(peer);
+        let q = self.quotas;
+        let (conn_usage, addr) = match (self.connections.get(peer), self.addresses.get(&source)) {
+            (Some(c), Some(a)) => (c.usage, a),
+            _ => return Err(Refusal::Connection), // ok: made just above
+        };
+        if unserved
+            && (addr.unserved.plus(cost).exceeds(q.unserved_per_address)
+                || self.unserved.plus(cost).exceeds(q.unserved_total))
+        {
+            return Err(Refusal::Unserved);
+        }
+        if conn_usage.plus(cost).exceeds(q.per_connection.scaled(2, 1)) {
+            return Err(Refusal::Connection);
+        }
+        if addr.usage.plus(cost).exceeds(q.per_address.scaled(2, 1)) {
+            return Err(Refusal::Address);
+        }
+        if self.total.plus(cost).exceeds(q.total) {
+            self.pause(peer);
+            return Err(Refusal::Total);
+        }
+        self.charge(peer, cost);
+        if unserved {
+            self.charge_unserved(source, cost);
+        }
+        let conn_over = self
+            .connections
+            .get(peer)
+            .is_some_and(|c| c.usage.reaches(q.per_connection));
+        let addr_over = self
+            .addresses
+            .get(&source)
+            .is_some_and(|a| a.usage.reaches(q.per_address));
+        if conn_over || addr_over || self.total.reaches(self.total_pause_mark()) {
+            self.pause(peer);
+        }
+        Ok(())
+    }
+
+    /// Adds `extra` to what `peer` holds (a reply gathered for it), unless that
+    /// would take it past a hard bound.
+    pub(crate) fn grow(&mut self, peer: &PeerId, extra: usize) -> Result<(), Refusal> {
+        let extra = Usage {
+            requests: 0,
+            bytes: extra,
+        };
+        let q = self.quotas;
+        let Some(c) = self.connections.get(peer) else {
+            return Err(Refusal::Connection);
+        };
+        if c.usage.plus(extra).exceeds(q.per_connection.scaled(2, 1)) {
+            return Err(Refusal::Connection);
+        }
+        if self
+            .addresses
+            .get(&c.source)
+            .is_some_and(|a| a.usage.plus(extra).exceeds(q.per_address.scaled(2, 1)))
+        {
+            return Err(Refusal::Address);
+        }
+        if self.total.plus(extra).exceeds(q.total) {
+            return Err(Refusal::Total);
+        }
+        self.charge(peer, extra);
+        Ok(())
+    }
+
+    fn charge(&mut self, peer: &PeerId, cost: Usage) {
+        let Some(c) = self.connections.get_mut(peer) else {
+            return;
+        };
+        c.usage.add(cost);
+        if let Some(a) = self.addresses.get_mut(&c.source) {
+            a.usage.add(cost);
+        }
+        self.total.add(cost);
+    }
+
+    fn charge_unserved(&mut self, source: Source, cost: Usage) {
+        if let Some(a) = self.addresses.get_mut(&source) {
+            a.unserved.add(cost);
+        }
+        self.unserved.add(cost);
+    }
+
+    /// A request of `peer` that counted as unserved was given to a worker, or left:
+    /// it no longer uses that share.
+    pub(crate) fn served(&mut self, peer: &PeerId, cost: Usage) {
+        if let Some(source) = self.source(peer) {
+            if let Some(a) = self.addresses.get_mut(&source) {
+                a.unserved.sub(cost);
+            }
+        }
+        self.unserved.sub(cost);
+    }
+
+    /// A request of `peer` costing `cost` is finished (answered or dropped). May
+    /// resume connections.
+    pub(crate) fn release(&mut self, peer: &PeerId, cost: Usage) {
+        let Some(c) = self.connections.get_mut(peer) else {
+            return;
+        };
+        c.usage.sub(cost);
+        let source = c.source;
+        let total_was_high = self.total.reaches(self.total_resume_mark());
+        if let Some(a) = self.addresses.get_mut(&source) {
+            a.usage.sub(cost);
+        }
+        self.total.sub(cost);
+        self.resume_if_able(peer);
+        if total_was_high && !self.total.reaches(self.total_resume_mark()) {
+            let paused: Vec<PeerId> = self.paused.iter().cloned().collect();
+            for p in paused {
+                self.resume_if_able(&p);
+            }
+        } else {
+            self.resume_waiting(source);
+        }
+    }
+
+    /// Resumes the paused connections of `source` that may go on, when the address
+    /// is below its resume mark.
+    fn resume_waiting(&mut self, source: Source) {
+        let q = self.quotas;
+        let Some(a) = self.addresses.get(&source) else {
+            return;
+        };
+        if a.paused.is_empty() || a.usage.reaches(q.per_address.scaled(3, 4)) {
+            return;
+        }
+        let paused: Vec<PeerId> = a.paused.iter().cloned().collect();
+        for p in paused {
+            self.resume_if_able(&p);
+        }
+    }
+
+    fn pause(&mut self, peer: &PeerId) {
+        let Some(c) = self.connections.get_mut(peer) else {
+            return;
+        };
+        if c.paused {
+            return;
+        }
+        c.paused = true;
+        if let Some(a) = self.addresses.get_mut(&c.source) {
+            a.paused.insert(peer.clone());
+        }
+        self.paused.insert(peer.clone());
+        self.flow.push(Flow::Pause(peer.clone()));
+    }
+
+    /// Resumes `peer` if it is paused and it, its address and the total are all
+    /// below their resume marks.
+    fn resume_if_able(&mut self, peer: &PeerId) {
+        let q = self.quotas;
+        let total_high = self.total.reaches(self.total_resume_mark());
+        let Some(c) = self.connections.get_mut(peer) else {
+            return;
+        };
+        if !c.paused || total_high || c.usage.reaches(q.per_connection.scaled(3, 4)) {
+            return;
+        }
+        let Some(a) = self.addresses.get_mut(&c.source) else {
+            return;
+        };
+        if a.usage.reaches(q.per_address.scaled(3, 4)) {
+            return;
+        }
+        c.paused = false;
+        a.paused.remove(peer);
+        self.paused.remove(peer);
+        self.flow.push(Flow::Resume(peer.clone()));
+    }
+
+    /// Senders are paused from here (three quarters of the maximum)...
+    fn total_pause_mark(&self) -> Usage {
+        self.quotas.total.scaled(3, 4)
+    }
+
+    /// ...and resumed below this (half of it).
+    fn total_resume_mark(&self) -> Usage {
+        self.quotas.total.scaled(1, 2)
+    }
+
+    /// What `peer` holds now (zero if unknown).
+    pub(crate) fn usage(&self, peer: &PeerId) -> Usage {
+        self.connections
+            .get(peer)
+            .map_or_else(Usage::default, |c| c.usage)
+    }
+
+    /// What the broker holds in all.
+    pub(crate) fn total(&self) -> Usage {
+        self.total
+    }
+
+    /// Paused connections.
+    pub(crate) fn paused_count(&self) -> usize {
+        self.paused.len()
+    }
+
+    /// Whether `peer` is paused.
+    pub(crate) fn is_paused(&self, peer: &PeerId) -> bool {
+        self.connections.get(peer).is_some_and(|c| c.paused)
+    }
+
+    /// Checks the sums against `expected` (what each connection's requests cost, as
+    /// the broker counts them) and the bounds.
+    pub(crate) fn check(&self, expected: &HashMap<PeerId, (Usage, Usage)>) -> Result<(), String> {
+        let mut total = Usage::default();
+        let mut unserved = Usage::default();
+        let mut per_address: HashMap<Source, (Usage, Usage, usize)> = HashMap::new();
+        for (peer, c) in &self.connections {
+            let (held, unserved_held) = expected.get(peer).copied().unwrap_or_default();
+            if c.usage != held {
+                return Err(format!("{peer:?} is charged {:?}, holds {held:?}", c.usage));
+            }
+            total.add(held);
+            unserved.add(unserved_held);
+            let a = per_address.entry(c.source).or_default();
+            a.0.add(held);
+            a.1.add(unserved_held);
+            a.2 += 1;
+            if c.paused != self.paused.contains(peer) {
+                return Err(format!("{peer:?} paused {} but not in the set", c.paused));
+            }
+            if c.usage.exceeds(self.quotas.per_connection.scaled(2, 1)) {
+                return Err(format!(
+                    "{peer:?} holds {:?}, over twice its quota",
+                    c.usage
+                ));
+            }
+        }
+        if let Some(peer) = expected.keys().find(|p| {
+            !self.connections.contains_key(*p)
+                && expected.get(*p).is_some_and(|u| u.0 != Usage::default())
+        }) {
+            return Err(format!("{peer:?} holds requests but is not connected"));
+        }
+        if total != self.total || unserved != self.unserved {
+            return Err(format!(
+                "totals {:?}/{:?} counted, {total:?}/{unserved:?} held",
+                self.total, self.unserved
+            ));
+        }
+        if self.total.exceeds(self.quotas.total)
+            || self.unserved.exceeds(self.quotas.unserved_total)
+        {
+            return Err(format!(
+                "{:?} held, over the maximum {:?}",
+                self.total, self.quotas.total
+            ));
+        }
+        for (source, a) in &self.addresses {
+            let Some((usage, unserved, connections)) = per_address.get(source) else {
+                return Err(format!("{source} is kept with no connection"));
+            };
+            if a.usage != *usage || a.unserved != *unserved || a.connections != *connections {
+                return Err(format!("{source}'s sums are off"));
+            }
+            if a.paused.iter().any(|p| !self.paused.contains(p)) {
+                return Err(format!("{source} lists a connection paused that is not"));
+            }
+            if a.usage.exceeds(self.quotas.per_address.scaled(2, 1))
+                || a.unserved.exceeds(self.quotas.unserved_per_address)
+            {
+                return Err(format!("{source} holds {:?}, over its bounds", a.usage));
+            }
+        }
+        if per_address.len() != self.addresses.len() {
+            return Err("an address with connections has no record".into());
+        }
+        Ok(())
+    }
+}
