@@ -233,6 +233,13 @@ where
         ZmqPeer::start(ZmqArgs::new(socket_type).connect(endpoint)).await
     }
 
+    /// Changes how long each answer of the peer is waited for (30 s by default):
+    /// for a flood or a long `recv_many`.
+    pub fn with_timeout(mut self, timeout: Duration) -> ZmqPeer<M> {
+        self.peer.set_timeout(timeout);
+        self
+    }
+
     /// The socket type (`DEALER`, `SUB`, ...).
     pub fn socket_type(&self) -> &str {
         &self.socket_type
@@ -310,6 +317,18 @@ where
             None => self
                 .peer
                 .fail(&format!("expected MSG or NONE, got {line:.200}")),
+        }
+    }
+
+    /// Receives up to `count` messages, each within the peer's wait (30 s); returns
+    /// how many came and how many distinct last frames they had.
+    pub async fn recv_many(&mut self, count: usize) -> (usize, usize) {
+        self.peer.send_line(format!("recv_many {count}"));
+        let answer = self.reply("RECEIVED").await;
+        let mut numbers = answer.split(' ').map(str::parse::<usize>);
+        match (numbers.next(), numbers.next()) {
+            (Some(Ok(received)), Some(Ok(distinct))) => (received, distinct),
+            _ => self.peer.fail(&format!("RECEIVED {answer:?}")),
         }
     }
 

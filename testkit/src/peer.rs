@@ -172,8 +172,13 @@ impl PyPeer {
 
     /// Changes how long [`PyPeer::line`] and [`PyPeer::expect`] wait.
     pub fn with_timeout(mut self, timeout: Duration) -> PyPeer {
-        self.timeout = timeout;
+        self.set_timeout(timeout);
         self
+    }
+
+    /// [`PyPeer::with_timeout`] on a peer already running.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// The process id.

@@ -67,6 +67,24 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the future `done()` makes is true, trying every few milliseconds.
+///
+/// # Panics
+///
+/// After [`WAIT`], naming `what`.
+pub async fn wait_until_async<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    bounded(what, async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// `future`, or a panic naming `what` after `WAIT`.
 pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)

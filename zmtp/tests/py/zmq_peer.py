@@ -21,6 +21,8 @@ then answers each command with one line:
                   unknown (EHOSTUNREACH)               -> SENT
   recv            waits for a message                  -> MSG F
   recv_within MS  waits at most MS milliseconds        -> MSG F | NONE
+  recv_many N     receives up to N messages, each within
+                  WAIT_MS; D counts distinct last frames -> RECEIVED K D
   subscribe H     SUB/XSUB: ZMQ_SUBSCRIBE topic H      -> OK
   unsubscribe H   SUB/XSUB: ZMQ_UNSUBSCRIBE topic H    -> OK
   poke            reads ZMQ_EVENTS, which makes libzmq
@@ -167,6 +169,15 @@ class Peer:
             if msg is None:
                 raise TimeoutError(f"no message within {WAIT_MS} ms")
             print("MSG", encode(msg))
+        elif op == "recv_many":
+            received, distinct = 0, set()
+            for _ in range(int(arg)):
+                msg = self.recv(WAIT_MS)
+                if msg is None:
+                    break
+                received += 1
+                distinct.add(bytes(msg[-1]))
+            print("RECEIVED", received, len(distinct))
         elif op == "recv_within":
             msg = self.recv(int(arg))
             print("NONE" if msg is None else "MSG " + encode(msg))
