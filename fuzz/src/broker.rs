@@ -672,10 +672,10 @@ impl Harness {
             match (&sent, step) {
                 (Out::Command(_, ToWorker::Disconnect), Step::Shutdown) => {
                     assert!(
-                        !disconnected.contains(&index),
-                        "two DISCONNECTs to peer {index}"
+                        !disconnected.contains(&to.connection()),
+                        "two DISCONNECTs to {to:?}"
                     );
-                    disconnected.push(index);
+                    disconnected.push(to.connection());
                 }
                 (_, Step::Shutdown) => panic!("{msg:?} at shutdown"),
                 (Out::Command(_, ToWorker::Disconnect), _) => assert_eq!(

@@ -15,6 +15,7 @@ use zmtp::Message;
 
 use crate::attacks::{flood_mdp, flood_tcp, flood_unread, slowloris};
 use crate::broker_process::{memory_kib, BrokerProcess};
+use crate::hostile;
 use crate::wait::within;
 
 /// What to throw at the broker.
@@ -32,6 +33,18 @@ pub struct Config {
     pub slowloris: usize,
     /// Requests with 16 KiB bodies whose replies are never read.
     pub unread: usize,
+    /// Requests for 11 services nobody serves, from one connection.
+    pub unserved: usize,
+    /// Workers registering 256 KiB service names.
+    pub long_names: usize,
+    /// Workers registering a new name each and leaving.
+    pub churn: usize,
+    /// PARTIALs of 65 000 empty frames for an MDP 0.1 client.
+    pub empty_partials: usize,
+    /// Rounds of a routing id taken over by a newcomer.
+    pub stolen_ids: usize,
+    /// Requests of the asynchronous burst, all sent before any reply is read.
+    pub burst: usize,
     /// The broker's peak RSS must stay under this, in KiB.
     pub rss_bound_kib: u64,
 }
@@ -46,6 +59,12 @@ impl Config {
             bytewise_rounds: 2,
             slowloris: 500,
             unread: 1500,
+            unserved: 20_000,
+            long_names: 8,
+            churn: 1100,
+            empty_partials: 16,
+            stolen_ids: 5,
+            burst: 20_000,
             rss_bound_kib: 200 << 10,
         }
     }
@@ -59,6 +78,12 @@ impl Config {
             bytewise_rounds: 20,
             slowloris: 5000,
             unread: 5000,
+            unserved: 100_000,
+            long_names: 32,
+            churn: 5000,
+            empty_partials: 256,
+            stolen_ids: 50,
+            burst: 100_000,
             rss_bound_kib: 200 << 10,
         }
     }
@@ -75,6 +100,19 @@ pub struct Report {
     pub slowloris: usize,
     /// Replies never read.
     pub unread: usize,
+    /// Requests for unserved services sent.
+    pub unserved: usize,
+    /// Workers with huge names refused (all of them, or the run fails).
+    pub long_names_refused: usize,
+    /// Names registered and left behind.
+    pub churn: usize,
+    /// Frames of the reply gathered from the PARTIALs of empty frames.
+    pub gathered_frames: usize,
+    /// Routing ids taken over (the newcomer always got its own reply, or the run
+    /// fails).
+    pub stolen_ids: usize,
+    /// Requests of the asynchronous burst answered (all, or the run fails).
+    pub burst_answered: usize,
     /// Side requests served during the attacks.
     pub side_served: usize,
     /// The broker's RSS after the attacks, KiB.
@@ -90,17 +128,70 @@ impl fmt::Display for Report {
         write!(
             f,
             "RESULT torture mdp_messages={} bad_connections={} slowloris={} unread={} \
-             side_served={} side_lost=0 broker_alive=yes rss_kib={} peak_kib={} bound_kib={}",
+             unserved={} long_names_refused={} churn={} gathered_frames={} stolen_ids={} \
+             burst_answered={} side_served={} side_lost=0 broker_alive=yes rss_kib={} \
+             peak_kib={} bound_kib={}",
             self.mdp_messages,
             self.bad_connections,
             self.slowloris,
             self.unread,
+            self.unserved,
+            self.long_names_refused,
+            self.churn,
+            self.gathered_frames,
+            self.stolen_ids,
+            self.burst_answered,
             self.side_served,
             self.rss_kib,
             self.peak_kib,
             self.bound_kib
         )
     }
+}
+
+/// What the hostile peers saw.
+struct Hostile {
+    long_names_refused: usize,
+    gathered_frames: usize,
+    burst_answered: usize,
+}
+
+/// The attacks of [`hostile`], one after the other (the side client goes on
+/// meanwhile); `Err` when the broker let one through.
+async fn hostile_peers(endpoint: &str, config: &Config) -> Result<Hostile, String> {
+    let flood = hostile::flood_unserved(endpoint, config.unserved, 11).await?;
+    let long_names_refused = hostile::long_names(endpoint, config.long_names, 256 << 10).await?;
+    if long_names_refused != config.long_names {
+        return Err(format!(
+            "{long_names_refused} of {} workers with 256 KiB names got DISCONNECT",
+            config.long_names
+        ));
+    }
+    hostile::history_churn(endpoint, config.churn).await?;
+    let gathered_frames = hostile::empty_partials(endpoint, config.empty_partials, 65_000).await?;
+    if gathered_frames > 65_536 {
+        return Err(format!("a gathered reply of {gathered_frames} frames"));
+    }
+    let wrong = hostile::stolen_identity(endpoint, config.stolen_ids).await?;
+    if wrong > 0 {
+        return Err(format!(
+            "{wrong} of {} newcomers that took a departed client's routing id got its reply",
+            config.stolen_ids
+        ));
+    }
+    let burst_answered = hostile::async_burst(endpoint, config.burst).await?;
+    if burst_answered != config.burst {
+        return Err(format!(
+            "{burst_answered} of {} requests of the asynchronous burst answered",
+            config.burst
+        ));
+    }
+    drop(flood);
+    Ok(Hostile {
+        long_names_refused,
+        gathered_frames,
+        burst_answered,
+    })
 }
 
 /// Runs the attacks of `config` against a fresh broker; `Err` says what failed.
@@ -164,11 +255,13 @@ pub async fn run(config: &Config) -> Result<Report, String> {
         Ok::<_, String>((held, sent?, bad?, unread?))
     };
     let outcome = attacks.await;
+    let hostile = hostile_peers(&endpoint, config).await;
     attacking.store(false, Ordering::SeqCst);
     let side = within("the side client", side)
         .await?
         .map_err(|e| e.to_string())?;
     let (held, mdp_messages, bad_connections, unread) = outcome?;
+    let hostile = hostile?;
     let side_served = side?;
 
     if !broker.is_running() {
@@ -189,6 +282,12 @@ pub async fn run(config: &Config) -> Result<Report, String> {
         bad_connections,
         slowloris: held.len(),
         unread: config.unread,
+        unserved: config.unserved,
+        long_names_refused: hostile.long_names_refused,
+        churn: config.churn,
+        gathered_frames: hostile.gathered_frames,
+        stolen_ids: config.stolen_ids,
+        burst_answered: hostile.burst_answered,
         side_served,
         rss_kib: memory_kib(broker.pid(), "VmRSS").unwrap_or(0),
         peak_kib: memory_kib(broker.pid(), "VmHWM").unwrap_or(0),
