@@ -88,17 +88,15 @@ impl Broker {
             }
             _ => Bytes::from_static(b"501"),
         };
-        let reply = Reply {
-            service: Some(request.service),
+        let msg = Reply {
+            service: Some(request.service.clone()),
             kind: ReplyKind::Final,
             body: Message::from(body),
-        };
+        }
+        .encode(request.dialect, request.enveloped);
         self.stats.replies += 1;
-        self.send(
-            client,
-            "MMI",
-            reply.encode(request.dialect, request.enveloped),
-        );
+        let what = super::Outgoing::new("MMI", request.dialect, &request.service);
+        self.send(client, what, msg);
     }
 
     /// The body of a list answer, from the cache when it is fresh enough.

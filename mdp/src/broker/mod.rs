@@ -327,9 +327,12 @@ impl Broker {
         now + self.config.heartbeat_interval * self.config.liveness
     }
 
-    fn send(&mut self, peer: &PeerId, what: &'static str, msg: Message) {
+    /// Queues `msg` for `peer`: `what` it is, in which dialect, about which service
+    /// (for the trace line at `-vv`).
+    fn send(&mut self, peer: &PeerId, what: Outgoing<'_>, msg: Message) {
         tracing::trace!(peer = %printable(peer.routing_id()), connection = peer.connection(),
-            what, frames = msg.len(), bytes = msg.byte_len(), "out");
+            command = what.command, dialect = %what.dialect, service = %printable(what.service),
+            frames = msg.len(), bytes = msg.byte_len(), "out");
         self.outgoing.push((peer.clone(), msg));
     }
 
@@ -473,7 +476,8 @@ impl Broker {
                 if let Some(what) = refused {
                     let name = service.slice(..service.len().min(32));
                     self.notice(what, peer, &name, now);
-                    self.send(peer, "DISCONNECT", ToWorker::Disconnect.encode(dialect));
+                    let what = Outgoing::new("DISCONNECT", dialect, b"");
+                    self.send(peer, what, ToWorker::Disconnect.encode(dialect));
                     return;
                 }
                 let next_heartbeat = now + self.config.heartbeat_interval;
@@ -515,7 +519,8 @@ impl Broker {
             // well-behaved workers register again.
             (_, None) => {
                 tracing::debug!(peer = %printable(peer.routing_id()), "DISCONNECT to an unknown worker");
-                self.send(peer, "DISCONNECT", ToWorker::Disconnect.encode(dialect));
+                let what = Outgoing::new("DISCONNECT", dialect, b"");
+                self.send(peer, what, ToWorker::Disconnect.encode(dialect));
             }
             (WorkerCommand::Heartbeat, Some(w)) => w.expiry = expiry,
             (WorkerCommand::Reply { client, kind, body }, Some(w)) => {
@@ -580,19 +585,20 @@ impl Broker {
             return;
         };
         let (client, service) = (request.client.clone(), request.service.clone());
-        if request.dialect.streams() {
-            let reply = Reply {
-                service: Some(service),
+        let dialect = request.dialect;
+        if dialect.streams() {
+            let msg = Reply {
+                service: Some(service.clone()),
                 kind,
                 body,
-            };
-            let msg = reply.encode(request.dialect, request.enveloped);
-            let what = if kind == ReplyKind::Final {
+            }
+            .encode(dialect, request.enveloped);
+            let command = if kind == ReplyKind::Final {
                 "FINAL"
             } else {
                 "PARTIAL"
             };
-            self.send(&client, what, msg);
+            self.send(&client, Outgoing::new(command, dialect, &service), msg);
             return;
         }
         let cost = gathered_cost(&body);
@@ -617,12 +623,12 @@ impl Broker {
                 return;
             };
             let reply = Reply {
-                service: Some(service),
+                service: Some(service.clone()),
                 kind: ReplyKind::Final,
                 body: std::mem::take(&mut request.gathered),
             };
-            let msg = reply.encode(request.dialect, request.enveloped);
-            self.send(&client, "REPLY", msg);
+            let msg = reply.encode(dialect, request.enveloped);
+            self.send(&client, Outgoing::new("REPLY", dialect, &service), msg);
         }
     }
 
@@ -665,7 +671,8 @@ impl Broker {
         };
         self.generation += 1;
         if disconnect {
-            self.send(peer, "DISCONNECT", ToWorker::Disconnect.encode(w.dialect));
+            let what = Outgoing::new("DISCONNECT", w.dialect, &w.service);
+            self.send(peer, what, ToWorker::Disconnect.encode(w.dialect));
         }
         if let Some(s) = self.services.get_mut(&w.service) {
             s.workers = s.workers.saturating_sub(1);
@@ -760,11 +767,12 @@ impl Broker {
                 body: r.body.clone(),
             }
             .encode(w.dialect);
+            let dialect = w.dialect;
             if std::mem::take(&mut r.unserved) {
                 let cost = r.cost;
                 self.ledger.served(&client, cost);
             }
-            self.send(&worker, "REQUEST", msg);
+            self.send(&worker, Outgoing::new("REQUEST", dialect, name), msg);
         }
         self.forget_if_unused(name);
     }
@@ -866,6 +874,8 @@ impl Broker {
         for (id, w) in self.workers.iter_mut() {
             if w.next_heartbeat <= now {
                 w.next_heartbeat = now + interval;
+                tracing::trace!(peer = %printable(id.routing_id()), connection = id.connection(),
+                    command = "HEARTBEAT", dialect = %w.dialect, service = %printable(&w.service), "out");
                 self.outgoing
                     .push((id.clone(), ToWorker::Heartbeat.encode(w.dialect)));
             }
@@ -944,6 +954,24 @@ impl Broker {
         self.deadlines.clear();
         self.waiting = 0;
         self.generation += 1;
+    }
+}
+
+/// What a message the broker sends is, for its trace line.
+#[derive(Debug, Clone, Copy)]
+struct Outgoing<'a> {
+    command: &'static str,
+    dialect: Dialect,
+    service: &'a [u8],
+}
+
+impl<'a> Outgoing<'a> {
+    fn new(command: &'static str, dialect: Dialect, service: &'a [u8]) -> Outgoing<'a> {
+        Outgoing {
+            command,
+            dialect,
+            service,
+        }
     }
 }
 
