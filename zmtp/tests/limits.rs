@@ -77,8 +77,11 @@ async fn a_peer_that_never_finishes_its_handshake_is_dropped() {
 
 #[tokio::test]
 async fn connections_in_handshake_are_capped() {
+    // All on 127.0.0.1: the per-address cap (a tenth by default) is raised above
+    // the endpoint's so that this test sees the endpoint's.
     let options = SocketOptions::default()
         .max_handshakes(3)
+        .max_handshakes_per_address(10)
         .handshake_timeout(Duration::from_millis(500));
     let (mut server, endpoint) = echo_server(options).await;
     let mut events = server.monitor();
@@ -107,7 +110,9 @@ async fn connections_in_handshake_are_capped() {
 
 #[tokio::test]
 async fn open_connections_are_capped_and_slots_come_back() {
-    let options = SocketOptions::default().max_connections(2);
+    let options = SocketOptions::default()
+        .max_connections(2)
+        .max_connections_per_address(10);
     let (mut server, endpoint) = echo_server(options).await;
     let mut events = server.monitor();
     let first = served(&mut server, &endpoint, "one").await;
@@ -125,4 +130,42 @@ async fn open_connections_are_capped_and_slots_come_back() {
         .expect("the third gets in once a slot is free")
         .unwrap();
     assert_eq!(got.frames()[1], &b"three"[..]);
+}
+
+/// A raw connection from `source` (another loopback address: 127.0.0.2...).
+async fn connect_from(source: &str, endpoint: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(address(endpoint).parse().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    // 20 slots; 127.0.0.2 may hold a tenth of them.
+    let options = SocketOptions::default()
+        .max_handshakes(20)
+        .handshake_timeout(Duration::from_secs(60));
+    let (mut server, endpoint) = echo_server(options).await;
+    let mut events = server.monitor();
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(connect_from("127.0.0.2", &endpoint).await);
+    }
+    // The third from that address is closed at once, before any greeting.
+    let reason = loop {
+        let mut extra = connect_from("127.0.0.2", &endpoint).await;
+        if closed_by_server(&mut extra).await.is_empty() {
+            break next_failure(&mut events, false).await;
+        }
+    };
+    assert!(
+        reason.contains("2 connections from this address already in their handshake"),
+        "{reason}"
+    );
+    // Other addresses are served while the two are held, for a whole minute.
+    served(&mut server, &endpoint, "from 127.0.0.1").await;
+    drop(slow);
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use address_table::{AddressPolicy, AddressTable};
 pub use login_backoff::{Backoff, LoginFailures};
-pub use refusal_log::{RefusalLog, Summary, Topic};
+pub use refusal_log::{Recorded, RefusalLog, Summary, Topic};
 pub use replay_cache::ReplayCache;
 pub use source::Source;
 pub use token_bucket::{Rate, TokenBucket};

@@ -1,10 +1,18 @@
-//! Log lines about refused peers, aggregated: a flood of refusals makes one line a
-//! second per reason, with counts and the addresses that sent the most, never one
-//! line per refusal (which would let any peer fill the disk and slow the process).
+//! Log lines about refused peers, aggregated: a flood of refusals makes at most
+//! one line a second per kind of refusal, with counts and the addresses that sent
+//! the most, never one line per refusal (which would let any peer fill the disk and
+//! slow the process).
 //!
-//! Sans-IO: [`RefusalLog::record`] counts a refusal and says when a flush is due
-//! (the first refusal of a period); [`RefusalLog::flush`] returns the summaries of
-//! the periods that are over. The caller logs them.
+//! The first refusal of a quiet kind is said at once, with its own reason (one
+//! misconfigured peer is easy to find). That starts a period; the refusals of that
+//! kind during it are counted, and said in one summary line when it ends, which
+//! starts the next period; a period without any ends the kind's turn. So the
+//! lines of one kind are at least a period apart.
+//!
+//! Sans-IO: [`RefusalLog::record`] counts a refusal, returns the line to write now
+//! if any, and when the next flush is due if nobody is waiting for one yet;
+//! [`RefusalLog::flush`] returns the summaries of the periods that are over and
+//! when to flush next. The caller writes the lines.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,11 +23,11 @@ use super::source::Source;
 /// Addresses named in one summary; refusals from others are counted together.
 const ADDRESSES_NAMED: usize = 4;
 
-/// The longest sample reason kept (a peer may choose part of some reasons).
-const SAMPLE_LEN: usize = 300;
+/// The longest reason kept (a peer may choose part of some reasons).
+const REASON_LEN: usize = 300;
 
-/// What was refused and why, as a log line groups it: "PLAIN logins" and "invalid
-/// credentials", "connections" and "over the per-address cap".
+/// What was refused and why, as a log line groups it: "PLAIN logins" and
+/// "credentials refused", "connections" and "the per-address connection cap".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Topic {
     /// What was refused, in the plural ("connections", "CURVE HELLOs").
@@ -37,11 +45,23 @@ struct Tally {
     sources: Vec<(Source, u64)>,
     /// Refusals from addresses not in `sources`.
     others: u64,
-    /// The first refusal's own reason.
-    sample: String,
+    /// The first counted refusal's own reason.
+    sample: Option<String>,
 }
 
-/// One line's worth: the refusals of one topic over one period.
+impl Tally {
+    fn new(now: Instant) -> Tally {
+        Tally {
+            since: now,
+            count: 0,
+            sources: Vec::new(),
+            others: 0,
+            sample: None,
+        }
+    }
+}
+
+/// One line's worth: the refusals of one kind counted over one period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// What and why.
@@ -50,28 +70,21 @@ pub struct Summary {
     pub count: u64,
     /// Over how long.
     pub period: Duration,
-    /// The addresses that sent the most, with their counts (the first address seen
-    /// in the period is always there).
+    /// The addresses that sent the most, with their counts.
     pub sources: Vec<(Source, u64)>,
     /// Refusals from other addresses.
     pub others: u64,
-    /// The first refusal's own reason.
+    /// The first one's own reason.
     pub sample: String,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = |n: u64, what: &str| {
-            if n == 1 {
-                format!("1 {}", what.strip_suffix('s').unwrap_or(what))
-            } else {
-                format!("{n} {what}")
-            }
-        };
         write!(
             f,
-            "refused {} ({}) in the last {:.1} s, from ",
-            plural(self.count, self.topic.what),
+            "refused {} more {} ({}) in the last {:.1} s, from ",
+            self.count,
+            self.topic.what,
             self.topic.why,
             self.period.as_secs_f64()
         )?;
@@ -86,19 +99,43 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Counts refusals per topic over periods of [`RefusalLog::period`].
+/// What [`RefusalLog::record`] asks of the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// A line to write now (the first refusal of a quiet kind).
+    pub line: Option<String>,
+    /// Call [`RefusalLog::flush`] at this time (nobody was due to).
+    pub flush_at: Option<Instant>,
+}
+
+/// Counts refusals per kind over periods of [`RefusalLog::period`].
 #[derive(Debug)]
 pub struct RefusalLog {
     period: Duration,
     tallies: HashMap<Topic, Tally>,
+    /// When the pending flush is due, if one is.
+    flush_at: Option<Instant>,
+}
+
+fn cut(mut text: String) -> String {
+    if text.len() > REASON_LEN {
+        let mut at = REASON_LEN;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push('…');
+    }
+    text
 }
 
 impl RefusalLog {
-    /// A log that summarises each topic at most once per `period`.
+    /// A log that says each kind at most once per `period`.
     pub fn new(period: Duration) -> RefusalLog {
         RefusalLog {
             period,
             tallies: HashMap::new(),
+            flush_at: None,
         }
     }
 
@@ -107,86 +144,69 @@ impl RefusalLog {
         self.period
     }
 
-    /// Counts one refusal of `topic` from `source`; `reason` is called only for the
-    /// first of a period. Returns when to flush if this opened a period (the caller
-    /// must then call [`RefusalLog::flush`] at that time).
+    /// Counts one refusal of `topic` from `source`. `reason` is called only when
+    /// its text is needed: for the line said at once, or the first of a summary.
     pub fn record(
         &mut self,
         topic: Topic,
         source: Source,
         now: Instant,
         reason: impl FnOnce() -> String,
-    ) -> Option<Instant> {
-        match self.tallies.get_mut(&topic) {
-            Some(tally) => {
-                tally.count += 1;
-                let room = tally.sources.len() < ADDRESSES_NAMED;
-                match tally.sources.iter_mut().find(|(s, _)| *s == source) {
-                    Some((_, n)) => *n += 1,
-                    None if room => tally.sources.push((source, 1)),
-                    None => tally.others += 1,
+    ) -> Recorded {
+        let Some(tally) = self.tallies.get_mut(&topic) else {
+            self.tallies.insert(topic, Tally::new(now));
+            let line = format!("refused ({}, {}): {}", topic.what, topic.why, cut(reason()));
+            let flush_at = match self.flush_at {
+                Some(_) => None,
+                None => {
+                    self.flush_at = Some(now + self.period);
+                    self.flush_at
                 }
-                None
-            }
-            None => {
-                let mut sample = reason();
-                if sample.len() > SAMPLE_LEN {
-                    let mut cut = SAMPLE_LEN;
-                    while !sample.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    sample.truncate(cut);
-                    sample.push('…');
-                }
-                self.tallies.insert(
-                    topic,
-                    Tally {
-                        since: now,
-                        count: 1,
-                        sources: vec![(source, 1)],
-                        others: 0,
-                        sample,
-                    },
-                );
-                Some(now + self.period)
-            }
+            };
+            return Recorded {
+                line: Some(line),
+                flush_at,
+            };
+        };
+        tally.count += 1;
+        if tally.sample.is_none() {
+            tally.sample = Some(cut(reason()));
         }
+        let room = tally.sources.len() < ADDRESSES_NAMED;
+        match tally.sources.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, n)) => *n += 1,
+            None if room => tally.sources.push((source, 1)),
+            None => tally.others += 1,
+        }
+        Recorded::default()
     }
 
-    /// The summaries of the periods over at `now`, which end.
-    pub fn flush(&mut self, now: Instant) -> Vec<Summary> {
+    /// The summaries of the periods over at `now` (each starts the next period of
+    /// its kind; a kind with nothing counted goes quiet), and when to flush next.
+    pub fn flush(&mut self, now: Instant) -> (Vec<Summary>, Option<Instant>) {
         let period = self.period;
-        let due: Vec<Topic> = self
-            .tallies
-            .iter()
-            .filter(|(_, t)| now.saturating_duration_since(t.since) >= period)
-            .map(|(topic, _)| *topic)
-            .collect();
-        let mut out = Vec::with_capacity(due.len());
-        for topic in due {
-            if let Some(mut tally) = self.tallies.remove(&topic) {
-                tally.sources.sort_by(|a, b| b.1.cmp(&a.1));
-                out.push(Summary {
-                    topic,
-                    count: tally.count,
-                    period: now.saturating_duration_since(tally.since),
-                    sources: tally.sources,
-                    others: tally.others,
-                    sample: tally.sample,
-                });
+        let mut out = Vec::new();
+        self.tallies.retain(|topic, tally| {
+            if now.saturating_duration_since(tally.since) < period {
+                return true;
             }
-        }
-        out
-    }
-
-    /// Every summary, due or not (the socket is closing).
-    pub fn flush_all(&mut self, now: Instant) -> Vec<Summary> {
-        let far = now + self.period;
-        let mut out = self.flush(far);
-        for summary in &mut out {
-            summary.period = summary.period.saturating_sub(self.period);
-        }
-        out
+            if tally.count == 0 {
+                return false;
+            }
+            let mut done = std::mem::replace(tally, Tally::new(now));
+            done.sources.sort_by(|a, b| b.1.cmp(&a.1));
+            out.push(Summary {
+                topic: *topic,
+                count: done.count,
+                period: now.saturating_duration_since(done.since),
+                sources: done.sources,
+                others: done.others,
+                sample: done.sample.unwrap_or_default(),
+            });
+            true
+        });
+        self.flush_at = self.tallies.values().map(|t| t.since + period).min();
+        (out, self.flush_at)
     }
 }
 
@@ -196,11 +216,11 @@ mod tests {
 
     const LOGINS: Topic = Topic {
         what: "PLAIN logins",
-        why: "invalid credentials",
+        why: "credentials refused",
     };
     const CAP: Topic = Topic {
         what: "connections",
-        why: "over the per-address cap",
+        why: "the per-address connection cap",
     };
 
     fn ip(s: &str) -> Source {
@@ -208,77 +228,94 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_makes_one_line_per_period_per_topic() {
+    fn a_flood_makes_one_line_at_once_then_one_per_period() {
         let t0 = Instant::now();
         let mut log = RefusalLog::new(Duration::from_secs(1));
+        let first = log.record(LOGINS, ip("127.0.0.2"), t0, || {
+            "127.0.0.2:7: bad password".into()
+        });
+        assert_eq!(
+            first,
+            Recorded {
+                line: Some(
+                    "refused (PLAIN logins, credentials refused): 127.0.0.2:7: bad password".into()
+                ),
+                flush_at: Some(t0 + Duration::from_secs(1)),
+            }
+        );
         let mut reasons = 0;
-        let mut flush_at = None;
-        for n in 0..4800u64 {
+        for n in 1..4800u64 {
             let now = t0 + Duration::from_micros(n * 200);
-            let due = log.record(LOGINS, ip("127.0.0.2"), now, || {
+            let recorded = log.record(LOGINS, ip("127.0.0.2"), now, || {
                 reasons += 1;
-                "invalid user name or password".into()
+                format!("guess {n}")
             });
-            flush_at = flush_at.or(due);
+            assert_eq!(recorded, Recorded::default(), "counted, not said");
         }
         assert_eq!(reasons, 1, "the reason is made once a period");
-        let flush_at = flush_at.unwrap();
-        assert_eq!(flush_at, t0 + Duration::from_secs(1));
-        assert!(log.flush(t0 + Duration::from_millis(999)).is_empty());
-        let lines = log.flush(flush_at);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].count, 4800);
+        let (lines, next) = log.flush(t0 + Duration::from_millis(999));
+        assert!(lines.is_empty());
+        assert_eq!(next, Some(t0 + Duration::from_secs(1)));
+        let t1 = t0 + Duration::from_secs(1);
+        let (lines, next) = log.flush(t1);
         assert_eq!(
-            lines[0].to_string(),
-            "refused 4800 PLAIN logins (invalid credentials) in the last 1.0 s, \
-             from 127.0.0.2 (4800); first: invalid user name or password"
+            lines.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "refused 4799 more PLAIN logins (credentials refused) in the last 1.0 s, \
+              from 127.0.0.2 (4799); first: guess 1"
+            ]
         );
-        // The next refusal opens a new period.
-        assert!(log.flush(flush_at + Duration::from_secs(5)).is_empty());
-        assert!(log
-            .record(LOGINS, ip("127.0.0.2"), flush_at, || "x".into())
-            .is_some());
+        // The next period has begun: refusals in it are counted, not said.
+        assert_eq!(next, Some(t1 + Duration::from_secs(1)));
+        let later = log.record(LOGINS, ip("127.0.0.2"), t1, || "x".into());
+        assert_eq!(later, Recorded::default());
+        let (lines, _) = log.flush(t1 + Duration::from_secs(1));
+        assert_eq!(lines[0].count, 1);
+        // A period with nothing ends the kind's turn: the next refusal is said at once.
+        let (lines, next) = log.flush(t1 + Duration::from_secs(2));
+        assert!(lines.is_empty() && next.is_none());
+        let again = log.record(LOGINS, ip("127.0.0.2"), t1 + Duration::from_secs(3), || {
+            "y".into()
+        });
+        assert!(again.line.is_some() && again.flush_at.is_some());
     }
 
     #[test]
-    fn topics_are_separate_and_addresses_beyond_a_few_are_counted_together() {
+    fn kinds_are_separate_and_addresses_beyond_a_few_are_counted_together() {
         let t0 = Instant::now();
         let mut log = RefusalLog::new(Duration::from_secs(1));
         assert!(log
             .record(CAP, ip("10.0.0.1"), t0, || "100 open".into())
+            .flush_at
             .is_some());
-        assert!(log
-            .record(LOGINS, ip("10.0.0.1"), t0, || "bad".into())
-            .is_some());
+        let logins = log.record(LOGINS, ip("10.0.0.1"), t0, || "bad".into());
+        assert!(logins.line.is_some(), "another kind is said at once too");
+        assert_eq!(logins.flush_at, None, "a flush is already due");
         for n in 0..10 {
             for _ in 0..=n {
                 log.record(CAP, ip(&format!("10.0.0.{}", n + 2)), t0, String::new);
             }
         }
-        let mut lines = log.flush(t0 + Duration::from_secs(1));
-        lines.sort_by_key(|s| s.topic != CAP);
-        assert_eq!(lines.len(), 2);
+        let (lines, _) = log.flush(t0 + Duration::from_secs(1));
+        assert_eq!(lines.len(), 1, "nothing more of the logins to say");
         let cap = &lines[0];
-        assert_eq!(cap.count, 1 + 55);
-        // The first address and the three busiest that came while there was room.
+        assert_eq!(cap.count, 55);
         assert_eq!(cap.sources.len(), ADDRESSES_NAMED);
         assert_eq!(
             cap.sources.iter().map(|s| s.1).sum::<u64>() + cap.others,
-            56
+            55
         );
         assert!(cap.to_string().contains("from other addresses"), "{cap}");
-        assert_eq!(lines[1].to_string(), "refused 1 PLAIN login (invalid credentials) in the last 1.0 s, from 10.0.0.1 (1); first: bad");
     }
 
     #[test]
-    fn a_long_sample_is_cut_and_a_closing_socket_flushes_everything() {
+    fn a_long_reason_is_cut() {
         let t0 = Instant::now();
         let mut log = RefusalLog::new(Duration::from_secs(1));
-        log.record(LOGINS, Source::Local, t0, || "é".repeat(1000));
-        let lines = log.flush_all(t0 + Duration::from_millis(10));
-        assert_eq!(lines.len(), 1);
-        assert!(lines[0].sample.len() <= SAMPLE_LEN + 3);
-        assert_eq!(lines[0].period, Duration::from_millis(10));
-        assert!(log.flush_all(t0).is_empty());
+        let line = log
+            .record(LOGINS, Source::Local, t0, || "é".repeat(1000))
+            .line
+            .unwrap();
+        assert!(line.len() <= REASON_LEN + 60, "{}", line.len());
     }
 }
