@@ -5,7 +5,7 @@
 //! it is accepted. The decisions are [`crate::defense`]'s; this file holds them for
 //! the endpoint's tasks, reads the clock and writes the (aggregated) log lines.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -36,7 +36,6 @@ pub(crate) struct Defenses {
     addresses: Mutex<AddressTable>,
     replays: Mutex<ReplayCache>,
     log: Mutex<RefusalLog>,
-    endpoint: OnceLock<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +46,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Defenses {
     /// Counts a refusal for the log: the first of its kind is said at once, the
     /// others in a summary a second later (and so on, a line a second at most).
+    /// The lines carry the span of the task that caused them (the listener's names
+    /// the endpoint).
     pub(crate) fn log(
         self: &Arc<Self>,
         topic: Topic,
@@ -56,7 +57,7 @@ impl Defenses {
         let now = Instant::now();
         let recorded = lock(&self.log).record(topic, source, now, reason);
         if let Some(line) = recorded.line {
-            tracing::warn!(endpoint = self.endpoint(), "{line}");
+            tracing::warn!("{line}");
         }
         let Some(mut flush_at) = recorded.flush_at else {
             return;
@@ -71,7 +72,7 @@ impl Defenses {
                     tokio::time::sleep_until(flush_at.into()).await;
                     let (summaries, next) = lock(&defenses.log).flush(Instant::now().max(flush_at));
                     for summary in summaries {
-                        tracing::warn!(endpoint = defenses.endpoint(), "{summary}");
+                        tracing::warn!("{summary}");
                     }
                     match next {
                         Some(at) => flush_at = at,
@@ -81,10 +82,6 @@ impl Defenses {
             }
             .in_current_span(),
         );
-    }
-
-    fn endpoint(&self) -> &str {
-        self.endpoint.get().map_or("", String::as_str)
     }
 }
 
@@ -166,14 +163,8 @@ impl Admission {
                     defenses.curve_replay_window,
                 )),
                 log: Mutex::new(RefusalLog::new(LOG_PERIOD)),
-                endpoint: OnceLock::new(),
             }),
         }
-    }
-
-    /// Names the endpoint in the log lines.
-    pub(crate) fn set_endpoint(&self, endpoint: &crate::Endpoint) {
-        let _ = self.defenses.endpoint.set(endpoint.to_string());
     }
 
     /// Slots for a new connection from `peer_address`, or why there are none (the

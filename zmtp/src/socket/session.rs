@@ -118,7 +118,6 @@ pub(crate) async fn listen(
     endpoint: Endpoint,
     settings: Arc<Settings>,
 ) {
-    settings.admission.set_endpoint(&endpoint);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
