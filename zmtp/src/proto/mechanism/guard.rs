@@ -50,3 +50,52 @@ pub(crate) fn check_login(guard: Option<&Guard>, out: &mut BytesMut) -> Result<(
         _ => Ok(()),
     }
 }
+
+/// A guard for tests: refuses what it is told to, and records what it was asked.
+#[cfg(test)]
+pub(crate) mod test_guard {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use super::{HandshakeGuard, KEY_LEN};
+
+    #[derive(Debug, Default)]
+    pub(crate) struct TestGuard {
+        /// Refuse every HELLO with this reason.
+        pub(crate) refuse_hellos: Option<String>,
+        /// Refuse every login with this reason (the address is blocked).
+        pub(crate) blocked: Mutex<Option<String>>,
+        pub(crate) hellos: Mutex<Vec<[u8; KEY_LEN]>>,
+        pub(crate) opened: Mutex<Vec<[u8; KEY_LEN]>>,
+        pub(crate) failures: AtomicU32,
+    }
+
+    impl TestGuard {
+        pub(crate) fn failures(&self) -> u32 {
+            self.failures.load(Ordering::SeqCst)
+        }
+
+        pub(crate) fn block(&self, reason: &str) {
+            *self.blocked.lock().unwrap() = Some(reason.to_owned());
+        }
+    }
+
+    impl HandshakeGuard for TestGuard {
+        fn curve_hello(&self, client_short: &[u8; KEY_LEN]) -> Result<(), String> {
+            self.hellos.lock().unwrap().push(*client_short);
+            self.refuse_hellos.clone().map_or(Ok(()), Err)
+        }
+
+        fn curve_hello_opened(&self, client_short: &[u8; KEY_LEN]) {
+            self.opened.lock().unwrap().push(*client_short);
+        }
+
+        fn login_allowed(&self) -> Result<(), String> {
+            self.blocked.lock().unwrap().clone().map_or(Ok(()), Err)
+        }
+
+        fn login_failed(&self) {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
