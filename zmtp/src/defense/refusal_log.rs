@@ -194,7 +194,7 @@ impl RefusalLog {
                 return false;
             }
             let mut done = std::mem::replace(tally, Tally::new(now));
-            done.sources.sort_by(|a, b| b.1.cmp(&a.1));
+            done.sources.sort_by_key(|s| std::cmp::Reverse(s.1));
             out.push(Summary {
                 topic: *topic,
                 count: done.count,
