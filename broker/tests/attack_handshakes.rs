@@ -246,6 +246,17 @@ fn describe(results: &[Result<Duration, String>]) -> String {
     )
 }
 
+/// The broker's log has a line about refusals for `why` that names the attacker,
+/// and none that names a legitimate peer as refused.
+fn assert_attacker_alone_refused(broker: &BrokerProcess, why: &str) {
+    let log = broker.stderr();
+    assert!(
+        log.lines().any(|l| l.contains(why) && l.contains(ATTACKER)),
+        "no line about {why:?} names {ATTACKER}:\n{log}"
+    );
+    assert_eq!(refusals_of_legitimate_peers(broker), Vec::<String>::new());
+}
+
 /// Log lines of the broker that name 127.0.0.1 as refused (a legitimate peer
 /// turned away); the broker's own endpoint, `tcp://127.0.0.1:PORT`, does not count.
 fn refusals_of_legitimate_peers(broker: &BrokerProcess) -> Vec<String> {
@@ -323,6 +334,27 @@ impl Drop for Keys {
     }
 }
 
+/// A broker with `extra` flags and our echo worker registered, and a client that
+/// has seen it.
+async fn broker_with_echo(extra: &[&str]) -> (BrokerProcess, Client) {
+    let broker = start_broker(extra);
+    echo_worker(&broker.endpoint, WorkerOptions::default());
+    let client = Client::connect(&broker.endpoint).unwrap();
+    wait_for_service(&client, "echo").await;
+    (broker, client)
+}
+
+/// A CURVE broker with the keys' allow-list, our CURVE echo worker registered, and
+/// a CURVE client that has seen it.
+async fn curve_broker_with_echo(keys: &Keys) -> (BrokerProcess, Client) {
+    let args = keys.broker_args();
+    let broker = start_broker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    echo_worker(&broker.endpoint, keys.worker());
+    let client = Client::connect_with(&broker.endpoint, keys.client()).unwrap();
+    wait_for_service(&client, "echo").await;
+    (broker, client)
+}
+
 /// Runs a real CURVE client (ours, from 127.0.0.1) through a relay that records
 /// what it sends; once it has been served, returns its greeting and HELLO, as an
 /// eavesdropper would have captured them.
@@ -387,10 +419,7 @@ async fn capture_curve_hello(broker: &BrokerProcess, keys: &Keys) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_greetings_from_one_address_leave_room_for_others() {
     let _serial = SERIAL.lock().await;
-    let broker = start_broker(&[]);
-    echo_worker(&broker.endpoint, WorkerOptions::default());
-    let probe = Client::connect(&broker.endpoint).unwrap();
-    wait_for_service(&probe, "echo").await;
+    let (broker, _probe) = broker_with_echo(&[]).await;
 
     let stats = Arc::new(Holders::default());
     let attackers = 1_100;
@@ -424,22 +453,14 @@ async fn slow_greetings_from_one_address_leave_room_for_others() {
         stats.refused_at_once.load(Ordering::Relaxed),
         start.elapsed(),
     );
-    for result in &results {
-        assert!(result.is_ok(), "{result:?}");
-    }
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(python, "REPLY python too");
     // The attacker met its address's cap; the legitimate peers met none.
     assert!(
         stats.refused_at_once.load(Ordering::Relaxed) > 0,
         "{stats:?}"
     );
-    let log = broker.stderr();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("per-address handshake cap") && l.contains(ATTACKER)),
-        "{log}"
-    );
-    assert_eq!(refusals_of_legitimate_peers(&broker), Vec::<String>::new());
+    assert_attacker_alone_refused(&broker, "per-address handshake cap");
     drop(held);
 }
 
@@ -450,11 +471,7 @@ async fn slow_greetings_from_one_address_leave_room_for_others() {
 async fn replayed_hellos_held_open_leave_room_for_others() {
     let _serial = SERIAL.lock().await;
     let keys = Keys::new("row5");
-    let args = keys.broker_args();
-    let broker = start_broker(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    echo_worker(&broker.endpoint, keys.worker());
-    let probe = Client::connect_with(&broker.endpoint, keys.client()).unwrap();
-    wait_for_service(&probe, "echo").await;
+    let (broker, _probe) = curve_broker_with_echo(&keys).await;
     let hello = capture_curve_hello(&broker, &keys).await;
 
     let stats = Arc::new(Holders::default());
@@ -473,16 +490,8 @@ async fn replayed_hellos_held_open_leave_room_for_others() {
         stats.most_open.load(Ordering::Relaxed),
         stats.opened.load(Ordering::Relaxed),
     );
-    for result in &results {
-        assert!(result.is_ok(), "{result:?}");
-    }
-    let log = broker.stderr();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("replayed") && l.contains(ATTACKER)),
-        "{log}"
-    );
-    assert_eq!(refusals_of_legitimate_peers(&broker), Vec::<String>::new());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_attacker_alone_refused(&broker, "replayed");
     drop(held);
 }
 
@@ -492,10 +501,7 @@ async fn replayed_hellos_held_open_leave_room_for_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_dealers_from_one_address_leave_room_for_others() {
     let _serial = SERIAL.lock().await;
-    let broker = start_broker(&["--max-connections", "1000"]);
-    echo_worker(&broker.endpoint, WorkerOptions::default());
-    let probe = Client::connect(&broker.endpoint).unwrap();
-    wait_for_service(&probe, "echo").await;
+    let (broker, _probe) = broker_with_echo(&["--max-connections", "1000"]).await;
 
     let port = address(&broker).port();
     let code = r#"
@@ -531,16 +537,8 @@ sys.stdin.readline()
         describe(&results),
     );
     show_log(&broker);
-    for result in &results {
-        assert!(result.is_ok(), "{result:?}");
-    }
-    let log = broker.stderr();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("per-address connection cap") && l.contains(ATTACKER)),
-        "{log}"
-    );
-    assert_eq!(refusals_of_legitimate_peers(&broker), Vec::<String>::new());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_attacker_alone_refused(&broker, "per-address connection cap");
     drop(dealers);
 }
 
@@ -552,11 +550,7 @@ sys.stdin.readline()
 async fn replayed_curve_hellos_are_refused_before_any_public_key_work() {
     let _serial = SERIAL.lock().await;
     let keys = Keys::new("row11");
-    let args = keys.broker_args();
-    let broker = start_broker(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    echo_worker(&broker.endpoint, keys.worker());
-    let side = Client::connect_with(&broker.endpoint, keys.client()).unwrap();
-    wait_for_service(&side, "echo").await;
+    let (broker, side) = curve_broker_with_echo(&keys).await;
     let hello = Arc::new(capture_curve_hello(&broker, &keys).await);
 
     let replays = 5_000u64;
