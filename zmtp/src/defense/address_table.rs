@@ -20,6 +20,7 @@ use super::Refusal;
 
 /// The limits an endpoint puts on each address.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct AddressPolicy {
     /// Most connections one address keeps open at once (None: no limit).
     pub max_connections: Option<usize>,

@@ -63,6 +63,7 @@ impl Tally {
 
 /// One line's worth: the refusals of one kind counted over one period.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// What and why.
     pub topic: Topic,
@@ -101,6 +102,7 @@ impl fmt::Display for Summary {
 
 /// What [`RefusalLog::record`] asks of the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Recorded {
     /// A line to write now (the first refusal of a quiet kind).
     pub line: Option<String>,
