@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use zmtp::auth::{Authenticator, CurveKeyList, PasswordFile};
 use zmtp::proto::MechanismConfig;
-use zmtp::{certificate, SocketOptions};
+use zmtp::{certificate, HandshakeDefenses, SocketOptions};
 
 /// Who may connect, and how many at once.
 #[derive(Debug, clap::Args)]
@@ -38,19 +38,60 @@ pub struct SecurityArgs {
     /// (so peers that connect and never finish cannot pile up).
     #[arg(long, value_name = "N", default_value_t = 1_000)]
     pub max_handshakes: usize,
-    /// Time a peer has to finish its handshake, in milliseconds.
+    /// Time a peer has to finish its handshake, in milliseconds, counted from when
+    /// its connection is accepted (what it sends does not extend it).
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub handshake_timeout: u64,
+    /// Most connections open at once from one source address (an IPv4 address, or
+    /// an IPv6 /64) on each bound endpoint; more are closed at once. Default: a
+    /// tenth of --max-connections, so one address never fills the broker. ipc://
+    /// peers are not counted per address.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Most connections in their handshake at once from one source address on
+    /// each bound endpoint. Default: a tenth of --max-handshakes.
+    #[arg(long, value_name = "N")]
+    pub max_handshakes_per_address: Option<usize>,
+    /// CURVE: HELLOs per second one address may have opened (each costs the broker
+    /// public-key work); more get ERROR 300 (temporary failure) before any. A
+    /// replayed HELLO (a client short-term key seen before) is always refused.
+    #[arg(long, value_name = "N", default_value_t = 100.0)]
+    pub curve_hellos_per_address: f64,
+    /// CURVE: HELLOs one address may send at once above that rate.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub curve_hello_burst: u32,
+    /// PLAIN and CURVE: failed logins one address may have before it is blocked;
+    /// then each failure blocks it for --login-backoff, doubled each time up to
+    /// --login-backoff-max. A blocked address's connections are closed as they are
+    /// accepted and its logins refused unchecked.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub login_failures: u32,
+    /// The first block after too many failed logins, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub login_backoff: u64,
+    /// The longest block, in milliseconds; an address with no failure for this
+    /// long is forgotten.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub login_backoff_max: u64,
 }
 
 impl SecurityArgs {
     /// Adds the mechanism, the authenticator and the limits to `options`; a line for
     /// the log says what was set up. Errors name the file and what is wrong in it.
     pub fn apply(&self, options: SocketOptions) -> Result<(SocketOptions, String), String> {
-        let options = options
+        let mut defenses = HandshakeDefenses::default();
+        defenses.curve_hellos_per_second = self.curve_hellos_per_address.max(0.0);
+        defenses.curve_hello_burst = self.curve_hello_burst.max(1);
+        defenses.login_failures_allowed = self.login_failures;
+        defenses.login_backoff = Duration::from_millis(self.login_backoff);
+        defenses.login_backoff_max = Duration::from_millis(self.login_backoff_max);
+        let mut options = options
             .max_connections(self.max_connections.max(1))
             .max_handshakes(self.max_handshakes.max(1))
-            .handshake_timeout(Duration::from_millis(self.handshake_timeout.max(1)));
+            .handshake_timeout(Duration::from_millis(self.handshake_timeout.max(1)))
+            .handshake_defenses(defenses);
+        options.max_connections_per_address = self.max_connections_per_address.map(|n| n.max(1));
+        options.max_handshakes_per_address = self.max_handshakes_per_address.map(|n| n.max(1));
         if let Some(path) = &self.curve_secret_key {
             let keys = certificate::load_secret_key(path).map_err(|e| e.to_string())?;
             let public = keys.public_z85();

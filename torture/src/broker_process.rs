@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub struct BrokerProcess {
     /// The endpoint it listens on, with the real port.
     pub endpoint: String,
     stderr: Arc<Mutex<String>>,
+    /// Lines written to stderr so far (all of them, not only the kept tail).
+    stderr_lines: Arc<AtomicU64>,
     /// Its stdout lines after the first, as they come.
     lines: Mutex<mpsc::Receiver<String>>,
 }
@@ -44,7 +47,11 @@ impl BrokerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-        let stderr = collect_tail(child.stderr.take().ok_or("no stderr pipe")?);
+        let stderr_lines = Arc::new(AtomicU64::new(0));
+        let stderr = collect_tail(
+            child.stderr.take().ok_or("no stderr pipe")?,
+            stderr_lines.clone(),
+        );
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
         // Until `broker` owns the child, a failure must not leave it running.
         // Lines go through a channel so that every wait for one is bounded; the
@@ -61,6 +68,7 @@ impl BrokerProcess {
             child,
             endpoint: String::new(),
             stderr,
+            stderr_lines,
             lines: Mutex::new(lines),
         };
         let first = broker
@@ -118,6 +126,12 @@ impl BrokerProcess {
             .clone()
     }
 
+    /// How many lines the process wrote to stderr so far, all of them (the kept
+    /// [`BrokerProcess::stderr`] is only the tail).
+    pub fn stderr_lines(&self) -> u64 {
+        self.stderr_lines.load(Ordering::Relaxed)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -143,13 +157,15 @@ impl Drop for BrokerProcess {
 }
 
 /// Keeps the last [`STDERR_KEPT`] bytes read from `pipe`, read by a background
-/// thread until the pipe closes.
-fn collect_tail(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+/// thread until the pipe closes, and counts its lines in `lines`.
+fn collect_tail(mut pipe: impl Read + Send + 'static, lines: Arc<AtomicU64>) -> Arc<Mutex<String>> {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = text.clone();
     std::thread::spawn(move || {
         let mut chunk = [0u8; 4096];
         while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            let newlines = chunk[..n].iter().filter(|&&b| b == b'\n').count();
+            lines.fetch_add(newlines as u64, Ordering::Relaxed);
             let mut text = sink.lock().unwrap_or_else(|e| e.into_inner());
             text.push_str(&String::from_utf8_lossy(&chunk[..n]));
             if text.len() > 2 * STDERR_KEPT {

@@ -29,6 +29,7 @@ use crate::inbound::Inbound;
 use crate::outbound_encoder::OutboundEncoder;
 use crate::pipe::{Outbound, Pipe};
 use crate::proto::mechanism::curve::{CurveCodec, CurveOpener, MESSAGE_OVERHEAD};
+use crate::proto::mechanism::guard::Guard;
 use crate::proto::{
     Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
 };
@@ -140,15 +141,20 @@ pub(crate) struct Established {
     curve: Option<CurveCodec>,
 }
 
-/// Runs greeting and mechanism over `stream`; returns the peer and any bytes read past
-/// the handshake.
+/// Runs greeting and mechanism over `stream` until `deadline` (fixed when the
+/// connection began: what the peer sends never moves it); returns the peer and any
+/// bytes read past the handshake. A server's `guard` is asked before costly steps.
 pub(crate) async fn handshake(
     stream: &mut Stream,
     config: HandshakeConfig,
-    timeout: Duration,
+    deadline: Instant,
     peer_address: &str,
+    guard: Option<Guard>,
 ) -> Result<Established, ConnectionError> {
     let mut hs = Handshake::new(config).with_peer_address(peer_address);
+    if let Some(guard) = guard {
+        hs = hs.with_guard(guard);
+    }
     let mut input = BytesMut::with_capacity(FIRST_READ);
     let exchange = async {
         loop {
@@ -174,7 +180,7 @@ pub(crate) async fn handshake(
             }
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
+    match tokio::time::timeout_at(deadline, exchange).await {
         Ok(Ok(peer)) => Ok(Established {
             peer,
             leftover: input,

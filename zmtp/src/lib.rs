@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod certificate;
+pub mod defense;
 mod delivery;
 mod engine;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod transport;
 mod util;
 mod wire_queue;
 
+pub use defense::HandshakeDefenses;
 pub use error::Error;
 pub use message::Message;
 pub use monitor::{Monitor, SocketEvent};

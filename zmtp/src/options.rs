@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::auth::Authenticator;
+use crate::defense::HandshakeDefenses;
 use crate::proto::MechanismConfig;
 use crate::socket::XpubVerbosity;
 use crate::Message;
@@ -74,6 +75,18 @@ pub struct SocketOptions {
     /// that connect and never finish (a slowloris) cannot pile up; one more is closed
     /// as soon as it is accepted (default: no limit, as libzmq).
     pub max_handshakes: Option<usize>,
+    /// Most connections a bound endpoint keeps open at once from one source address
+    /// (an IPv4 address or an IPv6 /64; `ipc://` peers are not counted per
+    /// address). Default: a tenth of [`SocketOptions::max_connections`] (at least
+    /// 1), so one address can never fill the endpoint; no limit when that has none.
+    pub max_connections_per_address: Option<usize>,
+    /// Most connections a bound endpoint holds in their handshake at once from one
+    /// source address. Default: a tenth of [`SocketOptions::max_handshakes`] (at
+    /// least 1); no limit when that has none.
+    pub max_handshakes_per_address: Option<usize>,
+    /// Per-address metering of handshakes on bound endpoints: CURVE HELLO rate and
+    /// replay check before public-key work, back-off after failed logins.
+    pub handshake_defenses: HandshakeDefenses,
     /// XPUB: which subscription messages the application receives (ZMQ_XPUB_VERBOSE,
     /// ZMQ_XPUB_VERBOSER; default: only first subscribes and last cancels).
     pub xpub_verbosity: XpubVerbosity,
@@ -105,6 +118,9 @@ impl Default for SocketOptions {
             authenticator: None,
             max_connections: None,
             max_handshakes: None,
+            max_connections_per_address: None,
+            max_handshakes_per_address: None,
+            handshake_defenses: HandshakeDefenses::default(),
             xpub_verbosity: XpubVerbosity::Changes,
             xpub_nodrop: false,
             xpub_welcome_message: None,
@@ -122,6 +138,25 @@ impl SocketOptions {
     /// Caps the connections a bound endpoint holds in their handshake at once.
     pub fn max_handshakes(mut self, n: usize) -> Self {
         self.max_handshakes = Some(n);
+        self
+    }
+
+    /// Caps the connections a bound endpoint keeps open from one source address.
+    pub fn max_connections_per_address(mut self, n: usize) -> Self {
+        self.max_connections_per_address = Some(n);
+        self
+    }
+
+    /// Caps the connections a bound endpoint holds in their handshake from one
+    /// source address.
+    pub fn max_handshakes_per_address(mut self, n: usize) -> Self {
+        self.max_handshakes_per_address = Some(n);
+        self
+    }
+
+    /// Sets the per-address metering of handshakes.
+    pub fn handshake_defenses(mut self, defenses: HandshakeDefenses) -> Self {
+        self.handshake_defenses = defenses;
         self
     }
 

@@ -13,6 +13,7 @@ use super::command::CommandError;
 use super::frame::{FrameCodec, FrameError};
 use super::greeting::{Greeting, GreetingError, MechanismName, Version, GREETING_LEN};
 use super::mechanism::curve::CurveCodec;
+use super::mechanism::guard::Guard;
 use super::mechanism::{Mechanism, MechanismConfig};
 use super::metadata::{Metadata, IDENTITY, SOCKET_TYPE};
 use super::socket_type::SocketType;
@@ -101,6 +102,10 @@ pub enum HandshakeError {
     /// A security command failed its cryptographic checks (bad box, key or nonce).
     #[error("security handshake failed: {0}")]
     Crypto(String),
+    /// We refused the peer for now, before checking it (a replayed CURVE HELLO, too
+    /// many HELLOs or failed logins from its address), and told it with ERROR 300.
+    #[error("refused for now: {0}")]
+    Refused(String),
 }
 
 /// A ZAP status code (RFC 27) with its meaning; any other reason as it is.
@@ -117,11 +122,16 @@ fn describe_status(reason: &str) -> String {
 impl HandshakeError {
     /// Whether a connecting socket should try again later. libzmq reconnects after a
     /// timeout but not after a protocol error (session_base.cpp `engine_error`).
+    ///
+    /// Ours also reconnects after ERROR 300 (ZAP's "temporary failure", what a server
+    /// says to an address over its rate or blocked for a while): the server asks to
+    /// be tried again later, and the reconnect interval spaces the attempts.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            HandshakeError::Timeout | HandshakeError::PeerClosed(_)
-        )
+        match self {
+            HandshakeError::Timeout | HandshakeError::PeerClosed(_) => true,
+            HandshakeError::PeerError(reason) => reason == "300",
+            _ => false,
+        }
     }
 }
 
@@ -143,6 +153,8 @@ pub struct Handshake {
     peer_address: String,
     /// What CURVE leaves for the messages once the handshake is done.
     curve: Option<CurveCodec>,
+    /// A server's per-address defences, asked before costly or sensitive steps.
+    guard: Option<Guard>,
 }
 
 impl Handshake {
@@ -158,7 +170,15 @@ impl Handshake {
             codec: FrameCodec::new(MAX_HANDSHAKE_FRAME),
             peer_address: String::new(),
             curve: None,
+            guard: None,
         }
+    }
+
+    /// Has a server ask `guard` before opening a CURVE HELLO and before checking
+    /// credentials (see [`HandshakeGuard`](super::mechanism::guard::HandshakeGuard)).
+    pub(crate) fn with_guard(mut self, guard: Guard) -> Handshake {
+        self.guard = Some(guard);
+        self
     }
 
     /// Names the peer's address for the authenticator (`127.0.0.1:40312`).
@@ -200,6 +220,7 @@ impl Handshake {
                         &mut self.out,
                         self.config.authenticator.as_ref(),
                         &self.peer_address,
+                        self.guard.as_ref(),
                     )?;
                     self.state = State::Mechanism(greeting.version, mechanism);
                 }

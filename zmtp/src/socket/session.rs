@@ -13,6 +13,7 @@ use super::pair::{PairOwner, PairSlot};
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
 use super::subscribe::resubscribe;
 use super::Subscribers;
+use crate::defense::{Refusal, Topic};
 use crate::delivery::Delivery;
 use crate::engine::{self, ConnectionError, EngineConfig};
 use crate::inbound::{InboundKind, InboundQueue};
@@ -20,7 +21,7 @@ use crate::input_gate::InputGate;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
-use crate::proto::{HandshakeConfig, SocketType};
+use crate::proto::{HandshakeConfig, HandshakeError, SocketType};
 use crate::subscriptions::Subscriptions;
 use crate::transport::{self, Endpoint, Listener, Stream};
 use crate::util::printable;
@@ -89,7 +90,7 @@ impl Settings {
                 .xpub_welcome_message
                 .clone()
                 .filter(|_| socket_type == SocketType::XPub),
-            admission: Admission::new(options.max_connections, options.max_handshakes),
+            admission: Admission::new(options),
         }
     }
 
@@ -109,6 +110,9 @@ impl Settings {
 }
 
 /// Accepts connections on `listener` until the socket closes.
+///
+/// Each connection's handshake deadline is fixed here, at accept: nothing the peer
+/// sends moves it, and the caps are checked once, here, not per byte.
 pub(crate) async fn listen(
     core: Arc<Core>,
     listener: Listener,
@@ -122,14 +126,15 @@ pub(crate) async fn listen(
         };
         match accepted {
             Ok((stream, addr)) => {
+                let deadline = tokio::time::Instant::now() + settings.engine.handshake_timeout;
                 core.events.emit(|| SocketEvent::Accepted {
                     endpoint: endpoint.clone(),
                     peer: addr.clone(),
                 });
-                let admitted = match settings.admission.admit() {
+                let admitted = match settings.admission.admit(&addr) {
                     Ok(admitted) => admitted,
-                    Err(reason) => {
-                        refuse_over_cap(&core, &endpoint, &addr, reason);
+                    Err(refusal) => {
+                        refuse_over_cap(&core, &addr, &refusal);
                         drop(stream);
                         continue;
                     }
@@ -140,7 +145,10 @@ pub(crate) async fn listen(
                     async move {
                         let stop = core2.cancel.clone();
                         let admitted = Some(admitted);
-                        connection(&core2, stream, &addr, &settings2, None, &stop, admitted).await;
+                        connection(
+                            &core2, stream, &addr, &settings2, None, &stop, admitted, deadline,
+                        )
+                        .await;
                     }
                     .instrument(span),
                 );
@@ -154,19 +162,13 @@ pub(crate) async fn listen(
     }
 }
 
-/// Logs and reports a connection closed because a cap was reached. The log says it
-/// at most once a second (for the whole process), so a flood does not flood the log.
-fn refuse_over_cap(core: &Core, endpoint: &Endpoint, peer: &str, reason: String) {
-    static LAST_WARNING: Mutex<Option<std::time::Instant>> = Mutex::new(None);
-    let now = std::time::Instant::now();
-    let mut last = LAST_WARNING.lock().unwrap_or_else(|e| e.into_inner());
-    if last.map_or(true, |at| now.duration_since(at) >= Duration::from_secs(1)) {
-        *last = Some(now);
-        tracing::warn!(%endpoint, peer, %reason, "connection refused: limit reached");
-    }
+/// Reports a connection closed as it was accepted (a cap reached, an address
+/// blocked) on the monitor; the admission counted it for the log, which says it
+/// with the others of its kind at most once a second.
+fn refuse_over_cap(core: &Core, peer: &str, refusal: &Refusal) {
     core.events.emit(|| SocketEvent::HandshakeFailed {
         peer: peer.to_owned(),
-        reason: format!("connection refused: {reason}"),
+        reason: format!("connection refused: {refusal}"),
     });
 }
 
@@ -215,8 +217,11 @@ pub(crate) async fn keep_connected(
                 });
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
-                let (end, established) =
-                    connection(&core, stream, &peer, &settings, session, &stop, None).await;
+                let deadline = tokio::time::Instant::now() + settings.engine.handshake_timeout;
+                let (end, established) = connection(
+                    &core, stream, &peer, &settings, session, &stop, None, deadline,
+                )
+                .await;
                 let closing = core.cancel.is_cancelled();
                 if stop.is_cancelled() || (closing && pipe.is_empty()) {
                     break;
@@ -247,8 +252,11 @@ pub(crate) async fn keep_connected(
     core.pair.release(PairOwner::Endpoint(key));
 }
 
-/// One connection: handshake, join the peer table, run the engine, leave the table.
-/// Returns why it ended and whether the handshake had succeeded.
+/// One connection: handshake (until `deadline`), join the peer table, run the
+/// engine, leave the table. Returns why it ended and whether the handshake had
+/// succeeded. An accepted connection (`admitted`) has its handshake watched by the
+/// endpoint's per-address defences, and its failures logged aggregated.
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     core: &Core,
     mut stream: Stream,
@@ -257,10 +265,11 @@ async fn connection(
     session: Option<(PeerKey, Arc<Pipe>)>,
     stop: &CancellationToken,
     mut admitted: Option<Admitted>,
+    deadline: tokio::time::Instant,
 ) -> (ConnectionError, bool) {
-    let timeout = settings.engine.handshake_timeout;
+    let guard = admitted.as_ref().map(|a| a.guard(peer_addr));
     let handshake = tokio::select! {
-        h = engine::handshake(&mut stream, settings.handshake.clone(), timeout, peer_addr) => h,
+        h = engine::handshake(&mut stream, settings.handshake.clone(), deadline, peer_addr, guard) => h,
         () = stop.cancelled() => return (ConnectionError::LocalClose, false),
     };
     if let Some(admitted) = &mut admitted {
@@ -269,7 +278,10 @@ async fn connection(
     let established = match handshake {
         Ok(done) => done,
         Err(e) => {
-            log_end(peer_addr, None, &e, "handshake failed");
+            match &admitted {
+                Some(admitted) => log_refused_handshake(admitted, settings, peer_addr, &e),
+                None => log_end(peer_addr, None, &e, "handshake failed"),
+            }
             core.events.emit(|| SocketEvent::HandshakeFailed {
                 peer: peer_addr.to_owned(),
                 reason: e.to_string(),
@@ -449,6 +461,61 @@ pub(crate) async fn detach(
         routing_id: released,
         reason: end.to_string(),
     });
+}
+
+/// A failed handshake of an accepted connection, for the log: any peer can cause
+/// these at will, so they are counted per kind, and said at most once a second per
+/// kind with the addresses that caused the most. Refusals by the endpoint's
+/// defences were counted where they were decided; timeouts and early closes are
+/// debug noise.
+fn log_refused_handshake(
+    admitted: &Admitted,
+    settings: &Settings,
+    peer_addr: &str,
+    e: &ConnectionError,
+) {
+    let logins = match settings.handshake.mechanism.name() {
+        n if n == crate::proto::MechanismName::PLAIN => "PLAIN logins",
+        n if n == crate::proto::MechanismName::CURVE => "CURVE logins",
+        _ => "connections",
+    };
+    let handshakes = |why| Topic {
+        what: "handshakes",
+        why,
+    };
+    let topic = match e {
+        ConnectionError::Handshake(h) => match h {
+            HandshakeError::Refused(_) => return,
+            HandshakeError::Denied(_) => Topic {
+                what: logins,
+                why: "credentials refused",
+            },
+            HandshakeError::Greeting(_) => handshakes("bad greeting"),
+            HandshakeError::MechanismMismatch { .. } => handshakes("security mechanism mismatch"),
+            HandshakeError::Frame(_) | HandshakeError::DataBeforeReady => {
+                handshakes("bad handshake frame")
+            }
+            HandshakeError::Command(_) | HandshakeError::UnexpectedCommand(_) => {
+                handshakes("bad handshake command")
+            }
+            HandshakeError::PeerError(_) => handshakes("ERROR from the peer"),
+            HandshakeError::UnknownSocketType(_)
+            | HandshakeError::IncompatibleSocketType { .. } => handshakes("wrong socket type"),
+            HandshakeError::Crypto(_) => handshakes("failed CURVE checks"),
+            HandshakeError::Timeout | HandshakeError::PeerClosed(_) => {
+                tracing::debug!(peer = peer_addr, reason = %e, "handshake failed");
+                return;
+            }
+        },
+        e if e.is_protocol_error() => handshakes("protocol error"),
+        e => {
+            tracing::debug!(peer = peer_addr, reason = %e, "handshake failed");
+            return;
+        }
+    };
+    admitted
+        .defenses()
+        .log(topic, admitted.source(), || format!("{peer_addr}: {e}"));
 }
 
 /// Protocol errors are the peer's fault and worth a warning that names it; ordinary

@@ -6,6 +6,7 @@
 //! it wants sent into an output buffer. It finishes with the peer's metadata.
 
 pub mod curve;
+pub(crate) mod guard;
 pub mod null;
 pub mod plain;
 
@@ -92,6 +93,7 @@ impl MechanismConfig {
         out: &mut BytesMut,
         authenticator: Option<&Authenticator>,
         peer_address: &str,
+        guard: Option<&guard::Guard>,
     ) -> Result<Mechanism, HandshakeError> {
         Ok(match self {
             MechanismConfig::Null => {
@@ -111,11 +113,10 @@ impl MechanismConfig {
             MechanismConfig::PlainClient { username, password } => {
                 Mechanism::PlainClient(plain::PlainClient::start(username, password, own, out))
             }
-            MechanismConfig::PlainServer => Mechanism::PlainServer(plain::PlainServer::new(
-                own,
-                authenticator.cloned(),
-                peer_address.to_owned(),
-            )),
+            MechanismConfig::PlainServer => Mechanism::PlainServer(
+                plain::PlainServer::new(own, authenticator.cloned(), peer_address.to_owned())
+                    .with_guard(guard.cloned()),
+            ),
             MechanismConfig::CurveClient(config)
                 if curve::has_small_order(&config.server_public) =>
             {
@@ -127,7 +128,9 @@ impl MechanismConfig {
                 curve::CurveClient::start(config.clone(), own, out),
             )),
             MechanismConfig::CurveServer(config) => Mechanism::CurveServer {
-                server: Box::new(curve::CurveServer::new(config.clone(), own)),
+                server: Box::new(
+                    curve::CurveServer::new(config.clone(), own).with_guard(guard.cloned()),
+                ),
                 authenticator: authenticator.cloned(),
                 peer_address: peer_address.to_owned(),
             },

@@ -18,6 +18,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::guard::{check_login, Guard};
 use crate::auth::{AuthRequest, Authenticator, Credentials};
 use crate::proto::command::Command;
 use crate::proto::handshake::HandshakeError;
@@ -120,6 +121,7 @@ pub(crate) struct PlainServer {
     own: Metadata,
     authenticator: Option<Authenticator>,
     peer_address: String,
+    guard: Option<Guard>,
 }
 
 impl PlainServer {
@@ -134,7 +136,15 @@ impl PlainServer {
             own,
             authenticator,
             peer_address,
+            guard: None,
         }
+    }
+
+    /// Asks `guard` before checking credentials (a blocked address is refused with
+    /// ERROR 300 at HELLO and at INITIATE) and tells it of each refusal.
+    pub(crate) fn with_guard(mut self, guard: Option<Guard>) -> PlainServer {
+        self.guard = guard;
+        self
     }
 
     pub(crate) fn handle_command(
@@ -151,6 +161,7 @@ impl PlainServer {
                 if &name[..] == b"HELLO" =>
             {
                 let (username, password) = parse_hello(data)?;
+                check_login(self.guard.as_ref(), out)?;
                 command(b"WELCOME", Bytes::new()).encode_frame(out);
                 self.state = ServerState::WaitingForInitiate { username, password };
                 Ok(None)
@@ -160,6 +171,7 @@ impl PlainServer {
                 Received::Named(name, data),
             ) if &name[..] == b"INITIATE" => {
                 let metadata = Metadata::parse(data).map_err(crate::proto::CommandError::from)?;
+                check_login(self.guard.as_ref(), out)?;
                 let credentials = Credentials::Plain { username, password };
                 let routing_id = metadata.get(IDENTITY).cloned().unwrap_or_default();
                 let verdict = self.authenticator.as_ref().map_or(Ok(()), |auth| {
@@ -175,7 +187,12 @@ impl PlainServer {
                         Command::Ready(self.own.clone()).encode_frame(out);
                         Ok(Some(metadata))
                     }
-                    Err(reason) => Err(super::refuse(reason, out)),
+                    Err(reason) => {
+                        if let Some(guard) = &self.guard {
+                            guard.login_failed();
+                        }
+                        Err(super::refuse(reason, out))
+                    }
                 }
             }
             (_, Received::Named(name, _)) => Err(unexpected(&name)),

@@ -713,3 +713,120 @@ fn hello_from_a_small_order_key_is_refused() {
     );
     assert!(out.is_empty(), "no WELCOME for a forged HELLO");
 }
+
+mod guarded {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::proto::mechanism::guard::test_guard::TestGuard;
+
+    fn guarded_server(guard: &Arc<TestGuard>) -> CurveServer {
+        CurveServer::new(
+            CurveServerConfig {
+                keys: server_keys(),
+            },
+            server_md(),
+        )
+        .with_guard(Some(guard.clone() as _))
+    }
+
+    #[test]
+    fn a_refused_hello_gets_error_300_before_any_public_key_work() {
+        let guard = Arc::new(TestGuard {
+            refuse_hellos: Some("replayed CURVE HELLO".into()),
+            ..TestGuard::default()
+        });
+        let r = run("HELLO");
+        // A HELLO whose box would not open: the refusal comes first, so nothing
+        // tried to open it.
+        let mut garbled = r.hello.to_vec();
+        garbled[150] ^= 0xFF;
+        let mut out = BytesMut::new();
+        let err = guarded_server(&guard)
+            .handle_command(Bytes::from(garbled), &mut out, &mut allow_all)
+            .unwrap_err();
+        assert_eq!(err, HandshakeError::Refused("replayed CURVE HELLO".into()));
+        assert_eq!(&one_body(&mut out)[..], b"\x05ERROR\x03300");
+        assert_eq!(guard.hellos.lock().unwrap().len(), 1, "asked with C'");
+        assert!(guard.opened.lock().unwrap().is_empty(), "nothing opened");
+        // The client reads it as a temporary failure, and will try again.
+        let mut client = r.client;
+        let err = client
+            .handle_command(
+                Bytes::from_static(b"\x05ERROR\x03300"),
+                &mut BytesMut::new(),
+            )
+            .unwrap_err();
+        assert_eq!(err, HandshakeError::PeerError("300".into()));
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "peer refused the handshake: 300 (temporary failure)"
+        );
+    }
+
+    #[test]
+    fn an_opened_hello_is_reported_and_refused_logins_counted() {
+        let guard = Arc::new(TestGuard::default());
+        let mut r = run("HELLO");
+        let mut server = guarded_server(&guard);
+        let mut out = BytesMut::new();
+        assert_eq!(
+            server.handle_command(r.hello.clone(), &mut out, &mut allow_all),
+            Ok(None)
+        );
+        let welcome = one_body(&mut out);
+        let client_short = guard.hellos.lock().unwrap()[0];
+        assert_eq!(*guard.opened.lock().unwrap(), vec![client_short]);
+        assert_eq!(&r.hello[80..112], &client_short[..]);
+        assert_eq!(r.client.handle_command(welcome, &mut out), Ok(None));
+        let initiate = one_body(&mut out);
+        let mut deny = |_: &[u8; KEY_LEN], _: &Metadata| Err("not on the list".to_string());
+        let err = server
+            .handle_command(initiate, &mut out, &mut deny)
+            .unwrap_err();
+        assert_eq!(err, HandshakeError::Denied("not on the list".into()));
+        assert_eq!(guard.failures(), 1);
+    }
+
+    #[test]
+    fn a_blocked_address_is_refused_at_hello_and_at_initiate_unchecked() {
+        let guard = Arc::new(TestGuard::default());
+        guard.block("blocked for 2.0 s more");
+        let r = run("HELLO");
+        let mut out = BytesMut::new();
+        let err = guarded_server(&guard)
+            .handle_command(r.hello.clone(), &mut out, &mut allow_all)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::Refused("blocked for 2.0 s more".into())
+        );
+        assert_eq!(&one_body(&mut out)[..], b"\x05ERROR\x03300");
+        assert!(guard.opened.lock().unwrap().is_empty());
+
+        // Blocked between HELLO and INITIATE: the key is not even looked at.
+        let unblocked = Arc::new(TestGuard::default());
+        let mut r = run("HELLO");
+        let mut server2 = guarded_server(&unblocked);
+        server2
+            .handle_command(r.hello.clone(), &mut out, &mut allow_all)
+            .unwrap();
+        let welcome = one_body(&mut out);
+        r.client.handle_command(welcome, &mut out).unwrap();
+        let initiate = one_body(&mut out);
+        unblocked.block("blocked");
+        let mut asked = false;
+        let mut check = |_: &[u8; KEY_LEN], _: &Metadata| {
+            asked = true;
+            Ok(())
+        };
+        let err = server2
+            .handle_command(initiate, &mut out, &mut check)
+            .unwrap_err();
+        assert_eq!(err, HandshakeError::Refused("blocked".into()));
+        assert!(!asked, "the key was not checked");
+        assert_eq!(&one_body(&mut out)[..], b"\x05ERROR\x03300");
+        assert_eq!(unblocked.failures(), 0);
+    }
+}

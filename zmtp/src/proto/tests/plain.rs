@@ -181,3 +181,78 @@ fn password_files_load_and_check() {
     assert!(err.contains(":1:"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod guarded {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::proto::mechanism::guard::test_guard::TestGuard;
+
+    fn users() -> Authenticator {
+        let mut users = crate::auth::PasswordFile::new();
+        users.insert("admin", "secret");
+        Authenticator::plain_users(users)
+    }
+
+    fn server(guard: &Arc<TestGuard>) -> PlainServer {
+        PlainServer::new(Metadata::new(), Some(users()), "127.0.0.2:1".into())
+            .with_guard(Some(guard.clone() as _))
+    }
+
+    fn hello(password: &str) -> Bytes {
+        let mut out = BytesMut::new();
+        PlainClient::start(b"admin", password.as_bytes(), Metadata::new(), &mut out);
+        bodies(out).remove(0)
+    }
+
+    fn initiate() -> Bytes {
+        let mut body = BytesMut::from(&b"\x08INITIATE"[..]);
+        metadata("DEALER", "x").encode(&mut body);
+        body.freeze()
+    }
+
+    #[test]
+    fn failed_logins_are_reported_and_a_blocked_address_gets_error_300_unchecked() {
+        let guard = Arc::new(TestGuard::default());
+        let mut out = BytesMut::new();
+        let mut first = server(&guard);
+        first.handle_command(hello("guess"), &mut out).unwrap();
+        assert_eq!(&bodies(out.split())[0][..], b"\x07WELCOME");
+        let err = first.handle_command(initiate(), &mut out).unwrap_err();
+        assert!(matches!(err, HandshakeError::Denied(_)), "{err:?}");
+        assert_eq!(
+            bodies(out.split()),
+            vec![Bytes::from_static(b"\x05ERROR\x03400")]
+        );
+        assert_eq!(guard.failures(), 1);
+
+        // Blocked: refused at HELLO, no WELCOME.
+        guard.block("the address is blocked");
+        let err = server(&guard)
+            .handle_command(hello("guess"), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::Refused("the address is blocked".into())
+        );
+        assert_eq!(
+            bodies(out.split()),
+            vec![Bytes::from_static(b"\x05ERROR\x03300")]
+        );
+
+        // Blocked after HELLO: refused at INITIATE without checking, even the right
+        // password, and nothing more is counted.
+        let guard = Arc::new(TestGuard::default());
+        let mut late = server(&guard);
+        late.handle_command(hello("secret"), &mut out).unwrap();
+        out.clear();
+        guard.block("blocked");
+        let err = late.handle_command(initiate(), &mut out).unwrap_err();
+        assert_eq!(err, HandshakeError::Refused("blocked".into()));
+        assert_eq!(
+            bodies(out.split()),
+            vec![Bytes::from_static(b"\x05ERROR\x03300")]
+        );
+        assert_eq!(guard.failures(), 0);
+    }
+}

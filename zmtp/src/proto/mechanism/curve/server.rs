@@ -17,6 +17,7 @@ use super::{
 };
 use crate::proto::command::{Command, CommandError};
 use crate::proto::handshake::HandshakeError;
+use crate::proto::mechanism::guard::{check_login, refuse_for_now, Guard};
 use crate::proto::metadata::Metadata;
 
 /// Decides whether a client may connect, given its long-term public key and metadata;
@@ -54,6 +55,8 @@ pub struct CurveServer {
     nonce: u64,
     /// The client's last counter (HELLO's, then INITIATE's).
     peer_nonce: u64,
+    /// Screens HELLOs before any public-key work, and logins.
+    guard: Option<Guard>,
 }
 
 impl std::fmt::Debug for CurveServer {
@@ -86,7 +89,16 @@ impl CurveServer {
             state: State::ExpectHello,
             nonce: 1,
             peer_nonce: 0,
+            guard: None,
         }
+    }
+
+    /// Asks `guard` about each HELLO before any public-key work (a replayed key, an
+    /// address over its HELLO rate or blocked after failed logins gets ERROR 300)
+    /// and before checking the client's key, and tells it of each refusal.
+    pub(crate) fn with_guard(mut self, guard: Option<Guard>) -> CurveServer {
+        self.guard = guard;
+        self
     }
 
     /// Feeds one command body from the client; returns its metadata once it is
@@ -122,7 +134,19 @@ impl CurveServer {
                 )),
             },
             (b"HELLO", State::ExpectHello) => {
-                let (client_short, hello_box) = self.on_hello(&body)?;
+                let client_short = hello_key(&body)?;
+                if let Some(guard) = &self.guard {
+                    let screened = guard
+                        .login_allowed()
+                        .and_then(|()| guard.curve_hello(&client_short));
+                    if let Err(reason) = screened {
+                        return Err(refuse_for_now(reason, out));
+                    }
+                }
+                let hello_box = self.on_hello(&body, &client_short)?;
+                if let Some(guard) = &self.guard {
+                    guard.curve_hello_opened(&client_short);
+                }
                 let cookie_key = self.write_welcome(&client_short, &hello_box, out)?;
                 self.state = State::ExpectInitiate {
                     client_short,
@@ -139,7 +163,11 @@ impl CurveServer {
             ) => {
                 let (precom, client_long, metadata) =
                     self.on_initiate(&body, &client_short, &cookie_key)?;
+                check_login(self.guard.as_ref(), out)?;
                 if let Err(reason) = authorize(&client_long, &metadata) {
+                    if let Some(guard) = &self.guard {
+                        guard.login_failed();
+                    }
                     return Err(super::super::refuse(reason, out));
                 }
                 self.write_ready(&precom, out)?;
@@ -152,34 +180,24 @@ impl CurveServer {
         }
     }
 
-    /// Checks HELLO; returns the client's short-term public key C' and the C'/S box
+    /// Opens HELLO (whose shape [`hello_key`] checked); returns the C'/S box
     /// (reused for WELCOME).
-    fn on_hello(&mut self, body: &[u8]) -> Result<([u8; KEY_LEN], SalsaBox), HandshakeError> {
-        if body.len() != HELLO_LEN {
-            return Err(HandshakeError::Crypto(format!(
-                "HELLO is {} bytes, {HELLO_LEN} expected",
-                body.len()
-            )));
-        }
-        // ok: the length is exactly HELLO_LEN (200), checked above.
-        if body[6..8] != [1, 0] {
-            return Err(HandshakeError::Crypto(format!(
-                "HELLO has CurveZMQ version {}.{}, 1.0 expected",
-                body[6], body[7]
-            )));
-        }
-        let client_short: [u8; KEY_LEN] = read_array(body, 80)?;
+    fn on_hello(
+        &mut self,
+        body: &[u8],
+        client_short: &[u8; KEY_LEN],
+    ) -> Result<SalsaBox, HandshakeError> {
         let nonce = read_u64(body, 112)?;
-        let hello_box = salsa_box(&client_short, &self.long_secret)?;
+        let hello_box = salsa_box(client_short, &self.long_secret)?;
         // The plaintext is 64 zero bytes; like libzmq we only need it to open.
         open(
             &hello_box,
             &short_nonce(HELLO_NONCE, nonce),
-            &body[120..], // ok: length is exactly HELLO_LEN, checked above
+            body.get(120..).unwrap_or_default(), // HELLO_LEN long, as hello_key checked
             "HELLO (wrong server key?)",
         )?;
         self.peer_nonce = nonce;
-        Ok((client_short, hello_box))
+        Ok(hello_box)
     }
 
     /// Writes WELCOME with a fresh cookie key, which it returns.
@@ -309,4 +327,23 @@ impl CurveServer {
             _ => None,
         }
     }
+}
+
+/// Checks HELLO's shape (length, version) and returns the client's short-term
+/// public key C', without any public-key work.
+fn hello_key(body: &[u8]) -> Result<[u8; KEY_LEN], HandshakeError> {
+    if body.len() != HELLO_LEN {
+        return Err(HandshakeError::Crypto(format!(
+            "HELLO is {} bytes, {HELLO_LEN} expected",
+            body.len()
+        )));
+    }
+    // ok: the length is exactly HELLO_LEN (200), checked above.
+    if body[6..8] != [1, 0] {
+        return Err(HandshakeError::Crypto(format!(
+            "HELLO has CurveZMQ version {}.{}, 1.0 expected",
+            body[6], body[7]
+        )));
+    }
+    read_array(body, 80)
 }
