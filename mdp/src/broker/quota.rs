@@ -26,9 +26,14 @@
 //! and per frame (the broker's bookkeeping), so a flood of empty frames is not free.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 
 use zmtp::PeerId;
+
+/// Where a connection comes from, for per-address quotas: zmtp's per-address
+/// buckets (an IPv4 address, an IPv6 /64, or the local machine for `ipc://` and
+/// `inproc://`), so the broker's quotas and the socket's connection caps count the
+/// same hosts.
+pub use zmtp::defense::source::Source;
 
 /// Requests and bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,54 +129,6 @@ impl Default for Quotas {
                 requests: 20_000,
                 bytes: 16 << 20,
             },
-        }
-    }
-}
-
-/// Where a connection comes from, for per-address quotas: its IP address (IPv6 by
-/// its /64 network, what one host usually has), or the local machine for `ipc://`
-/// and `inproc://`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    /// A remote address.
-    Ip(IpAddr),
-    /// ipc:// and inproc:// peers, and peers whose address is unknown.
-    Local,
-}
-
-impl Source {
-    /// The source of a peer address as a ROUTER reports it (`1.2.3.4:5678`,
-    /// `[::1]:5678`, `ipc:///path`, `inproc://name`).
-    ///
-    /// ```
-    /// use mdp::broker::quota::Source;
-    ///
-    /// assert_eq!(Source::of("127.0.0.2:40312"), Source::of("127.0.0.2:5555"));
-    /// assert_eq!(Source::of("[2001:db8::1]:1"), Source::of("[2001:db8::2]:2"));
-    /// assert_eq!(Source::of("ipc:///tmp/broker.sock"), Source::Local);
-    /// ```
-    pub fn of(address: &str) -> Source {
-        match address.parse::<std::net::SocketAddr>() {
-            Ok(addr) => match addr.ip() {
-                IpAddr::V4(v4) => Source::Ip(IpAddr::V4(v4)),
-                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                    Some(v4) => Source::Ip(IpAddr::V4(v4)),
-                    None => {
-                        let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                        Source::Ip(IpAddr::V6(bits.into()))
-                    }
-                },
-            },
-            Err(_) => Source::Local,
-        }
-    }
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Ip(ip) => ip.fmt(f),
-            Source::Local => f.write_str("local"),
         }
     }
 }
