@@ -21,7 +21,9 @@
 //! - A connection must send its request headers within [`HEADER_TIMEOUT`] (also
 //!   between keep-alive requests), take each answer wholly within
 //!   [`WRITE_TIMEOUT`], and lives at most [`MAX_CONNECTION_LIFE`] (then it finishes
-//!   the answer under way and closes). See [`deadline`].
+//!   the answer under way and closes). Its kernel buffers are small (128 KiB to
+//!   send), so "taken" means taken by the scraper, not parked in the kernel. See
+//!   [`deadline`].
 //! - What a client can make it log is counted and written at most once per second
 //!   per kind, naming the busiest addresses. See [`tally`].
 //!
