@@ -397,6 +397,24 @@ fn ms_per_tick() -> f64 {
     1000.0 / hz
 }
 
+/// Nanoseconds on a CPU of thread `tid` of `pid` (`schedstat`: finer than ticks),
+/// or of all its threads.
+fn cpu_ns(pid: u32, tid: Option<u32>) -> u64 {
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+    match tid {
+        Some(tid) => read(tasks.join(tid.to_string())),
+        None => std::fs::read_dir(&tasks)
+            .map(|dir| dir.flatten().map(|e| read(e.path())).sum())
+            .unwrap_or(0),
+    }
+}
+
 /// How many of `n` scrapes from [`LEGIT`] got a whole answer within 10 s each
 /// (Prometheus' default scrape timeout), and how long the median and the slowest
 /// of those took.
@@ -449,23 +467,26 @@ async fn measure_metrics_under_attack() {
         .expect("a first scrape");
     println!("body: {} bytes; RSS {} MiB", body.len(), rss("VmRSS"));
 
-    // CPU per scrape, back to back, then one per 1.1 s (every one a refresh).
-    let main_thread = format!("/proc/{pid}/task/{pid}/stat");
+    // CPU per scrape, back to back, then one per 1.1 s (every one a refresh). The
+    // broker loop runs on the main thread (--threads 1).
     let process = format!("/proc/{pid}/stat");
     for (label, n, pause) in [
-        ("back to back", 100, Duration::ZERO),
-        ("every 1.1 s", 10, Duration::from_millis(1100)),
+        ("back to back", 200, Duration::ZERO),
+        ("every 1.1 s", 20, Duration::from_millis(1100)),
     ] {
-        let (p0, m0) = (cpu_ticks(&process), cpu_ticks(&main_thread));
+        let ticks = cpu_ticks(&process);
+        let (all, main) = (cpu_ns(pid, None), cpu_ns(pid, Some(pid)));
         for _ in 0..n {
             scrape_from(LEGIT, addr, WAIT).await.expect("a scrape");
             tokio::time::sleep(pause).await;
         }
-        let (p1, m1) = (cpu_ticks(&process), cpu_ticks(&main_thread));
+        let per_scrape = |ns: u64| ns as f64 / 1e6 / n as f64;
         println!(
-            "CPU per scrape, {label} ({n}): process {:.2} ms, broker thread {:.2} ms",
-            (p1 - p0) as f64 * tick / n as f64,
-            (m1 - m0) as f64 * tick / n as f64
+            "CPU per scrape, {label} ({n}): process {:.2} ms (utime+stime), {:.2} ms \
+             (schedstat); broker thread {:.2} ms (schedstat)",
+            (cpu_ticks(&process) - ticks) as f64 * tick / n as f64,
+            per_scrape(cpu_ns(pid, None) - all),
+            per_scrape(cpu_ns(pid, Some(pid)) - main),
         );
     }
 
@@ -478,9 +499,13 @@ async fn measure_metrics_under_attack() {
             held.extend(never_reading(source, addr, 64 / usize::from(sources)).await);
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let ok = successes(addr, 5).await;
+        let during = successes(addr, 5).await;
+        // Still not reading, 17 s after they asked.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let later = successes(addr, 5).await;
         println!(
-            "64 never-reading scrapers from {sources} address(es): peak RSS {} MiB, {ok}",
+            "64 never-reading scrapers from {sources} address(es): peak RSS {} MiB; \
+             after 5 s: {during}; after 17 s: {later}",
             sampler.peak_kib() / 1024
         );
         drop(held);
