@@ -1,5 +1,6 @@
 //! `--metrics`: the real broker's Prometheus endpoint scraped over HTTP and parsed,
-//! its counters moving as requests flow; and `mmi.stats` agreeing with it.
+//! its counters moving as requests flow (within the second a body is cached); and
+//! `mmi.stats` agreeing with it.
 
 mod common;
 
@@ -43,17 +44,21 @@ fn scrape(addr: &str) -> Scrape {
     Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text parses")
 }
 
-/// The value of `name` with `labels` (all of them must match).
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+/// The value of `name` with `labels` (all of them must match), if there is one.
+fn find(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let sample = scrape
         .samples
         .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .unwrap_or_else(|| panic!("no sample {name}{labels:?}"));
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
     match sample.value {
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
         ref other => panic!("{name}: {other:?}"),
     }
+}
+
+/// The value of `name` with `labels` (all of them must match).
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    find(scrape, name, labels).unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,13 +92,24 @@ async fn metrics_are_scraped_and_move_as_requests_flow() {
         assert_eq!(reply.unwrap(), Message::from(format!("{i}")));
     }
 
-    let after = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || scrape(&addr)
-    })
-    .await
-    .unwrap();
+    // A body serves scrapes for up to a second (metrics::REFRESH_PERIOD): scrape
+    // until one shows the requests.
     let echo = [("service", "echo")];
+    let after = bounded("a scrape that counts the 5 requests", async {
+        loop {
+            let after = tokio::task::spawn_blocking({
+                let addr = addr.clone();
+                move || scrape(&addr)
+            })
+            .await
+            .unwrap();
+            if find(&after, "mdp_service_served_total", &echo) == Some(5.0) {
+                return after;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert_eq!(value(&after, "mdp_broker_workers", &[]), 1.0);
     assert_eq!(value(&after, "mdp_service_served_total", &echo), 5.0);
     assert_eq!(
