@@ -29,6 +29,15 @@ pub struct SocketOptions {
     pub routing_id: Bytes,
     /// Per-peer outbound queue limit in messages (ZMQ_SNDHWM, default 1000; 0: no limit).
     pub send_hwm: usize,
+    /// Per-peer outbound queue limit in bytes, beside `send_hwm` (ours; libzmq has
+    /// none). Counted as frame bodies plus a small fixed cost per message and per
+    /// frame; a queue that is empty takes one message whatever its size, so large
+    /// messages still flow. At the limit each socket type does what it does at the
+    /// HWM: PUB, XPUB and ROUTER drop (ROUTER with `router_mandatory` waits), DEALER,
+    /// PUSH, REQ and PAIR wait. Default `None` (no limit), as libzmq: set one wherever
+    /// a peer that stops reading could otherwise make the socket hold `send_hwm` ×
+    /// the largest message.
+    pub send_hwm_bytes: Option<usize>,
     /// Inbound queue limit in messages (ZMQ_RCVHWM, default 1000; 0: no limit). When it
     /// is full the engines stop reading and TCP pushes back on the senders.
     pub recv_hwm: usize,
@@ -90,6 +99,7 @@ impl Default for SocketOptions {
         SocketOptions {
             routing_id: Bytes::new(),
             send_hwm: 1000,
+            send_hwm_bytes: None,
             recv_hwm: 1000,
             heartbeat_interval: None,
             heartbeat_timeout: None,
@@ -141,6 +151,13 @@ impl SocketOptions {
     /// Sets the send high-water mark.
     pub fn send_hwm(mut self, hwm: usize) -> Self {
         self.send_hwm = hwm;
+        self
+    }
+
+    /// Sets the per-peer outbound queue limit in bytes (see
+    /// [`SocketOptions::send_hwm_bytes`]).
+    pub fn send_hwm_bytes(mut self, bytes: usize) -> Self {
+        self.send_hwm_bytes = Some(bytes);
         self
     }
 

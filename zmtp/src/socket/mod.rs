@@ -36,7 +36,6 @@ use crate::error::Error;
 use crate::inbound::{Inbound, InboundQueue};
 use crate::monitor::{EventSink, Monitor, SocketEvent};
 use crate::options::SocketOptions;
-use crate::pipe::Pipe;
 use crate::proto::SocketType;
 use crate::transport::{Endpoint, Listener};
 use crate::Message;
@@ -219,7 +218,7 @@ impl Socket {
     pub async fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
         let endpoint: Endpoint = endpoint.parse()?;
         let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
-        let pipe = Pipe::new(settings.send_hwm(), self.core.peers.writable.clone());
+        let pipe = settings.new_pipe(self.core.peers.writable.clone());
         let key = self.core.peers.add(pipe.clone());
         let span = tracing::info_span!("zmtp", socket = %self.core.socket_type, peer = %endpoint);
         let core = self.core.clone();
@@ -271,11 +270,13 @@ impl Socket {
     }
 
     /// Ready when a [`Socket::send`] would not wait for room: some peer's queue is
-    /// below the HWM (DEALER, PUSH, PAIR, REQ; REQ may still refuse a send out of
-    /// turn), or the socket type never waits (PUB, XPUB without `xpub_nodrop`, XSUB,
-    /// ROUTER without `router_mandatory`, REP). Only this socket fills its queues, so
-    /// the room is still there when `send` is called. Registers `cx` for a wake-up
-    /// otherwise (libzmq `ZMQ_POLLOUT`).
+    /// below the HWM and below `send_hwm_bytes`, with room for a message it refused
+    /// before (DEALER, PUSH, PAIR, REQ; REQ may still refuse a send out of turn), or
+    /// the socket type never waits (PUB, XPUB without `xpub_nodrop`, XSUB, ROUTER
+    /// without `router_mandatory`, REP). Only this socket fills its queues, so the
+    /// room is still there when `send` is called; with a byte limit, a message larger
+    /// than the bytes left still waits in `send` until the queue drains. Registers
+    /// `cx` for a wake-up otherwise (libzmq `ZMQ_POLLOUT`).
     pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !matches!(
             self.core.socket_type,
@@ -362,8 +363,8 @@ impl Socket {
     }
 
     /// Messages waiting in this socket's outbound queues, over all peers: at most the
-    /// send HWM per peer. A PUB whose subscriber stopped reading stays at that bound
-    /// and drops the rest.
+    /// send HWM per peer (and `send_hwm_bytes` worth of bytes, when set). A PUB whose
+    /// subscriber stopped reading stays at that bound and drops the rest.
     pub fn queued(&self) -> usize {
         self.core.peers.queued()
     }

@@ -233,7 +233,7 @@ mod tests {
     use super::*;
 
     fn pipe(peers: &Peers) -> Arc<Pipe> {
-        Pipe::new(10, peers.writable.clone())
+        Pipe::new(10, None, peers.writable.clone())
     }
 
     #[test]

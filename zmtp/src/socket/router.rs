@@ -1,6 +1,7 @@
 //! ROUTER sending: the first frame names the peer (libzmq router.cpp `xsend`).
 //!
-//! An unknown routing id or a full pipe drops the message silently, unless
+//! An unknown routing id or a full pipe (at the HWM, or out of `send_hwm_bytes`
+//! for this message) drops the message silently, unless
 //! `router_mandatory` is set: then an unknown id is [`Error::HostUnreachable`] and a
 //! full pipe makes `send` wait for room.
 
