@@ -92,6 +92,22 @@ pub struct SocketOptions {
     /// XPUB: a message sent to every new peer before anything else
     /// (ZMQ_XPUB_WELCOME_MSG). A SUB peer sees it only if it subscribes to it.
     pub xpub_welcome_message: Option<Message>,
+    /// PUB/XPUB: most topics one peer may hold subscribed at once (ours; libzmq has
+    /// no cap). Past any of the four subscription caps a peer's new subscriptions
+    /// are ignored (an XPUB application does not see them either), counted in
+    /// [`Socket::subscriptions_ignored`](crate::Socket::subscriptions_ignored) and
+    /// logged at most once a second in aggregate. Default 100 000.
+    pub max_subscriptions_per_peer: usize,
+    /// PUB/XPUB: most bytes of topics one peer may hold subscribed at once (default
+    /// 64 MiB).
+    pub max_subscription_bytes_per_peer: usize,
+    /// PUB/XPUB: most subscriptions all peers may hold together, each peer's
+    /// counted (two peers on one topic count two), so that many peers cannot
+    /// together grow the table without bound (default: no cap).
+    pub max_subscriptions_total: Option<usize>,
+    /// PUB/XPUB: most bytes of topics all peers may hold subscribed together
+    /// (default: no cap).
+    pub max_subscription_bytes_total: Option<usize>,
 }
 
 impl Default for SocketOptions {
@@ -118,6 +134,10 @@ impl Default for SocketOptions {
             xpub_verbosity: XpubVerbosity::Changes,
             xpub_nodrop: false,
             xpub_welcome_message: None,
+            max_subscriptions_per_peer: 100_000,
+            max_subscription_bytes_per_peer: 64 * 1024 * 1024,
+            max_subscriptions_total: None,
+            max_subscription_bytes_total: None,
         }
     }
 }
@@ -233,6 +253,22 @@ impl SocketOptions {
     /// Sets ZMQ_XPUB_WELCOME_MSG.
     pub fn xpub_welcome_message(mut self, msg: impl Into<Message>) -> Self {
         self.xpub_welcome_message = Some(msg.into());
+        self
+    }
+
+    /// Caps the subscriptions one peer of a PUB or XPUB may hold: `topics` topics
+    /// and `bytes` bytes of them.
+    pub fn max_subscriptions_per_peer(mut self, topics: usize, bytes: usize) -> Self {
+        self.max_subscriptions_per_peer = topics;
+        self.max_subscription_bytes_per_peer = bytes;
+        self
+    }
+
+    /// Caps the subscriptions all peers of a PUB or XPUB may hold together: `topics`
+    /// subscriptions and `bytes` bytes of topics.
+    pub fn max_subscriptions_total(mut self, topics: usize, bytes: usize) -> Self {
+        self.max_subscriptions_total = Some(topics);
+        self.max_subscription_bytes_total = Some(bytes);
         self
     }
 

@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 pub use peers::PeerKey;
 pub(crate) use subscribers::Subscribers;
+use subscribers::SubscriptionCaps;
 pub use subscribers::XpubVerbosity;
 
 use crate::error::Error;
@@ -119,12 +120,11 @@ impl Socket {
                 pair: pair::PairSlot::default(),
                 subscriptions: Default::default(),
                 subscribers: match socket_type {
-                    SocketType::Pub => {
-                        Some(Arc::new(Subscribers::new(false, options.xpub_verbosity)))
-                    }
-                    SocketType::XPub => {
-                        Some(Arc::new(Subscribers::new(true, options.xpub_verbosity)))
-                    }
+                    SocketType::Pub | SocketType::XPub => Some(Arc::new(Subscribers::new(
+                        socket_type == SocketType::XPub,
+                        options.xpub_verbosity,
+                        SubscriptionCaps::from_options(&options),
+                    ))),
                     _ => None,
                 },
             }),
@@ -155,6 +155,7 @@ impl Socket {
         validate(&options)?;
         if let Some(subscribers) = &self.core.subscribers {
             subscribers.set_verbosity(options.xpub_verbosity);
+            subscribers.set_caps(SubscriptionCaps::from_options(&options));
         }
         self.options = options;
         Ok(())
@@ -367,6 +368,14 @@ impl Socket {
     /// subscriber stopped reading stays at that bound and drops the rest.
     pub fn queued(&self) -> usize {
         self.core.peers.queued()
+    }
+
+    /// PUB and XPUB: subscriptions ignored so far because a peer, or all peers
+    /// together, held as many as the caps allow
+    /// ([`SocketOptions::max_subscriptions_per_peer`] and the like); 0 for the other
+    /// types.
+    pub fn subscriptions_ignored(&self) -> u64 {
+        self.core.subscribers.as_ref().map_or(0, |s| s.ignored())
     }
 
     /// Closes the socket and waits until queued messages are flushed or the linger
