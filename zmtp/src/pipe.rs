@@ -58,6 +58,8 @@ struct Queue {
     items: VecDeque<Outbound>,
     /// The [`item_cost`] of everything in `items`.
     bytes: usize,
+    /// The part of `bytes` that is subscription changes.
+    subscription_bytes: usize,
     /// The smallest cost refused since the last drain (0: none): the drain must wake
     /// the writers, and [`Pipe::has_room`] says no until a message of that cost fits.
     wanted: usize,
@@ -75,6 +77,12 @@ impl Queue {
     /// Recounts the costs after items were removed from the middle.
     fn recount(&mut self) {
         self.bytes = self.items.iter().map(item_cost).sum();
+        self.subscription_bytes = self
+            .items
+            .iter()
+            .filter(|item| !matches!(item, Outbound::Message(_)))
+            .map(item_cost)
+            .sum();
     }
 }
 
@@ -89,6 +97,9 @@ pub(crate) struct Pipe {
     engine_wake: Notify,
     writable: Arc<Notify>,
     closed: AtomicBool,
+    /// Subscription changes were dropped (see [`Pipe::push_subscription`]): the
+    /// peer's view of our subscriptions is stale until its connection starts again.
+    subscriptions_lost: AtomicBool,
 }
 
 impl Pipe {
@@ -104,6 +115,7 @@ impl Pipe {
             engine_wake: Notify::new(),
             writable,
             closed: AtomicBool::new(false),
+            subscriptions_lost: AtomicBool::new(false),
         })
     }
 
@@ -160,19 +172,36 @@ impl Pipe {
         fits
     }
 
-    /// Queues a subscription change past the high-water marks: they are few (bounded
-    /// by the application's own calls) and losing one would leave the publisher
-    /// filtering wrongly. Refused only when closed. Their bytes count, so messages
-    /// queued behind them find less room.
+    /// Queues a subscription change past the high-water marks: losing one would leave
+    /// the publisher filtering wrongly. Refused only when closed. Their bytes count,
+    /// so messages queued behind them find less room.
+    ///
+    /// With a byte limit, the changes waiting in the pipe may not pass that limit on
+    /// their own (a peer that does not read while changes keep coming, e.g. an XSUB
+    /// forwarding its subscribers' churn): the one that would is dropped with all the
+    /// others waiting, and the pipe is marked ([`Pipe::subscriptions_lost`]). Its
+    /// engine then ends the connection, and the next connection starts with the full
+    /// current set ([`Pipe::replace_subscriptions`]), so the queue stays bounded and
+    /// nothing stays wrong. (libzmq drops subscriptions at the high-water mark, and
+    /// the publisher filters wrongly from then on.)
     pub(crate) fn push_subscription(&self, item: Outbound) -> bool {
         if self.is_closed() {
             return false;
         }
         let cost = item_cost(&item);
         let mut q = self.lock();
+        if q.subscription_bytes.saturating_add(cost) > self.hwm_bytes {
+            q.items.retain(|item| matches!(item, Outbound::Message(_)));
+            q.recount();
+            self.subscriptions_lost.store(true, Ordering::Release);
+            drop(q);
+            self.engine_wake.notify_one();
+            return true;
+        }
         let was_empty = q.items.is_empty();
         q.items.push_back(item);
         q.bytes += cost;
+        q.subscription_bytes += cost;
         drop(q);
         if was_empty {
             self.engine_wake.notify_one();
@@ -186,6 +215,7 @@ impl Pipe {
     /// socket holds, not a backlog.
     pub(crate) fn replace_subscriptions<'a>(&self, topics: impl Iterator<Item = &'a Bytes>) {
         let mut q = self.lock();
+        self.subscriptions_lost.store(false, Ordering::Release);
         q.items.retain(|item| matches!(item, Outbound::Message(_)));
         let mut fresh: VecDeque<Outbound> = topics.cloned().map(Outbound::Subscribe).collect();
         let had_any = !fresh.is_empty();
@@ -196,6 +226,13 @@ impl Pipe {
         if had_any {
             self.engine_wake.notify_one();
         }
+    }
+
+    /// Whether subscription changes were dropped since the connection started (see
+    /// [`Pipe::push_subscription`]): the connection must end, so that the next one
+    /// starts with the full set.
+    pub(crate) fn subscriptions_lost(&self) -> bool {
+        self.subscriptions_lost.load(Ordering::Acquire)
     }
 
     /// Number of items queued.
@@ -232,6 +269,7 @@ impl Pipe {
         let wake = std::mem::take(&mut q.wanted) > 0 || was_full;
         crate::util::take_all(&mut q.items, into);
         q.bytes = 0;
+        q.subscription_bytes = 0;
         drop(q);
         if wake {
             self.writable.notify_waiters();
@@ -410,5 +448,30 @@ mod tests {
         assert!(pipe.would_take(&sized(100)));
         pipe.close();
         assert!(!pipe.would_take(&sized(1)));
+    }
+
+    #[test]
+    fn a_subscription_backlog_past_the_limit_is_dropped_and_flagged() {
+        let pipe = Pipe::new(10, Some(1000), Arc::new(Notify::new()));
+        let topic = |n: usize| Outbound::Subscribe(Bytes::from(vec![b't'; n]));
+        pipe.try_push(Message::from("kept")).unwrap();
+        pipe.push_subscription(topic(400));
+        pipe.push_subscription(topic(400));
+        assert!(!pipe.subscriptions_lost());
+        pipe.push_subscription(topic(400));
+        assert!(pipe.subscriptions_lost(), "1 200 bytes of changes waiting");
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(
+            Vec::from(out),
+            [Outbound::Message(Message::from("kept"))],
+            "the changes are gone, the messages stay"
+        );
+        let set = [Bytes::from(vec![b's'; 5000])];
+        pipe.replace_subscriptions(set.iter());
+        assert!(!pipe.subscriptions_lost(), "a new connection, the full set");
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(out.len(), 1, "the full set passes the limit");
     }
 }

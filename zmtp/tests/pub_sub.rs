@@ -460,6 +460,47 @@ async fn a_zmtp_3_0_publisher_gets_legacy_subscription_messages() {
 }
 
 #[tokio::test]
+async fn a_publisher_that_falls_behind_on_subscriptions_is_reconnected_with_the_full_set() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = SocketOptions::default().send_hwm_bytes(4096);
+    let mut sub = Socket::with_options(SocketType::Sub, options).unwrap();
+    sub.connect(&format!("tcp://{addr}")).await.unwrap();
+    let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut first = Zmtp30Peer::handshake(stream, "PUB", true).await;
+
+    // On this one thread the engine does not run during the loop: 100 changes of
+    // 100 bytes wait in the queue, past its 4 KiB, so they are dropped.
+    let topics: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
+    for topic in &topics {
+        sub.subscribe(topic.clone()).unwrap();
+    }
+    // The connection ends instead of leaving this publisher with half a set...
+    let closed = async {
+        loop {
+            match first.stream.read_buf(&mut first.input).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    timeout(WAIT, closed)
+        .await
+        .expect("the connection was closed");
+    // ...and the next one starts with all of it.
+    let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut second = Zmtp30Peer::handshake(stream, "PUB", true).await;
+    let mut got = Vec::new();
+    for _ in 0..topics.len() {
+        let frame = second.next_frame().await;
+        let topic = frame.body.strip_prefix(b"\x01").expect("a subscribe");
+        got.push(String::from_utf8(topic.to_vec()).unwrap());
+    }
+    got.sort();
+    assert_eq!(got, topics);
+}
+
+#[tokio::test]
 async fn legacy_subscriptions_from_a_zmtp_3_0_subscriber_are_honoured() {
     let (mut publisher, endpoint) = bound_publisher().await;
     let mut peer = Zmtp30Peer::connect(&endpoint, "SUB").await;
