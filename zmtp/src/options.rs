@@ -41,6 +41,12 @@ pub struct SocketOptions {
     /// Inbound queue limit in messages (ZMQ_RCVHWM, default 1000; 0: no limit). When it
     /// is full the engines stop reading and TCP pushes back on the senders.
     pub recv_hwm: usize,
+    /// Inbound queue limit in bytes, beside `recv_hwm` (ours; libzmq has none),
+    /// counted as for `send_hwm_bytes`. When it is reached the engines stop reading
+    /// and TCP pushes back on the senders; what one read completed is admitted
+    /// whole, so the queue can pass the limit by that much per connection. Default
+    /// `None` (no limit), as libzmq.
+    pub recv_hwm_bytes: Option<usize>,
     /// Send a PING this often (ZMQ_HEARTBEAT_IVL; default off).
     pub heartbeat_interval: Option<Duration>,
     /// Close a peer that sends nothing for this long after a PING (ZMQ_HEARTBEAT_TIMEOUT;
@@ -117,6 +123,7 @@ impl Default for SocketOptions {
             send_hwm: 1000,
             send_hwm_bytes: None,
             recv_hwm: 1000,
+            recv_hwm_bytes: None,
             heartbeat_interval: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,
@@ -184,6 +191,12 @@ impl SocketOptions {
     /// Sets the receive high-water mark.
     pub fn recv_hwm(mut self, hwm: usize) -> Self {
         self.recv_hwm = hwm;
+        self
+    }
+
+    /// Sets the inbound queue limit in bytes (see [`SocketOptions::recv_hwm_bytes`]).
+    pub fn recv_hwm_bytes(mut self, bytes: usize) -> Self {
+        self.recv_hwm_bytes = Some(bytes);
         self
     }
 

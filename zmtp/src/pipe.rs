@@ -45,7 +45,7 @@ fn item_cost(item: &Outbound) -> usize {
 
 /// [`item_cost`] of a message.
 fn message_cost(msg: &Message) -> usize {
-    size_of::<Outbound>() + msg.len() * size_of::<Bytes>() + msg.byte_len()
+    size_of::<Outbound>() + msg.queued_bytes()
 }
 
 fn subscription_cost(topic: &Bytes) -> usize {

@@ -113,7 +113,7 @@ impl Socket {
             core: Arc::new(Core {
                 socket_type,
                 peers: Peers::new(),
-                inbound: Arc::new(InboundQueue::new(options.recv_hwm)),
+                inbound: Arc::new(InboundQueue::new(options.recv_hwm, options.recv_hwm_bytes)),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 events: EventSink::default(),

@@ -1,7 +1,8 @@
 //! `send_hwm_bytes`: a peer's outbound queue is bounded in bytes as well as in
 //! messages, and each socket type does at the byte limit what it does at the HWM:
 //! ROUTER and PUB drop, DEALER waits (and loses nothing). An empty queue still takes
-//! one message larger than the limit.
+//! one message larger than the limit. `recv_hwm_bytes`: a socket that does not read
+//! stops reading its peers once that many bytes wait, and TCP pushes back.
 
 use std::time::Duration;
 
@@ -204,4 +205,35 @@ async fn inproc_pub_drops_at_the_byte_limit() {
     publisher.bind("inproc://send-hwm-bytes").await.unwrap();
     let _subscriber = stalled_subscriber(&mut publisher, "inproc://send-hwm-bytes").await;
     publish_past_the_limit(&mut publisher, 1000).await;
+}
+
+#[tokio::test]
+async fn a_receiver_at_its_byte_limit_stops_reading_and_the_sender_waits() {
+    let options = SocketOptions::default().recv_hwm_bytes(256 * 1024);
+    let mut pull = Socket::with_options(SocketType::Pull, options).unwrap();
+    let endpoint = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut push =
+        Socket::with_options(SocketType::Push, SocketOptions::default().send_hwm(10)).unwrap();
+    push.connect(&endpoint).await.unwrap();
+    // 1000 messages of 64 KiB fit the receive HWM (1000 messages) but not 256 KiB:
+    // the receiver stops reading, the kernel's buffers and the sender's queue fill,
+    // and a send waits. (A stalled machine could only make it stop sooner.)
+    let total = 1000;
+    let mut sent = 0;
+    while sent < total {
+        match tokio::time::timeout(Duration::from_secs(2), push.send(body(sent))).await {
+            Ok(result) => {
+                result.unwrap();
+                sent += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        sent < total,
+        "a receiver that does not read took all {total}"
+    );
+    for i in 0..sent {
+        assert_eq!(recv(&mut pull).await, Message::from(body(i)));
+    }
 }
