@@ -42,6 +42,7 @@ pub async fn run(seconds: u64) -> Result<(), String> {
         "tcp://127.0.0.1:0",
         "tcp://127.0.0.1:0",
         SocketOptions::default(),
+        &crate::pubsub::BusLimits::default(),
     )
     .await?;
     println!("mdp-broker demo: a broker, its event bus, 3 workers and 3 clients in this process, for {seconds} s.");

@@ -101,6 +101,8 @@ struct Args {
     #[arg(long, num_args = 2, value_names = ["IN", "OUT"])]
     pubsub: Vec<String>,
     #[command(flatten)]
+    bus: pubsub::BusArgs,
+    #[command(flatten)]
     security: security::SecurityArgs,
 }
 
@@ -289,7 +291,9 @@ async fn run(args: Args) -> Result<(), String> {
         println!("listening on {bound}");
     }
     if let [publishers, subscribers] = &args.pubsub[..] {
-        let (publishers, subscribers) = pubsub::start(publishers, subscribers, options).await?;
+        let limits = args.bus.limits();
+        let (publishers, subscribers) =
+            pubsub::start(publishers, subscribers, options, &limits).await?;
         tracing::info!(%publishers, %subscribers, "event bus");
         println!("events in on {publishers}");
         println!("events out on {subscribers}");

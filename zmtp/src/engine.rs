@@ -78,6 +78,8 @@ pub(crate) enum ConnectionError {
     PairTaken,
     #[error("closed locally")]
     LocalClose,
+    #[error("the peer fell too far behind reading our subscription changes; reconnecting sends the full set")]
+    SubscriptionsLost,
 }
 
 impl ConnectionError {
@@ -88,7 +90,8 @@ impl ConnectionError {
             ConnectionError::Closed
             | ConnectionError::Io(_)
             | ConnectionError::HeartbeatTimeout(_)
-            | ConnectionError::DuplicateRoutingId(_) => true,
+            | ConnectionError::DuplicateRoutingId(_)
+            | ConnectionError::SubscriptionsLost => true,
             ConnectionError::Handshake(e) => e.is_retryable(),
             ConnectionError::Frame(FrameError::Io(_)) => true,
             _ => false,
@@ -396,6 +399,9 @@ async fn write_loop(
     let mut closing = false;
 
     loop {
+        if pipe.subscriptions_lost() {
+            return ConnectionError::SubscriptionsLost;
+        }
         pipe.drain(&mut batch);
         while let Ok(cmd) = control.try_recv() {
             if let Err(e) = encoder.command(&cmd, &mut buf) {

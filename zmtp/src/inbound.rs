@@ -5,10 +5,11 @@
 //! queued in one swap into a local buffer. That replaces a channel hop (and often a
 //! thread wake-up) per message.
 //!
-//! The queue is bounded by the receive high-water mark: an engine whose batch finds
-//! the queue at or over the mark waits, stops reading, and TCP pushes back on the
-//! peer. A batch is admitted whole, so the queue can exceed the mark by at most one
-//! batch per connection (what one read can hold).
+//! The queue is bounded by the receive high-water mark and, when set, by a limit in
+//! bytes (`recv_hwm_bytes`, counted as [`Message::queued_bytes`] plus the slot): an
+//! engine whose batch finds the queue at or over either waits, stops reading, and TCP
+//! pushes back on the peer. A batch is admitted whole, so the queue can exceed the
+//! marks by at most one batch per connection (what one read completed).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,28 +61,45 @@ impl Inbound {
 #[derive(Debug)]
 pub(crate) struct QueueClosed;
 
+/// The queue and what it costs, under one lock.
+#[derive(Debug, Default)]
+struct Queued {
+    items: VecDeque<Inbound>,
+    /// The [`cost`] of everything in `items`.
+    bytes: usize,
+}
+
+/// What one message costs against the byte limit.
+fn cost(inbound: &Inbound) -> usize {
+    std::mem::size_of::<Inbound>() + inbound.msg.queued_bytes()
+}
+
 #[derive(Debug)]
 pub(crate) struct InboundQueue {
-    queue: Mutex<VecDeque<Inbound>>,
+    queue: Mutex<Queued>,
     hwm: usize,
+    /// `usize::MAX` when there is no byte limit.
+    hwm_bytes: usize,
     consumer: AtomicWaker,
     space: Notify,
     closed: AtomicBool,
 }
 
 impl InboundQueue {
-    /// A queue bounded by `hwm` messages (0: unbounded).
-    pub(crate) fn new(hwm: usize) -> InboundQueue {
+    /// A queue bounded by `hwm` messages (0: unbounded) and, when given, by
+    /// `hwm_bytes` bytes.
+    pub(crate) fn new(hwm: usize, hwm_bytes: Option<usize>) -> InboundQueue {
         InboundQueue {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queued::default()),
             hwm: if hwm == 0 { usize::MAX } else { hwm },
+            hwm_bytes: hwm_bytes.unwrap_or(usize::MAX),
             consumer: AtomicWaker::new(),
             space: Notify::new(),
             closed: AtomicBool::new(false),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Inbound>> {
+    fn lock(&self) -> MutexGuard<'_, Queued> {
         // Updates are single extend/swap operations: a poisoned lock holds a valid queue.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -97,9 +115,10 @@ impl InboundQueue {
                     batch.clear();
                     return Err(QueueClosed);
                 }
-                if q.len() < self.hwm {
-                    let was_empty = q.is_empty();
-                    q.extend(batch.drain(..));
+                if !self.is_full(&q) {
+                    let was_empty = q.items.is_empty();
+                    q.bytes += batch.iter().map(cost).sum::<usize>();
+                    q.items.extend(batch.drain(..));
                     drop(q);
                     if was_empty {
                         self.consumer.wake();
@@ -119,16 +138,22 @@ impl InboundQueue {
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Inbound>) -> Poll<()> {
         self.consumer.register(cx.waker());
         let mut q = self.lock();
-        if q.is_empty() {
+        if q.items.is_empty() {
             return Poll::Pending;
         }
-        let was_full = q.len() >= self.hwm;
-        crate::util::take_all(&mut q, into);
+        let was_full = self.is_full(&q);
+        crate::util::take_all(&mut q.items, into);
+        q.bytes = 0;
         drop(q);
         if was_full {
             self.space.notify_waiters();
         }
         Poll::Ready(())
+    }
+
+    /// Whether a producer must wait.
+    fn is_full(&self, q: &Queued) -> bool {
+        q.items.len() >= self.hwm || q.bytes >= self.hwm_bytes
     }
 
     /// Whether the consumer is gone.
@@ -139,7 +164,10 @@ impl InboundQueue {
     /// The consumer is gone: drop what is queued and refuse further pushes.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.lock().clear();
+        let mut q = self.lock();
+        q.items.clear();
+        q.bytes = 0;
+        drop(q);
         self.space.notify_waiters();
     }
 }
@@ -157,7 +185,7 @@ mod tests {
 
     #[tokio::test]
     async fn producer_waits_at_hwm_until_drained() {
-        let q = std::sync::Arc::new(InboundQueue::new(2));
+        let q = std::sync::Arc::new(InboundQueue::new(2, None));
         q.push(&mut batch(3)).await.unwrap(); // admitted whole: was below the mark
         let q2 = q.clone();
         let blocked = tokio::spawn(async move { q2.push(&mut batch(1)).await });
@@ -175,8 +203,30 @@ mod tests {
 
     #[tokio::test]
     async fn closed_queue_refuses() {
-        let q = InboundQueue::new(1);
+        let q = InboundQueue::new(1, None);
         q.close();
         assert!(q.push(&mut batch(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn producer_waits_at_the_byte_limit_until_drained() {
+        let big = || {
+            vec![Inbound::new(1, Message::from(vec![0u8; 1000]))]
+        };
+        let q = std::sync::Arc::new(InboundQueue::new(1000, Some(1500)));
+        q.push(&mut big()).await.unwrap();
+        q.push(&mut big()).await.unwrap(); // below the limit: admitted whole
+        let q2 = q.clone();
+        let blocked = tokio::spawn(async move { q2.push(&mut big()).await });
+        tokio::task::yield_now().await;
+        assert!(!blocked.is_finished(), "2 000 bytes queued, limit 1 500");
+        let mut got = VecDeque::new();
+        std::future::poll_fn(|cx| q.poll_take(cx, &mut got)).await;
+        assert_eq!(got.len(), 2);
+        tokio::time::timeout(Duration::from_secs(10), blocked)
+            .await
+            .expect("producer released")
+            .unwrap()
+            .unwrap();
     }
 }

@@ -51,6 +51,13 @@ impl Message {
         self.frames.is_empty()
     }
 
+    /// What the message costs in a queue, besides the queue's own slot: its bodies
+    /// and one [`Bytes`] handle per frame, so many empty frames are not free. The
+    /// byte limits of the send and receive queues count this.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.len() * std::mem::size_of::<Bytes>() + self.byte_len()
+    }
+
     /// Total payload bytes over all frames.
     pub fn byte_len(&self) -> usize {
         self.frames.iter().map(Bytes::len).sum()

@@ -30,9 +30,24 @@ pub struct SocketOptions {
     pub routing_id: Bytes,
     /// Per-peer outbound queue limit in messages (ZMQ_SNDHWM, default 1000; 0: no limit).
     pub send_hwm: usize,
+    /// Per-peer outbound queue limit in bytes, beside `send_hwm` (ours; libzmq has
+    /// none). Counted as frame bodies plus a small fixed cost per message and per
+    /// frame; a queue that is empty takes one message whatever its size, so large
+    /// messages still flow. At the limit each socket type does what it does at the
+    /// HWM: PUB, XPUB and ROUTER drop (ROUTER with `router_mandatory` waits), DEALER,
+    /// PUSH, REQ and PAIR wait. Default `None` (no limit), as libzmq: set one wherever
+    /// a peer that stops reading could otherwise make the socket hold `send_hwm` ×
+    /// the largest message.
+    pub send_hwm_bytes: Option<usize>,
     /// Inbound queue limit in messages (ZMQ_RCVHWM, default 1000; 0: no limit). When it
     /// is full the engines stop reading and TCP pushes back on the senders.
     pub recv_hwm: usize,
+    /// Inbound queue limit in bytes, beside `recv_hwm` (ours; libzmq has none),
+    /// counted as for `send_hwm_bytes`. When it is reached the engines stop reading
+    /// and TCP pushes back on the senders; what one read completed is admitted
+    /// whole, so the queue can pass the limit by that much per connection. Default
+    /// `None` (no limit), as libzmq.
+    pub recv_hwm_bytes: Option<usize>,
     /// Send a PING this often (ZMQ_HEARTBEAT_IVL; default off).
     pub heartbeat_interval: Option<Duration>,
     /// Close a peer that sends nothing for this long after a PING (ZMQ_HEARTBEAT_TIMEOUT;
@@ -96,6 +111,22 @@ pub struct SocketOptions {
     /// XPUB: a message sent to every new peer before anything else
     /// (ZMQ_XPUB_WELCOME_MSG). A SUB peer sees it only if it subscribes to it.
     pub xpub_welcome_message: Option<Message>,
+    /// PUB/XPUB: most topics one peer may hold subscribed at once (ours; libzmq has
+    /// no cap). Past any of the four subscription caps a peer's new subscriptions
+    /// are ignored (an XPUB application does not see them either), counted in
+    /// [`Socket::subscriptions_ignored`](crate::Socket::subscriptions_ignored) and
+    /// logged at most once a second in aggregate. Default 100 000.
+    pub max_subscriptions_per_peer: usize,
+    /// PUB/XPUB: most bytes of topics one peer may hold subscribed at once (default
+    /// 64 MiB).
+    pub max_subscription_bytes_per_peer: usize,
+    /// PUB/XPUB: most subscriptions all peers may hold together, each peer's
+    /// counted (two peers on one topic count two), so that many peers cannot
+    /// together grow the table without bound (default: no cap).
+    pub max_subscriptions_total: Option<usize>,
+    /// PUB/XPUB: most bytes of topics all peers may hold subscribed together
+    /// (default: no cap).
+    pub max_subscription_bytes_total: Option<usize>,
 }
 
 impl Default for SocketOptions {
@@ -103,7 +134,9 @@ impl Default for SocketOptions {
         SocketOptions {
             routing_id: Bytes::new(),
             send_hwm: 1000,
+            send_hwm_bytes: None,
             recv_hwm: 1000,
+            recv_hwm_bytes: None,
             heartbeat_interval: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,
@@ -124,6 +157,10 @@ impl Default for SocketOptions {
             xpub_verbosity: XpubVerbosity::Changes,
             xpub_nodrop: false,
             xpub_welcome_message: None,
+            max_subscriptions_per_peer: 100_000,
+            max_subscription_bytes_per_peer: 64 * 1024 * 1024,
+            max_subscriptions_total: None,
+            max_subscription_bytes_total: None,
         }
     }
 }
@@ -179,9 +216,22 @@ impl SocketOptions {
         self
     }
 
+    /// Sets the per-peer outbound queue limit in bytes (see
+    /// [`SocketOptions::send_hwm_bytes`]).
+    pub fn send_hwm_bytes(mut self, bytes: usize) -> Self {
+        self.send_hwm_bytes = Some(bytes);
+        self
+    }
+
     /// Sets the receive high-water mark.
     pub fn recv_hwm(mut self, hwm: usize) -> Self {
         self.recv_hwm = hwm;
+        self
+    }
+
+    /// Sets the inbound queue limit in bytes (see [`SocketOptions::recv_hwm_bytes`]).
+    pub fn recv_hwm_bytes(mut self, bytes: usize) -> Self {
+        self.recv_hwm_bytes = Some(bytes);
         self
     }
 
@@ -251,6 +301,22 @@ impl SocketOptions {
     /// Sets ZMQ_XPUB_WELCOME_MSG.
     pub fn xpub_welcome_message(mut self, msg: impl Into<Message>) -> Self {
         self.xpub_welcome_message = Some(msg.into());
+        self
+    }
+
+    /// Caps the subscriptions one peer of a PUB or XPUB may hold: `topics` topics
+    /// and `bytes` bytes of them.
+    pub fn max_subscriptions_per_peer(mut self, topics: usize, bytes: usize) -> Self {
+        self.max_subscriptions_per_peer = topics;
+        self.max_subscription_bytes_per_peer = bytes;
+        self
+    }
+
+    /// Caps the subscriptions all peers of a PUB or XPUB may hold together: `topics`
+    /// subscriptions and `bytes` bytes of topics.
+    pub fn max_subscriptions_total(mut self, topics: usize, bytes: usize) -> Self {
+        self.max_subscriptions_total = Some(topics);
+        self.max_subscription_bytes_total = Some(bytes);
         self
     }
 

@@ -3,10 +3,18 @@
 //! The socket pushes messages; the peer's engine drains *all* of them in one swap
 //! under the lock and encodes them before a single write, so a burst of sends costs one
 //! wake-up and one syscall, not one per message. The queue is bounded by the send
-//! high-water mark: a full pipe refuses the push, and the socket decides whether to
-//! wait (DEALER, REQ, PUSH) or drop (ROUTER, PUB), as libzmq does.
+//! high-water mark in messages and, when set, by a limit in bytes: a full pipe refuses
+//! the push, and the socket decides whether to wait (DEALER, REQ, PUSH) or drop
+//! (ROUTER, PUB), as libzmq does at its high-water mark.
+//!
+//! Bytes are counted as the frame bodies plus a fixed cost per message and per frame
+//! ([`message_cost`]), so a message of 65 000 empty frames is not free. An empty pipe
+//! takes one message whatever its size, so a message larger than the limit still gets
+//! through, one at a time. The bytes are released when the engine drains the pipe;
+//! what the engine holds while it writes is one drained batch on top of the pipe.
 
 use std::collections::VecDeque;
+use std::mem::size_of;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -25,50 +33,123 @@ pub(crate) enum Outbound {
     Cancel(Bytes),
 }
 
+/// What one queued item costs against the byte limit: its bodies, its slot in the
+/// queue and one [`Bytes`] handle per frame (a message's first frames sit inline in
+/// its slot; counting them too keeps the rule simple and errs on the safe side).
+fn item_cost(item: &Outbound) -> usize {
+    match item {
+        Outbound::Message(msg) => message_cost(msg),
+        Outbound::Subscribe(topic) | Outbound::Cancel(topic) => subscription_cost(topic),
+    }
+}
+
+/// [`item_cost`] of a message.
+fn message_cost(msg: &Message) -> usize {
+    size_of::<Outbound>() + msg.queued_bytes()
+}
+
+fn subscription_cost(topic: &Bytes) -> usize {
+    size_of::<Outbound>() + topic.len()
+}
+
+/// The queue and what it costs, under one lock.
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Outbound>,
+    /// The [`item_cost`] of everything in `items`.
+    bytes: usize,
+    /// The part of `bytes` that is subscription changes.
+    subscription_bytes: usize,
+    /// The smallest cost refused since the last drain (0: none): the drain must wake
+    /// the writers, and [`Pipe::has_room`] says no until a message of that cost fits.
+    wanted: usize,
+}
+
+impl Queue {
+    /// Someone found no room for an item costing `cost`.
+    fn want(&mut self, cost: usize) {
+        self.wanted = match self.wanted {
+            0 => cost,
+            wanted => wanted.min(cost),
+        };
+    }
+
+    /// Recounts the costs after items were removed from the middle.
+    fn recount(&mut self) {
+        self.bytes = self.items.iter().map(item_cost).sum();
+        self.subscription_bytes = self
+            .items
+            .iter()
+            .filter(|item| !matches!(item, Outbound::Message(_)))
+            .map(item_cost)
+            .sum();
+    }
+}
+
 /// The outbound queue of one peer (or of one connecting endpoint, which keeps it
 /// across reconnects so messages queue while the peer is away).
 #[derive(Debug)]
 pub(crate) struct Pipe {
-    queue: Mutex<VecDeque<Outbound>>,
+    queue: Mutex<Queue>,
     hwm: usize,
+    /// `usize::MAX` when there is no byte limit.
+    hwm_bytes: usize,
     engine_wake: Notify,
     writable: Arc<Notify>,
     closed: AtomicBool,
+    /// Subscription changes were dropped (see [`Pipe::push_subscription`]): the
+    /// peer's view of our subscriptions is stale until its connection starts again.
+    subscriptions_lost: AtomicBool,
 }
 
 impl Pipe {
-    /// A pipe holding at most `hwm` messages (0: unbounded). `writable` is the socket's
-    /// "some pipe has room again" signal.
-    pub(crate) fn new(hwm: usize, writable: Arc<Notify>) -> Arc<Pipe> {
+    /// A pipe holding at most `hwm` messages (0: unbounded) and, when `hwm_bytes` is
+    /// given, at most that many bytes (counted by [`message_cost`]; an empty pipe takes
+    /// one message of any size). `writable` is the socket's "some pipe has room again"
+    /// signal.
+    pub(crate) fn new(hwm: usize, hwm_bytes: Option<usize>, writable: Arc<Notify>) -> Arc<Pipe> {
         Arc::new(Pipe {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             hwm: if hwm == 0 { usize::MAX } else { hwm },
+            hwm_bytes: hwm_bytes.unwrap_or(usize::MAX),
             engine_wake: Notify::new(),
             writable,
             closed: AtomicBool::new(false),
+            subscriptions_lost: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Outbound>> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue half-updated
-        // (push/swap are single operations), so a poisoned lock is still usable.
+        // (push/swap and their counts are updated together before anything can
+        // panic), so a poisoned lock is still usable.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether an item costing `cost` fits: below the message mark, and within the
+    /// byte limit unless the pipe is empty.
+    fn fits(&self, q: &Queue, cost: usize) -> bool {
+        q.items.len() < self.hwm
+            && (q.items.is_empty() || q.bytes.saturating_add(cost) <= self.hwm_bytes)
+    }
+
     /// Queues `msg`, or hands it back when the pipe is full or closed.
-    // Handing the message back (136 bytes, moved, never copied deeply) lets the caller
-    // try the next pipe without cloning it.
+    // Handing the message back (moved, never copied deeply) lets the caller try the
+    // next pipe without cloning it.
     #[allow(clippy::result_large_err)]
     pub(crate) fn try_push(&self, msg: Message) -> Result<(), Message> {
         if self.is_closed() {
             return Err(msg);
         }
+        let cost = message_cost(&msg);
         let mut q = self.lock();
-        if q.len() >= self.hwm {
+        if !self.fits(&q, cost) {
+            q.want(cost);
             return Err(msg);
         }
-        let was_empty = q.is_empty();
-        q.push_back(Outbound::Message(msg));
+        let was_empty = q.items.is_empty();
+        q.items.push_back(Outbound::Message(msg));
+        q.bytes += cost;
         drop(q);
         if was_empty {
             // Stores a permit if the engine is not waiting yet: no lost wake-up.
@@ -77,16 +158,50 @@ impl Pipe {
         Ok(())
     }
 
-    /// Queues a subscription change past the high-water mark: they are few (bounded
-    /// by the application's own calls, never by what a peer sends) and losing one
-    /// would leave the publisher filtering wrongly. Refused only when closed.
-    pub(crate) fn push_subscription(&self, item: Outbound) -> bool {
+    /// Whether [`Pipe::try_push`] would take `msg` now.
+    pub(crate) fn would_take(&self, msg: &Message) -> bool {
         if self.is_closed() {
             return false;
         }
         let mut q = self.lock();
-        let was_empty = q.is_empty();
-        q.push_back(item);
+        let cost = message_cost(msg);
+        let fits = self.fits(&q, cost);
+        if !fits {
+            q.want(cost);
+        }
+        fits
+    }
+
+    /// Queues a subscription change past the high-water marks: losing one would leave
+    /// the publisher filtering wrongly. Refused only when closed. Their bytes count,
+    /// so messages queued behind them find less room.
+    ///
+    /// With a byte limit, the changes waiting in the pipe may not pass that limit on
+    /// their own (a peer that does not read while changes keep coming, e.g. an XSUB
+    /// forwarding its subscribers' churn): the one that would is dropped with all the
+    /// others waiting, and the pipe is marked ([`Pipe::subscriptions_lost`]). Its
+    /// engine then ends the connection, and the next connection starts with the full
+    /// current set ([`Pipe::replace_subscriptions`]), so the queue stays bounded and
+    /// nothing stays wrong. (libzmq drops subscriptions at the high-water mark, and
+    /// the publisher filters wrongly from then on.)
+    pub(crate) fn push_subscription(&self, item: Outbound) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let cost = item_cost(&item);
+        let mut q = self.lock();
+        if q.subscription_bytes.saturating_add(cost) > self.hwm_bytes {
+            q.items.retain(|item| matches!(item, Outbound::Message(_)));
+            q.recount();
+            self.subscriptions_lost.store(true, Ordering::Release);
+            drop(q);
+            self.engine_wake.notify_one();
+            return true;
+        }
+        let was_empty = q.items.is_empty();
+        q.items.push_back(item);
+        q.bytes += cost;
+        q.subscription_bytes += cost;
         drop(q);
         if was_empty {
             self.engine_wake.notify_one();
@@ -96,42 +211,67 @@ impl Pipe {
 
     /// A new connection starts: subscription changes queued for the old one give way
     /// to the full current set, queued ahead of any messages (what libzmq's SUB and
-    /// XSUB resend after a reconnect).
+    /// XSUB resend after a reconnect). The set passes the limits: it is what the
+    /// socket holds, not a backlog.
     pub(crate) fn replace_subscriptions<'a>(&self, topics: impl Iterator<Item = &'a Bytes>) {
         let mut q = self.lock();
-        q.retain(|item| matches!(item, Outbound::Message(_)));
+        self.subscriptions_lost.store(false, Ordering::Release);
+        q.items.retain(|item| matches!(item, Outbound::Message(_)));
         let mut fresh: VecDeque<Outbound> = topics.cloned().map(Outbound::Subscribe).collect();
-        if fresh.is_empty() {
-            return;
-        }
-        fresh.append(&mut q);
-        *q = fresh;
+        let had_any = !fresh.is_empty();
+        fresh.append(&mut q.items);
+        q.items = fresh;
+        q.recount();
         drop(q);
-        self.engine_wake.notify_one();
+        if had_any {
+            self.engine_wake.notify_one();
+        }
+    }
+
+    /// Whether subscription changes were dropped since the connection started (see
+    /// [`Pipe::push_subscription`]): the connection must end, so that the next one
+    /// starts with the full set.
+    pub(crate) fn subscriptions_lost(&self) -> bool {
+        self.subscriptions_lost.load(Ordering::Acquire)
     }
 
     /// Number of items queued.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().items.len()
     }
 
-    /// Whether a message pushed now would be taken.
+    /// Whether the pipe is below both marks and, when a message was refused since
+    /// the last drain, has room for one of its cost: a message pushed now would be
+    /// taken unless it is larger than that.
     pub(crate) fn has_room(&self) -> bool {
-        !self.is_closed() && self.lock().len() < self.hwm
+        if self.is_closed() {
+            return false;
+        }
+        let mut q = self.lock();
+        let room = self.fits(&q, q.wanted.max(1));
+        if !room {
+            q.want(1);
+        }
+        room
     }
 
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().items.is_empty()
     }
 
-    /// Moves everything queued into `into` (which should be empty).
+    /// Moves everything queued into `into` (which should be empty) and releases its
+    /// bytes; wakes the writers when it was full or someone found no room (a message
+    /// refused for its size, in a pipe below the byte limit).
     pub(crate) fn drain(&self, into: &mut VecDeque<Outbound>) {
         let mut q = self.lock();
-        let was_full = q.len() >= self.hwm;
-        crate::util::take_all(&mut q, into);
+        let was_full = q.items.len() >= self.hwm || q.bytes >= self.hwm_bytes;
+        let wake = std::mem::take(&mut q.wanted) > 0 || was_full;
+        crate::util::take_all(&mut q.items, into);
+        q.bytes = 0;
+        q.subscription_bytes = 0;
         drop(q);
-        if was_full {
+        if wake {
             self.writable.notify_waiters();
         }
     }
@@ -144,7 +284,10 @@ impl Pipe {
     /// Closes the pipe for good: queued messages are dropped, later pushes refused.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.lock().clear();
+        let mut q = self.lock();
+        q.items.clear();
+        q.recount();
+        drop(q);
         self.engine_wake.notify_one();
         self.writable.notify_waiters();
     }
@@ -160,7 +303,7 @@ mod tests {
 
     #[test]
     fn bounded_by_hwm_and_drained_in_one_go() {
-        let pipe = Pipe::new(2, Arc::new(Notify::new()));
+        let pipe = Pipe::new(2, None, Arc::new(Notify::new()));
         assert!(pipe.try_push(Message::from("a")).is_ok());
         assert!(pipe.try_push(Message::from("b")).is_ok());
         assert!(pipe.try_push(Message::from("c")).is_err());
@@ -183,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_new_connection_gets_the_full_subscription_set_first() {
-        let pipe = Pipe::new(10, Arc::new(Notify::new()));
+        let pipe = Pipe::new(10, None, Arc::new(Notify::new()));
         let topic = |t: &'static str| Bytes::from_static(t.as_bytes());
         pipe.push_subscription(Outbound::Subscribe(topic("old")));
         pipe.push_subscription(Outbound::Cancel(topic("old")));
@@ -204,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn drain_of_a_full_pipe_wakes_writers() {
         let writable = Arc::new(Notify::new());
-        let pipe = Pipe::new(1, writable.clone());
+        let pipe = Pipe::new(1, None, writable.clone());
         pipe.try_push(Message::from("a")).unwrap();
         let waiter = writable.notified();
         tokio::pin!(waiter);
@@ -213,5 +356,122 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
             .await
             .expect("woken");
+    }
+
+    /// A message of `n` bytes in one frame.
+    fn sized(n: usize) -> Message {
+        Message::from(vec![0u8; n])
+    }
+
+    #[test]
+    fn bounded_by_bytes_but_an_empty_pipe_takes_any_message() {
+        let limit = 10_000;
+        let pipe = Pipe::new(1000, Some(limit), Arc::new(Notify::new()));
+        assert!(pipe.try_push(sized(4000)).is_ok());
+        assert!(pipe.try_push(sized(4000)).is_ok());
+        assert!(pipe.try_push(sized(4000)).is_err(), "would pass the limit");
+        assert!(!pipe.has_room(), "no room for what was refused");
+        assert!(
+            pipe.try_push(sized(100)).is_ok(),
+            "below the limit: room for a smaller message"
+        );
+        let queued = pipe.lock().bytes;
+        assert!(queued <= limit && queued > 8100, "counted {queued}");
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(pipe.lock().bytes, 0, "a drain releases the bytes");
+        assert!(
+            pipe.try_push(sized(5 * limit)).is_ok(),
+            "an empty pipe takes a message larger than the limit"
+        );
+        assert!(!pipe.has_room());
+        assert!(pipe.try_push(sized(1)).is_err(), "but nothing after it");
+        out.clear();
+        pipe.drain(&mut out);
+        assert!(pipe.try_push(sized(1)).is_ok());
+    }
+
+    #[test]
+    fn empty_frames_are_not_free() {
+        let pipe = Pipe::new(0, Some(1 << 20), Arc::new(Notify::new()));
+        let empty_frames = || Message::from(vec![Bytes::new(); 65_000]);
+        assert!(pipe.try_push(empty_frames()).is_ok());
+        assert!(
+            pipe.try_push(empty_frames()).is_err(),
+            "65 000 empty frames cost more than 1 MiB of queue"
+        );
+    }
+
+    #[test]
+    fn no_byte_limit_is_the_message_mark_alone() {
+        let pipe = Pipe::new(3, None, Arc::new(Notify::new()));
+        for _ in 0..3 {
+            assert!(pipe.try_push(sized(1 << 20)).is_ok());
+        }
+        assert!(pipe.try_push(sized(1)).is_err());
+    }
+
+    #[test]
+    fn subscriptions_pass_a_pipe_full_of_bytes() {
+        let pipe = Pipe::new(10, Some(100), Arc::new(Notify::new()));
+        pipe.try_push(sized(500)).unwrap();
+        assert!(pipe.push_subscription(Outbound::Subscribe(Bytes::from_static(b"t"))));
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_drain_wakes_a_writer_refused_for_bytes() {
+        let writable = Arc::new(Notify::new());
+        // Far below the message mark: only the bytes refuse the second message.
+        let pipe = Pipe::new(1000, Some(1000), writable.clone());
+        pipe.try_push(sized(600)).unwrap();
+        let waiter = writable.notified();
+        tokio::pin!(waiter);
+        waiter.as_mut().enable();
+        assert!(pipe.try_push(sized(600)).is_err());
+        pipe.drain(&mut VecDeque::new());
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("woken");
+        assert!(pipe.try_push(sized(600)).is_ok());
+    }
+
+    #[test]
+    fn would_take_agrees_with_try_push() {
+        let pipe = Pipe::new(1000, Some(1000), Arc::new(Notify::new()));
+        assert!(pipe.would_take(&sized(5000)), "empty");
+        pipe.try_push(sized(600)).unwrap();
+        assert!(!pipe.would_take(&sized(600)));
+        assert!(pipe.would_take(&sized(100)));
+        pipe.close();
+        assert!(!pipe.would_take(&sized(1)));
+    }
+
+    #[test]
+    fn a_subscription_backlog_past_the_limit_is_dropped_and_flagged() {
+        let pipe = Pipe::new(10, Some(1000), Arc::new(Notify::new()));
+        let topic = |n: usize| Outbound::Subscribe(Bytes::from(vec![b't'; n]));
+        pipe.try_push(Message::from("kept")).unwrap();
+        pipe.push_subscription(topic(400));
+        pipe.push_subscription(topic(400));
+        assert!(!pipe.subscriptions_lost());
+        pipe.push_subscription(topic(400));
+        assert!(pipe.subscriptions_lost(), "1 200 bytes of changes waiting");
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(
+            Vec::from(out),
+            [Outbound::Message(Message::from("kept"))],
+            "the changes are gone, the messages stay"
+        );
+        let set = [Bytes::from(vec![b's'; 5000])];
+        pipe.replace_subscriptions(set.iter());
+        assert!(!pipe.subscriptions_lost(), "a new connection, the full set");
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(out.len(), 1, "the full set passes the limit");
     }
 }

@@ -1,102 +1,71 @@
-//! Topic subscriptions: prefix matching on a message's first frame (RFC 29).
+//! A subscriber's own topic subscriptions (SUB, XSUB): counted, matched by prefix on
+//! a message's first frame (RFC 29).
 //!
-//! Two uses, two counting rules, as in libzmq 4.3:
-//! - a subscriber (SUB, XSUB) *counts* its own subscriptions: subscribing twice and
-//!   cancelling once leaves the topic subscribed; it sends every subscribe upstream
-//!   and a cancel only when a topic's count falls to zero ([`Subscriptions::add`] and
-//!   [`Subscriptions::remove`] say when);
-//! - a publisher (PUB, XPUB) keeps one *set* per peer: a repeated subscribe from the
-//!   same peer changes nothing, one cancel removes the topic. That matches what
-//!   libzmq subscribers send, old ones (first subscribe only) and new ones (every
-//!   subscribe, cancel at zero) alike.
+//! A subscriber *counts* its subscriptions, as libzmq 4.3 does: subscribing twice
+//! and cancelling once leaves the topic subscribed; it sends every subscribe
+//! upstream and a cancel only when a topic's count falls to zero
+//! ([`Subscriptions::add`] and [`Subscriptions::remove`] say when). Publishers keep
+//! their peers' subscriptions differently (a set per peer): see
+//! `socket/subscribers.rs`.
 //!
-//! Matching checks only the prefix lengths actually subscribed, so it costs a few
-//! hash lookups whatever the number of topics.
-
-use std::collections::{BTreeMap, HashMap};
+//! Topics live in a [`TopicTrie`], so matching a message costs one walk down its
+//! first frame, whatever the number and lengths of the topics.
 
 use bytes::Bytes;
 
+use crate::topic_trie::TopicTrie;
+
+/// One subscribed topic and how many times it is subscribed.
+#[derive(Debug)]
+struct Counted {
+    /// The topic, resent whole to each new connection.
+    topic: Bytes,
+    count: usize,
+}
+
 /// A multiset of topic prefixes with prefix matching.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
-    topics: HashMap<Bytes, usize>,
-    /// How many distinct topics have each length.
-    lengths: BTreeMap<usize, usize>,
+    topics: TopicTrie<Counted>,
 }
 
 impl Subscriptions {
     /// Counts one more subscription to `topic`; true when it is new.
     pub(crate) fn add(&mut self, topic: Bytes) -> bool {
-        let len = topic.len();
-        let count = self.topics.entry(topic).or_insert(0);
-        *count += 1;
-        let new = *count == 1;
-        if new {
-            *self.lengths.entry(len).or_insert(0) += 1;
-        }
-        new
-    }
-
-    /// Adds `topic` once (set semantics); true when it was not there.
-    pub(crate) fn insert(&mut self, topic: Bytes) -> bool {
-        if self.topics.contains_key(&topic) {
-            return false;
-        }
-        self.add(topic)
+        let counted = self
+            .topics
+            .get_or_insert_with(&topic.clone(), || Counted { topic, count: 0 });
+        counted.count += 1;
+        counted.count == 1
     }
 
     /// Counts one subscription to `topic` less; true when its count fell to zero
     /// (false when it was not subscribed at all).
     pub(crate) fn remove(&mut self, topic: &[u8]) -> bool {
-        let Some(count) = self.topics.get_mut(topic) else {
+        let Some(counted) = self.topics.get_mut(topic) else {
             return false;
         };
-        *count -= 1;
-        if *count > 0 {
+        counted.count -= 1;
+        if counted.count > 0 {
             return false;
         }
         self.topics.remove(topic);
-        if let Some(n) = self.lengths.get_mut(&topic.len()) {
-            *n -= 1;
-            if *n == 0 {
-                self.lengths.remove(&topic.len());
-            }
-        }
         true
-    }
-
-    /// Removes `topic` whatever its count (set semantics); true when it was there.
-    pub(crate) fn remove_all(&mut self, topic: &[u8]) -> bool {
-        match self.topics.get_mut(topic) {
-            Some(count) => {
-                *count = 1;
-                self.remove(topic)
-            }
-            None => false,
-        }
     }
 
     /// Whether some subscribed topic is a prefix of `data` (the empty topic matches
     /// everything).
     pub(crate) fn matches(&self, data: &[u8]) -> bool {
-        self.lengths
-            .keys()
-            .take_while(|&&len| len <= data.len())
-            .any(|&len| self.topics.contains_key(&data[..len]))
-    }
-
-    /// Whether `topic` itself is subscribed.
-    pub(crate) fn contains(&self, topic: &[u8]) -> bool {
-        self.topics.contains_key(topic)
+        self.topics.prefixes(data).next().is_some()
     }
 
     /// Each distinct topic once (what a subscriber resends after a reconnect).
     pub(crate) fn topics(&self) -> impl Iterator<Item = &Bytes> {
-        self.topics.keys()
+        self.topics.values().map(|counted| &counted.topic)
     }
 
     /// Number of distinct topics.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.topics.len()
     }
@@ -106,6 +75,7 @@ impl Subscriptions {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn b(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())
@@ -141,17 +111,6 @@ mod tests {
             !s.remove(b"a"),
             "cancelling what is not there changes nothing"
         );
-        assert_eq!(s.len(), 0);
-    }
-
-    #[test]
-    fn a_set_for_publishers() {
-        let mut s = Subscriptions::default();
-        assert!(s.insert(b("a")));
-        assert!(!s.insert(b("a")), "a repeated subscribe changes nothing");
-        assert!(s.remove_all(b"a"), "one cancel removes it");
-        assert!(!s.matches(b"a"));
-        assert!(!s.remove_all(b"a"));
         assert_eq!(s.len(), 0);
     }
 

@@ -3,6 +3,10 @@
 //! Every wait is bounded (generously, for loaded machines); nothing asserts on timing.
 //! A short timeout is only used to see that a `send` is blocked, never to measure it.
 
+mod common;
+
+use common::next_failure;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -120,6 +124,38 @@ async fn pub_sub_filters_and_xpub_sees_subscriptions() {
     send(&mut xpub, "a-after-cancel").await;
     send(&mut xpub, "c-kept").await;
     assert_eq!(recv(&mut sub).await, Message::from("c-kept"));
+}
+
+#[tokio::test]
+async fn a_link_whose_subscription_changes_fall_behind_restarts_with_the_full_set() {
+    let endpoint = name("subscription-backlog");
+    let mut xpub = Socket::new(SocketType::XPub);
+    xpub.bind(&endpoint).await.unwrap();
+    let options = SocketOptions::default().send_hwm_bytes(4096);
+    let mut sub = Socket::with_options(SocketType::Sub, options).unwrap();
+    let mut events = sub.monitor();
+    sub.subscribe("first").unwrap();
+    sub.connect(&endpoint).await.unwrap();
+    assert_eq!(recv(&mut xpub).await, Message::from("\x01first"));
+
+    // On this one thread the link does not run during the loop: 100 changes of 100
+    // bytes wait in the SUB's queue, past its 4 KiB, and are dropped.
+    let topics: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
+    for topic in &topics {
+        sub.subscribe(topic.clone()).unwrap();
+    }
+    // The link restarts, and the XPUB gets the full set.
+    let reason = next_failure(&mut events, true).await;
+    assert!(reason.contains("subscription"), "{reason}");
+    let mut subscribed = std::collections::BTreeSet::new();
+    while subscribed.len() < topics.len() {
+        let msg = recv(&mut xpub).await;
+        if let Some(topic) = msg[0].strip_prefix(b"\x01") {
+            subscribed.insert(String::from_utf8(topic.to_vec()).unwrap());
+            subscribed.remove("first");
+        }
+    }
+    assert!(subscribed.iter().eq(topics.iter()));
 }
 
 #[tokio::test]

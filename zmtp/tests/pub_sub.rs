@@ -277,6 +277,56 @@ async fn xpub_sees_subscriptions_and_sends_a_welcome_message() {
 }
 
 #[tokio::test]
+async fn subscriptions_past_a_peers_cap_are_ignored_and_counted() {
+    let options = SocketOptions::default().max_subscriptions_per_peer(2, 1024);
+    let mut xpub = Socket::with_options(SocketType::XPub, options).unwrap();
+    let endpoint = xpub.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut greedy = Socket::new(SocketType::Sub);
+    for topic in ["a", "b", "c", "d"] {
+        greedy.subscribe(topic).unwrap();
+    }
+    greedy.connect(&endpoint).await.unwrap();
+    // Which two get in depends on the order the SUB sends them in.
+    let mut taken: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let [notification] = &text(&recv(&mut xpub).await)[..] else {
+            panic!("one frame")
+        };
+        let topic = notification.strip_prefix('\x01').expect("a subscribe");
+        taken.push(topic.to_owned());
+    }
+    taken.sort();
+    let deadline = Instant::now() + WAIT;
+    while xpub.subscriptions_ignored() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the other two were never counted"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+    // Another peer has a share of its own.
+    let mut modest = Socket::new(SocketType::Sub);
+    modest.subscribe("e").unwrap();
+    modest.connect(&endpoint).await.unwrap();
+    assert_eq!(text(&recv(&mut xpub).await), ["\x01e"]);
+    warm_up(&mut xpub, &mut modest, "e").await;
+    for topic in ["a", "b", "c", "d"] {
+        xpub.send(topic).await.unwrap();
+    }
+    xpub.send(taken[0].clone()).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(text(&recv(&mut greedy).await));
+    }
+    assert_eq!(
+        got,
+        [&*taken[0], &*taken[1], &*taken[0]],
+        "only the topics it got in"
+    );
+    assert_eq!(xpub.subscriptions_ignored(), 2);
+}
+
+#[tokio::test]
 async fn xpub_verbose_passes_every_subscribe() {
     let options = SocketOptions::default().xpub_verbosity(XpubVerbosity::Subscribes);
     let mut xpub = Socket::with_options(SocketType::XPub, options).unwrap();
@@ -407,6 +457,47 @@ async fn a_zmtp_3_0_publisher_gets_legacy_subscription_messages() {
     peer.send(b"x-ignored").await;
     peer.send(b"w-kept").await;
     assert_eq!(text(&recv(&mut sub).await), ["w-kept"]);
+}
+
+#[tokio::test]
+async fn a_publisher_that_falls_behind_on_subscriptions_is_reconnected_with_the_full_set() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = SocketOptions::default().send_hwm_bytes(4096);
+    let mut sub = Socket::with_options(SocketType::Sub, options).unwrap();
+    sub.connect(&format!("tcp://{addr}")).await.unwrap();
+    let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut first = Zmtp30Peer::handshake(stream, "PUB", true).await;
+
+    // On this one thread the engine does not run during the loop: 100 changes of
+    // 100 bytes wait in the queue, past its 4 KiB, so they are dropped.
+    let topics: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
+    for topic in &topics {
+        sub.subscribe(topic.clone()).unwrap();
+    }
+    // The connection ends instead of leaving this publisher with half a set...
+    let closed = async {
+        loop {
+            match first.stream.read_buf(&mut first.input).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    timeout(WAIT, closed)
+        .await
+        .expect("the connection was closed");
+    // ...and the next one starts with all of it.
+    let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut second = Zmtp30Peer::handshake(stream, "PUB", true).await;
+    let mut got = Vec::new();
+    for _ in 0..topics.len() {
+        let frame = second.next_frame().await;
+        let topic = frame.body.strip_prefix(b"\x01").expect("a subscribe");
+        got.push(String::from_utf8(topic.to_vec()).unwrap());
+    }
+    got.sort();
+    assert_eq!(got, topics);
 }
 
 #[tokio::test]

@@ -251,19 +251,23 @@ async fn link(
     let to_them = forward(
         our_end.pipe.clone(),
         their_end.delivery.clone(),
-        &stop,
+        (&stop, &our_end.close),
         ours.settings.linger(),
     );
     let to_us = forward(
         their_end.pipe.clone(),
         our_end.delivery.clone(),
-        &stop,
+        (&stop, &their_end.close),
         theirs.settings.linger(),
     );
     tokio::join!(watch, to_them, to_us);
 
     let we_closed = our_end.close.is_cancelled();
-    let (our_reason, their_reason) = if we_closed {
+    let (our_reason, their_reason) = if our_end.pipe.subscriptions_lost() {
+        (ConnectionError::SubscriptionsLost, ConnectionError::Closed)
+    } else if their_end.pipe.subscriptions_lost() {
+        (ConnectionError::Closed, ConnectionError::SubscriptionsLost)
+    } else if we_closed {
         (ConnectionError::LocalClose, ConnectionError::Closed)
     } else {
         (ConnectionError::Closed, ConnectionError::LocalClose)
@@ -283,14 +287,26 @@ async fn link(
 }
 
 /// Moves everything queued on `from` to `to` until `stop`; then delivers what is
-/// still queued for up to `linger`, unless the receiver is gone.
-async fn forward(from: Arc<Pipe>, to: Delivery, stop: &CancellationToken, linger: Duration) {
+/// still queued for up to `linger`, unless the receiver is gone. When `from` lost
+/// subscription changes (the receiver fell too far behind), cancels `restart`, the
+/// sender's end of the link, as a TCP engine closes its connection: the next link
+/// starts with the full set.
+async fn forward(
+    from: Arc<Pipe>,
+    to: Delivery,
+    (stop, restart): (&CancellationToken, &CancellationToken),
+    linger: Duration,
+) {
     let mut items = VecDeque::new();
     let mut batch = Vec::new();
     loop {
         if to.inbound.is_closed() {
             // Leave what is queued to the next link (a rebound name) rather than
             // hand it to a socket that is gone.
+            return;
+        }
+        if from.subscriptions_lost() {
+            restart.cancel();
             return;
         }
         if to.gate.is_paused() && !stop.is_cancelled() {

@@ -31,13 +31,13 @@ use tracing::Instrument;
 pub use peers::PeerKey;
 pub use router::{PeerId, RouterEvent};
 pub(crate) use subscribers::Subscribers;
+use subscribers::SubscriptionCaps;
 pub use subscribers::XpubVerbosity;
 
 use crate::error::Error;
 use crate::inbound::{Inbound, InboundKind, InboundQueue};
 use crate::monitor::{EventSink, Monitor, SocketEvent};
 use crate::options::SocketOptions;
-use crate::pipe::Pipe;
 use crate::proto::SocketType;
 use crate::transport::{Endpoint, Listener};
 use crate::Message;
@@ -114,19 +114,18 @@ impl Socket {
             core: Arc::new(Core {
                 socket_type,
                 peers: Peers::new(),
-                inbound: Arc::new(InboundQueue::new(options.recv_hwm)),
+                inbound: Arc::new(InboundQueue::new(options.recv_hwm, options.recv_hwm_bytes)),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 events: EventSink::default(),
                 pair: pair::PairSlot::default(),
                 subscriptions: Default::default(),
                 subscribers: match socket_type {
-                    SocketType::Pub => {
-                        Some(Arc::new(Subscribers::new(false, options.xpub_verbosity)))
-                    }
-                    SocketType::XPub => {
-                        Some(Arc::new(Subscribers::new(true, options.xpub_verbosity)))
-                    }
+                    SocketType::Pub | SocketType::XPub => Some(Arc::new(Subscribers::new(
+                        socket_type == SocketType::XPub,
+                        options.xpub_verbosity,
+                        SubscriptionCaps::from_options(&options),
+                    ))),
                     _ => None,
                 },
             }),
@@ -157,6 +156,7 @@ impl Socket {
         validate(&options)?;
         if let Some(subscribers) = &self.core.subscribers {
             subscribers.set_verbosity(options.xpub_verbosity);
+            subscribers.set_caps(SubscriptionCaps::from_options(&options));
         }
         self.options = options;
         Ok(())
@@ -220,7 +220,7 @@ impl Socket {
     pub async fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
         let endpoint: Endpoint = endpoint.parse()?;
         let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
-        let pipe = Pipe::new(settings.send_hwm(), self.core.peers.writable.clone());
+        let pipe = settings.new_pipe(self.core.peers.writable.clone());
         let key = self.core.peers.add(pipe.clone());
         let span = tracing::info_span!("zmtp", socket = %self.core.socket_type, peer = %endpoint);
         let core = self.core.clone();
@@ -272,11 +272,13 @@ impl Socket {
     }
 
     /// Ready when a [`Socket::send`] would not wait for room: some peer's queue is
-    /// below the HWM (DEALER, PUSH, PAIR, REQ; REQ may still refuse a send out of
-    /// turn), or the socket type never waits (PUB, XPUB without `xpub_nodrop`, XSUB,
-    /// ROUTER without `router_mandatory`, REP). Only this socket fills its queues, so
-    /// the room is still there when `send` is called. Registers `cx` for a wake-up
-    /// otherwise (libzmq `ZMQ_POLLOUT`).
+    /// below the HWM and below `send_hwm_bytes`, with room for a message it refused
+    /// before (DEALER, PUSH, PAIR, REQ; REQ may still refuse a send out of turn), or
+    /// the socket type never waits (PUB, XPUB without `xpub_nodrop`, XSUB, ROUTER
+    /// without `router_mandatory`, REP). Only this socket fills its queues, so the
+    /// room is still there when `send` is called; with a byte limit, a message larger
+    /// than the bytes left still waits in `send` until the queue drains. Registers
+    /// `cx` for a wake-up otherwise (libzmq `ZMQ_POLLOUT`).
     pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !matches!(
             self.core.socket_type,
@@ -369,10 +371,18 @@ impl Socket {
     }
 
     /// Messages waiting in this socket's outbound queues, over all peers: at most the
-    /// send HWM per peer. A PUB whose subscriber stopped reading stays at that bound
-    /// and drops the rest.
+    /// send HWM per peer (and `send_hwm_bytes` worth of bytes, when set). A PUB whose
+    /// subscriber stopped reading stays at that bound and drops the rest.
     pub fn queued(&self) -> usize {
         self.core.peers.queued()
+    }
+
+    /// PUB and XPUB: subscriptions ignored so far because a peer, or all peers
+    /// together, held as many as the caps allow
+    /// ([`SocketOptions::max_subscriptions_per_peer`] and the like); 0 for the other
+    /// types.
+    pub fn subscriptions_ignored(&self) -> u64 {
+        self.core.subscribers.as_ref().map_or(0, |s| s.ignored())
     }
 
     /// Closes the socket and waits until queued messages are flushed or the linger

@@ -288,7 +288,7 @@ mod tests {
     use super::*;
 
     fn pipe(peers: &Peers) -> Arc<Pipe> {
-        Pipe::new(10, peers.writable.clone())
+        Pipe::new(10, None, peers.writable.clone())
     }
 
     /// Adds a peer and links it to a new connection; returns the key, the

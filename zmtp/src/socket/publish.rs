@@ -1,6 +1,7 @@
 //! PUB and XPUB sending (RFC 29, libzmq xpub.cpp `xsend`): a message goes to every
 //! peer with a subscription that prefixes its first frame, and never waits. A peer
-//! whose queue is at the high-water mark misses the message; the others get it.
+//! whose queue is at the high-water mark (or would pass `send_hwm_bytes` with this
+//! message) misses the message; the others get it.
 //!
 //! With `xpub_nodrop`, an XPUB waits instead until every matching peer has room
 //! (ZMQ_XPUB_NODROP), so nothing is lost and a slow subscriber slows the publisher.
@@ -56,7 +57,7 @@ impl Socket {
                 .iter()
                 .filter_map(|key| snapshot.by_key.get(key))
         };
-        if all_or_none && !pipes().all(|pipe| pipe.has_room()) {
+        if all_or_none && !pipes().all(|pipe| pipe.would_take(&msg)) {
             return Err(msg);
         }
         let mut pipes = pipes().peekable();

@@ -2,7 +2,8 @@
 //! API a server like a broker needs: every peer's arrival and departure in order with
 //! its messages, replies addressed to one connection, and pausing one peer's input.
 //!
-//! An unknown routing id or a full pipe drops the message silently, unless
+//! An unknown routing id or a full pipe (at the HWM, or out of `send_hwm_bytes`
+//! for this message) drops the message silently, unless
 //! `router_mandatory` is set: then an unknown id is [`Error::HostUnreachable`] and a
 //! full pipe makes `send` wait for room.
 

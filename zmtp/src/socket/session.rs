@@ -56,6 +56,7 @@ pub(crate) struct Settings {
     handshake: HandshakeConfig,
     engine: EngineConfig,
     send_hwm: usize,
+    send_hwm_bytes: Option<usize>,
     handover: bool,
     reconnect_interval: Duration,
     reconnect_interval_max: Option<Duration>,
@@ -83,6 +84,7 @@ impl Settings {
                 linger: options.linger,
             },
             send_hwm: options.send_hwm,
+            send_hwm_bytes: options.send_hwm_bytes,
             handover: options.router_handover,
             reconnect_interval: options.reconnect_interval,
             reconnect_interval_max: options.reconnect_interval_max,
@@ -94,8 +96,9 @@ impl Settings {
         }
     }
 
-    pub(crate) fn send_hwm(&self) -> usize {
-        self.send_hwm
+    /// A new outbound queue for one peer, bounded by this endpoint's send limits.
+    pub(crate) fn new_pipe(&self, writable: Arc<tokio::sync::Notify>) -> Arc<Pipe> {
+        Pipe::new(self.send_hwm, self.send_hwm_bytes, writable)
     }
 
     /// The routing id this endpoint announces.
@@ -362,7 +365,7 @@ pub(crate) fn attach(
     let (key, pipe) = match session {
         Some(session) => session,
         None => {
-            let pipe = Pipe::new(settings.send_hwm, core.peers.writable.clone());
+            let pipe = settings.new_pipe(core.peers.writable.clone());
             (core.peers.add(pipe.clone()), pipe)
         }
     };

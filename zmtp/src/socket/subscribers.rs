@@ -16,26 +16,63 @@
 //! a connection drops and the subscribes again after the reconnect; libzmq's
 //! connecting XPUB keeps the old set silently instead.
 //!
-//! What a peer can make us hold is capped: at most [`MAX_TOPICS_PER_PEER`] topics and
-//! [`MAX_TOPIC_BYTES_PER_PEER`] bytes of them; beyond that, new subscriptions from
-//! that peer are ignored and logged once.
+//! What peers can make us hold is capped ([`SubscriptionCaps`], from the socket
+//! options): topics and bytes per peer, and over all peers together. Past a cap a new
+//! subscription is ignored (an XPUB application does not see it), counted, and
+//! logged at most once a second with the number ignored since the last line.
+//!
+//! Topics are matched in a [`TopicTrie`]: a message costs one walk down its first
+//! frame plus one step per matching subscription, whatever the number and lengths
+//! of the topics peers hold.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::PeerKey;
 use crate::inbound::Inbound;
-use crate::subscriptions::Subscriptions;
+use crate::log_throttle::LogThrottle;
+use crate::options::SocketOptions;
+use crate::topic_trie::TopicTrie;
 use crate::Message;
 
-/// Most topics one peer may subscribe to at once.
-pub(crate) const MAX_TOPICS_PER_PEER: usize = 100_000;
+/// How much the peers of a PUB or XPUB may make it hold in subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubscriptionCaps {
+    pub(crate) per_peer_topics: usize,
+    pub(crate) per_peer_bytes: usize,
+    pub(crate) total_topics: usize,
+    pub(crate) total_bytes: usize,
+}
 
-/// Most bytes of topics one peer may hold subscribed at once.
-pub(crate) const MAX_TOPIC_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
+impl SubscriptionCaps {
+    pub(crate) fn from_options(options: &SocketOptions) -> SubscriptionCaps {
+        SubscriptionCaps {
+            per_peer_topics: options.max_subscriptions_per_peer,
+            per_peer_bytes: options.max_subscription_bytes_per_peer,
+            total_topics: options.max_subscriptions_total.unwrap_or(usize::MAX),
+            total_bytes: options.max_subscription_bytes_total.unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The cap that one more topic of `len` bytes from `peer` would pass, if any.
+    fn passed(&self, peer: &PeerTopics, totals: &Totals, len: usize) -> Option<&'static str> {
+        if peer.topics.len() >= self.per_peer_topics {
+            Some("topics per peer")
+        } else if peer.bytes.saturating_add(len) > self.per_peer_bytes {
+            Some("bytes per peer")
+        } else if totals.topics >= self.total_topics {
+            Some("topics in all")
+        } else if totals.bytes.saturating_add(len) > self.total_bytes {
+            Some("bytes in all")
+        } else {
+            None
+        }
+    }
+}
 
 /// Which subscription messages an XPUB application receives (ZMQ_XPUB_VERBOSE and
 /// ZMQ_XPUB_VERBOSER).
@@ -69,18 +106,30 @@ impl XpubVerbosity {
     }
 }
 
+/// What one peer subscribed to: a set, each topic in an allocation of its own (never
+/// a slice of a read buffer that it would keep alive).
 #[derive(Debug, Default)]
 struct PeerTopics {
-    topics: Subscriptions,
+    topics: HashSet<Bytes>,
     bytes: usize,
-    warned: bool,
 }
 
+/// Subscriptions over all peers.
 #[derive(Debug, Default)]
+struct Totals {
+    topics: usize,
+    bytes: usize,
+}
+
+#[derive(Debug)]
 struct Table {
     by_peer: HashMap<PeerKey, PeerTopics>,
-    /// How many peers subscribe to each topic.
-    peers_per_topic: HashMap<Bytes, usize>,
+    /// Which peers subscribe to each topic, sorted.
+    peers_by_topic: TopicTrie<Vec<PeerKey>>,
+    totals: Totals,
+    caps: SubscriptionCaps,
+    /// Subscriptions ignored past a cap, for the log.
+    ignored_log: LogThrottle,
 }
 
 /// The subscription table of a PUB (`notify: false`) or XPUB (`notify: true`).
@@ -90,14 +139,27 @@ pub(crate) struct Subscribers {
     /// XPUB: subscription changes become messages for the application.
     notify: bool,
     verbosity: AtomicU8,
+    /// Subscriptions ignored past a cap since the socket was made.
+    ignored: AtomicU64,
 }
 
 impl Subscribers {
-    pub(crate) fn new(notify: bool, verbosity: XpubVerbosity) -> Subscribers {
+    pub(crate) fn new(
+        notify: bool,
+        verbosity: XpubVerbosity,
+        caps: SubscriptionCaps,
+    ) -> Subscribers {
         Subscribers {
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(Table {
+                by_peer: HashMap::new(),
+                peers_by_topic: TopicTrie::default(),
+                totals: Totals::default(),
+                caps,
+                ignored_log: LogThrottle::new(Duration::from_secs(1)),
+            }),
             notify,
             verbosity: AtomicU8::new(verbosity.to_u8()),
+            ignored: AtomicU64::new(0),
         }
     }
 
@@ -110,8 +172,18 @@ impl Subscribers {
         self.verbosity.store(verbosity.to_u8(), Ordering::Relaxed);
     }
 
+    /// New caps, for the subscriptions that come from now on.
+    pub(crate) fn set_caps(&self, caps: SubscriptionCaps) {
+        self.lock().caps = caps;
+    }
+
     fn verbosity(&self) -> XpubVerbosity {
         XpubVerbosity::from_u8(self.verbosity.load(Ordering::Relaxed))
+    }
+
+    /// Subscriptions ignored past a cap so far.
+    pub(crate) fn ignored(&self) -> u64 {
+        self.ignored.load(Ordering::Relaxed)
     }
 
     /// A SUBSCRIBE (`subscribe`) or CANCEL from `peer`; an XPUB notification, if any,
@@ -124,44 +196,53 @@ impl Subscribers {
         up: &mut Vec<Inbound>,
     ) {
         let verbosity = self.verbosity();
-        let mut t = self.lock();
+        let mut guard = self.lock();
+        let t = &mut *guard;
         let notify = if subscribe {
             let entry = t.by_peer.entry(peer).or_default();
-            let over_cap = entry.topics.len() >= MAX_TOPICS_PER_PEER
-                || entry.bytes + topic.len() > MAX_TOPIC_BYTES_PER_PEER;
-            if over_cap && !entry.topics.contains(&topic) {
-                if !entry.warned {
-                    entry.warned = true;
+            if entry.topics.contains(&topic) {
+                // A set: nothing changes, but the verbose options pass it up.
+                verbosity != XpubVerbosity::Changes
+            } else if let Some(cap) = t.caps.passed(entry, &t.totals, topic.len()) {
+                self.ignored.fetch_add(1, Ordering::Relaxed);
+                if let Some(ignored) = t.ignored_log.hit(Instant::now()) {
+                    let (topics, bytes) = (entry.topics.len(), entry.bytes);
+                    drop(guard);
                     tracing::warn!(
+                        ignored,
+                        cap,
                         peer,
-                        topics = entry.topics.len(),
-                        bytes = entry.bytes,
-                        "peer holds too many subscriptions; ignoring its new ones"
+                        peer_topics = topics,
+                        peer_bytes = bytes,
+                        "subscriptions past a cap ignored (count since the last such line)"
                     );
                 }
                 return;
-            }
-            let first = if entry.topics.insert(topic.clone()) {
-                entry.bytes += topic.len();
-                let count = t.peers_per_topic.entry(topic.clone()).or_insert(0);
-                *count += 1;
-                *count == 1
             } else {
-                false
-            };
-            first || verbosity != XpubVerbosity::Changes
+                let topic = Bytes::copy_from_slice(&topic);
+                entry.bytes += topic.len();
+                t.totals.topics += 1;
+                t.totals.bytes += topic.len();
+                let peers = t.peers_by_topic.get_or_insert_with(&topic, Vec::new);
+                if let Err(at) = peers.binary_search(&peer) {
+                    peers.insert(at, peer);
+                }
+                let first = peers.len() == 1;
+                entry.topics.insert(topic);
+                first || verbosity != XpubVerbosity::Changes
+            }
         } else {
             let removed = t.by_peer.get_mut(&peer).is_some_and(|entry| {
-                let removed = entry.topics.remove_all(&topic);
+                let removed = entry.topics.remove(&topic);
                 if removed {
                     entry.bytes -= topic.len();
                 }
                 removed
             });
-            let last = removed && forget_one(&mut t.peers_per_topic, &topic);
+            let last = removed && t.forget(peer, &topic);
             last || (removed && verbosity == XpubVerbosity::All)
         };
-        drop(t);
+        drop(guard);
         if notify && self.notify {
             up.push(notification(peer, subscribe, &topic));
         }
@@ -193,37 +274,50 @@ impl Subscribers {
         let Some(entry) = t.by_peer.remove(&peer) else {
             return;
         };
-        for topic in entry.topics.topics() {
-            let last = forget_one(&mut t.peers_per_topic, topic);
+        for topic in &entry.topics {
+            let last = t.forget(peer, topic);
             if self.notify && (last || verbosity == XpubVerbosity::All) {
                 up.push(notification(peer, false, topic));
             }
         }
     }
 
-    /// Puts in `out` every peer with a subscription matching `first_frame`.
+    /// Puts in `out` (emptied first) every peer with a subscription matching
+    /// `first_frame`, once each.
     pub(crate) fn matching(&self, first_frame: &[u8], out: &mut Vec<PeerKey>) {
+        out.clear();
         let t = self.lock();
-        out.extend(
-            t.by_peer
-                .iter()
-                .filter(|(_, entry)| entry.topics.matches(first_frame))
-                .map(|(key, _)| *key),
-        );
+        let mut topics = 0;
+        for peers in t.peers_by_topic.prefixes(first_frame) {
+            out.extend_from_slice(peers);
+            topics += 1;
+        }
+        if topics > 1 {
+            // A peer may hold several of the matching topics.
+            out.sort_unstable();
+            out.dedup();
+        }
     }
 }
 
-/// One subscriber less for `topic`; true when it was the last.
-fn forget_one(peers_per_topic: &mut HashMap<Bytes, usize>, topic: &[u8]) -> bool {
-    let Some(count) = peers_per_topic.get_mut(topic) else {
-        return false;
-    };
-    *count -= 1;
-    if *count > 0 {
-        return false;
+impl Table {
+    /// `peer` no longer holds `topic` (already taken out of its set): the totals and
+    /// the topic's subscribers follow. True when the topic has no subscriber left.
+    fn forget(&mut self, peer: PeerKey, topic: &[u8]) -> bool {
+        self.totals.topics -= 1;
+        self.totals.bytes -= topic.len();
+        let Some(peers) = self.peers_by_topic.get_mut(topic) else {
+            return false;
+        };
+        if let Ok(at) = peers.binary_search(&peer) {
+            peers.remove(at);
+        }
+        if !peers.is_empty() {
+            return false;
+        }
+        self.peers_by_topic.remove(topic);
+        true
     }
-    peers_per_topic.remove(topic);
-    true
 }
 
 /// What an XPUB application receives: `0x01|0x00 + topic`, whatever form the peer
@@ -247,6 +341,21 @@ mod tests {
         up.drain(..).map(|i| i.msg.into_vec().concat()).collect()
     }
 
+    const NO_CAPS: SubscriptionCaps = SubscriptionCaps {
+        per_peer_topics: usize::MAX,
+        per_peer_bytes: usize::MAX,
+        total_topics: usize::MAX,
+        total_bytes: usize::MAX,
+    };
+
+    fn pub_table() -> Subscribers {
+        Subscribers::new(false, XpubVerbosity::Changes, NO_CAPS)
+    }
+
+    fn xpub_table(verbosity: XpubVerbosity) -> Subscribers {
+        Subscribers::new(true, verbosity, NO_CAPS)
+    }
+
     fn matching(s: &Subscribers, data: &[u8]) -> Vec<PeerKey> {
         let mut out = Vec::new();
         s.matching(data, &mut out);
@@ -256,7 +365,7 @@ mod tests {
 
     #[test]
     fn matches_per_peer_by_prefix() {
-        let s = Subscribers::new(false, XpubVerbosity::Changes);
+        let s = pub_table();
         let mut up = Vec::new();
         s.on_subscription(1, true, b("a"), &mut up);
         s.on_subscription(2, true, b("ab"), &mut up);
@@ -272,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_set_per_peer() {
-        let s = Subscribers::new(false, XpubVerbosity::Changes);
+        let s = pub_table();
         let mut up = Vec::new();
         s.on_subscription(1, true, b("a"), &mut up);
         s.on_subscription(1, true, b("a"), &mut up);
@@ -285,7 +394,7 @@ mod tests {
 
     #[test]
     fn xpub_sees_first_subscribe_and_last_cancel() {
-        let s = Subscribers::new(true, XpubVerbosity::Changes);
+        let s = xpub_table(XpubVerbosity::Changes);
         let mut up = Vec::new();
         s.on_subscription(1, true, b("t"), &mut up);
         s.on_subscription(2, true, b("t"), &mut up);
@@ -307,7 +416,7 @@ mod tests {
 
     #[test]
     fn xpub_verbose_and_verboser() {
-        let s = Subscribers::new(true, XpubVerbosity::Subscribes);
+        let s = xpub_table(XpubVerbosity::Subscribes);
         let mut up = Vec::new();
         s.on_subscription(1, true, b("t"), &mut up);
         s.on_subscription(2, true, b("t"), &mut up);
@@ -322,25 +431,144 @@ mod tests {
     #[test]
     fn xpub_passes_user_frames_up_and_pub_drops_them() {
         let msg = Message::from(["\x01sub", "hello"]);
-        let xpub = Subscribers::new(true, XpubVerbosity::Changes);
+        let xpub = xpub_table(XpubVerbosity::Changes);
         let mut up = Vec::new();
         xpub.on_message(1, msg.clone(), &mut up);
         assert_eq!(bodies(&mut up), [b"\x01sub".to_vec(), b"hello".to_vec()]);
-        let publisher = Subscribers::new(false, XpubVerbosity::Changes);
+        let publisher = pub_table();
         publisher.on_message(1, msg, &mut up);
         assert!(up.is_empty());
         assert_eq!(matching(&publisher, b"subject"), [1]);
     }
 
     #[test]
-    fn a_peer_cannot_grow_the_table_without_bound() {
-        let s = Subscribers::new(false, XpubVerbosity::Changes);
+    fn a_peer_holding_several_matching_topics_is_matched_once() {
+        let s = pub_table();
         let mut up = Vec::new();
-        for i in 0..MAX_TOPICS_PER_PEER + 10 {
-            s.on_subscription(1, true, Bytes::from(i.to_string()), &mut up);
+        for topic in ["", "w", "we", "weather"] {
+            s.on_subscription(7, true, Bytes::from(topic), &mut up);
         }
+        s.on_subscription(8, true, b("we"), &mut up);
+        assert_eq!(matching(&s, b"weather.oslo"), [7, 8]);
+    }
+
+    #[test]
+    fn caps_per_peer_ignore_and_count_what_is_past_them() {
+        let caps = SubscriptionCaps {
+            per_peer_topics: 3,
+            per_peer_bytes: 10,
+            ..NO_CAPS
+        };
+        let s = Subscribers::new(true, XpubVerbosity::Changes, caps);
+        let mut up = Vec::new();
+        for topic in ["a", "b", "c", "d"] {
+            s.on_subscription(1, true, b(topic), &mut up);
+        }
+        assert_eq!(
+            bodies(&mut up),
+            [b"\x01a".to_vec(), b"\x01b".to_vec(), b"\x01c".to_vec()]
+        );
+        assert_eq!(s.ignored(), 1, "the fourth topic");
+        assert!(matching(&s, b"d").is_empty());
+        s.on_subscription(1, true, b("a"), &mut up);
+        assert_eq!(s.ignored(), 1, "a topic it holds is no new subscription");
+        s.on_subscription(1, false, b("d"), &mut up);
+        assert!(up.is_empty(), "the cancel of an ignored topic goes nowhere");
+        s.on_subscription(1, false, b("c"), &mut up);
+        s.on_subscription(1, true, b("0123456789"), &mut up);
+        assert_eq!(s.ignored(), 2, "2 + 10 bytes: past the byte cap");
+        s.on_subscription(1, true, b("01234567"), &mut up);
+        assert_eq!(matching(&s, b"0123456789"), [1]);
+        s.on_subscription(2, true, b("0123456789"), &mut up);
+        assert_eq!(
+            matching(&s, b"0123456789"),
+            [1, 2],
+            "another peer has its own share"
+        );
+        assert_eq!(s.ignored(), 2);
+    }
+
+    #[test]
+    fn caps_over_all_peers() {
+        let caps = SubscriptionCaps {
+            total_topics: 3,
+            total_bytes: 6,
+            ..NO_CAPS
+        };
+        let s = Subscribers::new(false, XpubVerbosity::Changes, caps);
+        let mut up = Vec::new();
+        for peer in 1..=4 {
+            s.on_subscription(peer, true, b("t"), &mut up);
+        }
+        assert_eq!(
+            matching(&s, b"t"),
+            [1, 2, 3],
+            "each peer's subscription counts"
+        );
+        assert_eq!(s.ignored(), 1);
+        s.peer_gone(1, &mut up);
+        s.on_subscription(4, true, b("longer"), &mut up);
+        assert_eq!(s.ignored(), 2, "2 bytes held + 6: past 6 bytes in all");
+        s.on_subscription(4, true, b("lon"), &mut up);
+        assert_eq!(matching(&s, b"long"), [4]);
+        assert_eq!(s.ignored(), 2);
+        s.set_caps(NO_CAPS);
+        s.on_subscription(5, true, b("t"), &mut up);
+        assert_eq!(matching(&s, b"t"), [2, 3, 5]);
+    }
+
+    #[test]
+    fn topics_are_copied_out_of_the_buffers_they_came_in() {
+        let s = pub_table();
+        let mut up = Vec::new();
+        let read_buffer = Bytes::from(vec![b'x'; 64 * 1024]);
+        s.on_subscription(1, true, read_buffer.slice(..3), &mut up);
         let t = s.lock();
-        assert_eq!(t.by_peer[&1].topics.len(), MAX_TOPICS_PER_PEER);
-        assert_eq!(t.peers_per_topic.len(), MAX_TOPICS_PER_PEER);
+        let held = t.by_peer[&1]
+            .topics
+            .iter()
+            .next()
+            .map(|topic| topic.as_ptr());
+        assert_ne!(held, Some(read_buffer.as_ptr()), "a copy, not a slice");
+    }
+
+    proptest::proptest! {
+        /// Matching agrees with each peer's own set after any sequence of
+        /// subscribes, cancels and departures.
+        #[test]
+        fn matching_agrees_with_a_naive_matcher(
+            ops in proptest::collection::vec((0u64..4, 0u8..3, "[ab]{0,4}"), 0..60),
+            probe in "[ab]{0,6}",
+        ) {
+            let s = pub_table();
+            let mut naive: HashMap<PeerKey, HashSet<String>> = HashMap::new();
+            let mut up = Vec::new();
+            for (peer, op, topic) in ops {
+                match op {
+                    0 => {
+                        s.on_subscription(peer, true, Bytes::from(topic.clone()), &mut up);
+                        naive.entry(peer).or_default().insert(topic);
+                    }
+                    1 => {
+                        s.on_subscription(peer, false, Bytes::from(topic.clone()), &mut up);
+                        naive.entry(peer).or_default().remove(&topic);
+                    }
+                    _ => {
+                        s.peer_gone(peer, &mut up);
+                        naive.remove(&peer);
+                    }
+                }
+            }
+            let mut expected: Vec<PeerKey> = naive
+                .iter()
+                .filter(|(_, topics)| topics.iter().any(|t| probe.starts_with(t.as_str())))
+                .map(|(peer, _)| *peer)
+                .collect();
+            expected.sort_unstable();
+            proptest::prop_assert_eq!(matching(&s, probe.as_bytes()), expected);
+            let t = s.lock();
+            let held: usize = naive.values().map(HashSet::len).sum();
+            proptest::prop_assert_eq!(t.totals.topics, held);
+        }
     }
 }
