@@ -51,6 +51,18 @@ struct Args {
     max_queue: usize,
     #[command(flatten)]
     quotas: QuotaArgs,
+    /// Messages queued for one connection that does not read them (replies, for a
+    /// client): past this many, or past --client-backlog-bytes, further ones are
+    /// dropped and counted (`undelivered` in mmi.stats), as a ZeroMQ ROUTER does.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    client_backlog: usize,
+    /// The same in bytes (frames plus 32 bytes each).
+    #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = parse_size)]
+    client_backlog_bytes: u64,
+    /// Messages read from all connections and not yet handled by the broker, in
+    /// bytes; past it, connections are not read until the broker catches up.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    max_inbound_bytes: u64,
     /// Longest service name (bytes): a longer READY gets DISCONNECT, a longer
     /// request is dropped.
     #[arg(long, value_name = "BYTES", default_value_t = 255)]
@@ -122,13 +134,13 @@ struct QuotaArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     client_quota: usize,
     /// The same in bytes.
-    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = parse_size)]
     client_quota_bytes: u64,
     /// One source address (all its connections) is paused at this many requests.
     #[arg(long, value_name = "N", default_value_t = 200_000)]
     address_quota: usize,
     /// The same in bytes.
-    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     address_quota_bytes: u64,
     /// Most requests held for services that have no worker; more are dropped.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
@@ -282,8 +294,13 @@ async fn run(args: Args) -> Result<(), String> {
         .linger(Duration::from_secs(1));
     let (options, security) = args.security.apply(options)?;
     tracing::info!(%security, "mdp-broker security");
-    let mut socket =
-        Socket::with_options(SocketType::Router, options.clone()).map_err(|e| e.to_string())?;
+    let bytes = |size: u64| usize::try_from(size).unwrap_or(usize::MAX);
+    let router = options
+        .clone()
+        .send_hwm(args.client_backlog.max(1))
+        .send_hwm_bytes(bytes(args.client_backlog_bytes))
+        .recv_hwm_bytes(bytes(args.max_inbound_bytes));
+    let mut socket = Socket::with_options(SocketType::Router, router).map_err(|e| e.to_string())?;
     for endpoint in endpoints(&args) {
         let bound = socket.bind(&endpoint).await.map_err(|e| e.to_string())?;
         tracing::info!(endpoint = %bound, "mdp-broker listening");

@@ -210,9 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn producer_waits_at_the_byte_limit_until_drained() {
-        let big = || {
-            vec![Inbound::new(1, Message::from(vec![0u8; 1000]))]
-        };
+        let big = || vec![Inbound::new(1, Message::from(vec![0u8; 1000]))];
         let q = std::sync::Arc::new(InboundQueue::new(1000, Some(1500)));
         q.push(&mut big()).await.unwrap();
         q.push(&mut big()).await.unwrap(); // below the limit: admitted whole

@@ -104,8 +104,8 @@ pub struct Quotas {
 }
 
 impl Default for Quotas {
-    /// 1 000 000 requests and 512 MiB in all; 100 000 requests and 64 MiB per
-    /// connection; 200 000 and 128 MiB per address; 100 000 and 64 MiB for
+    /// 1 000 000 requests and 512 MiB in all; 100 000 requests and 32 MiB per
+    /// connection; 200 000 and 64 MiB per address; 100 000 and 64 MiB for
     /// services without workers, 20 000 and 16 MiB of those per address.
     fn default() -> Quotas {
         Quotas {
@@ -115,11 +115,11 @@ impl Default for Quotas {
             },
             per_connection: Usage {
                 requests: 100_000,
-                bytes: 64 << 20,
+                bytes: 32 << 20,
             },
             per_address: Usage {
                 requests: 200_000,
-                bytes: 128 << 20,
+                bytes: 64 << 20,
             },
             unserved_total: Usage {
                 requests: 100_000,
