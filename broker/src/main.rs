@@ -59,6 +59,11 @@ struct Args {
     /// The same in bytes (frames plus 32 bytes each).
     #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = parse_size)]
     client_backlog_bytes: u64,
+    /// What waits for all connections of one endpoint together, in bytes: past it,
+    /// a connection that already has messages waiting gets no more (they are dropped
+    /// and counted), while one that reads still gets its own.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    max_backlog_bytes: u64,
     /// Messages read from all connections and not yet handled by the broker, in
     /// bytes; past it, connections are not read until the broker catches up.
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
@@ -299,6 +304,7 @@ async fn run(args: Args) -> Result<(), String> {
         .clone()
         .send_hwm(args.client_backlog.max(1))
         .send_hwm_bytes(bytes(args.client_backlog_bytes))
+        .send_hwm_bytes_total(bytes(args.max_backlog_bytes))
         .recv_hwm_bytes(bytes(args.max_inbound_bytes));
     let mut socket = Socket::with_options(SocketType::Router, router).map_err(|e| e.to_string())?;
     for endpoint in endpoints(&args) {

@@ -39,6 +39,13 @@ pub struct SocketOptions {
     /// a peer that stops reading could otherwise make the socket hold `send_hwm` ×
     /// the largest message.
     pub send_hwm_bytes: Option<usize>,
+    /// Outbound bytes of all the peers of one endpoint together (ours): past it, a
+    /// peer that already has messages queued gets no more (dropped or waited for as
+    /// at `send_hwm_bytes`), while a peer with an empty queue still gets one. So
+    /// peers that read keep getting their messages when many peers that do not have
+    /// used it up, and the socket holds at most this (plus a message per peer).
+    /// Default `None`.
+    pub send_hwm_bytes_total: Option<usize>,
     /// Inbound queue limit in messages (ZMQ_RCVHWM, default 1000; 0: no limit). When it
     /// is full the engines stop reading and TCP pushes back on the senders.
     pub recv_hwm: usize,
@@ -135,6 +142,7 @@ impl Default for SocketOptions {
             routing_id: Bytes::new(),
             send_hwm: 1000,
             send_hwm_bytes: None,
+            send_hwm_bytes_total: None,
             recv_hwm: 1000,
             recv_hwm_bytes: None,
             heartbeat_interval: None,
@@ -220,6 +228,12 @@ impl SocketOptions {
     /// [`SocketOptions::send_hwm_bytes`]).
     pub fn send_hwm_bytes(mut self, bytes: usize) -> Self {
         self.send_hwm_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the outbound bytes of all the peers of one endpoint together.
+    pub fn send_hwm_bytes_total(mut self, bytes: usize) -> Self {
+        self.send_hwm_bytes_total = Some(bytes);
         self
     }
 

@@ -12,10 +12,15 @@
 //! takes one message whatever its size, so a message larger than the limit still gets
 //! through, one at a time. The bytes are released when the engine drains the pipe;
 //! what the engine holds while it writes is one drained batch on top of the pipe.
+//!
+//! The pipes of one endpoint may also share a [`SendBudget`]: the bytes of messages
+//! queued for all its peers together. Past it, a pipe that already holds something
+//! refuses more, while an empty one still takes a message: peers that read keep
+//! getting theirs when peers that do not have used up the budget.
 
 use std::collections::VecDeque;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -86,6 +91,53 @@ impl Queue {
     }
 }
 
+/// The bytes of messages queued in every pipe of one endpoint, against a limit
+/// (`SocketOptions::send_hwm_bytes_total`).
+#[derive(Debug)]
+pub(crate) struct SendBudget {
+    queued: AtomicUsize,
+    limit: usize,
+    /// A message was refused for the budget: the next release wakes the writers.
+    starved: AtomicBool,
+}
+
+impl SendBudget {
+    pub(crate) fn new(limit: usize) -> Arc<SendBudget> {
+        Arc::new(SendBudget {
+            queued: AtomicUsize::new(0),
+            limit,
+            starved: AtomicBool::new(false),
+        })
+    }
+
+    fn fits(&self, cost: usize) -> bool {
+        let fits = self.queued.load(Ordering::Acquire).saturating_add(cost) <= self.limit;
+        if !fits {
+            self.starved.store(true, Ordering::Release);
+        }
+        fits
+    }
+
+    fn add(&self, bytes: usize) {
+        self.queued.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Gives `bytes` back; true when somebody was refused for the budget since.
+    fn release(&self, bytes: usize) -> bool {
+        if bytes == 0 {
+            return false;
+        }
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        self.starved.swap(false, Ordering::AcqRel)
+    }
+
+    /// Bytes queued now.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
 /// The outbound queue of one peer (or of one connecting endpoint, which keeps it
 /// across reconnects so messages queue while the peer is away).
 #[derive(Debug)]
@@ -100,6 +152,8 @@ pub(crate) struct Pipe {
     /// Subscription changes were dropped (see [`Pipe::push_subscription`]): the
     /// peer's view of our subscriptions is stale until its connection starts again.
     subscriptions_lost: AtomicBool,
+    /// What the endpoint's pipes share, if anything.
+    budget: Option<Arc<SendBudget>>,
 }
 
 impl Pipe {
@@ -107,7 +161,18 @@ impl Pipe {
     /// given, at most that many bytes (counted by [`message_cost`]; an empty pipe takes
     /// one message of any size). `writable` is the socket's "some pipe has room again"
     /// signal.
+    #[cfg(test)]
     pub(crate) fn new(hwm: usize, hwm_bytes: Option<usize>, writable: Arc<Notify>) -> Arc<Pipe> {
+        Pipe::sharing(hwm, hwm_bytes, None, writable)
+    }
+
+    /// [`Pipe::new`], also within `budget`, which other pipes share.
+    pub(crate) fn sharing(
+        hwm: usize,
+        hwm_bytes: Option<usize>,
+        budget: Option<Arc<SendBudget>>,
+        writable: Arc<Notify>,
+    ) -> Arc<Pipe> {
         Arc::new(Pipe {
             queue: Mutex::new(Queue::default()),
             hwm: if hwm == 0 { usize::MAX } else { hwm },
@@ -116,7 +181,15 @@ impl Pipe {
             writable,
             closed: AtomicBool::new(false),
             subscriptions_lost: AtomicBool::new(false),
+            budget,
         })
+    }
+
+    /// Gives the budget back what `q`'s messages cost, before they leave it.
+    fn release_budget(&self, q: &Queue) -> bool {
+        self.budget
+            .as_ref()
+            .is_some_and(|b| b.release(q.bytes - q.subscription_bytes))
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -127,10 +200,12 @@ impl Pipe {
     }
 
     /// Whether an item costing `cost` fits: below the message mark, and within the
-    /// byte limit unless the pipe is empty.
+    /// byte limit and the shared budget unless the pipe is empty.
     fn fits(&self, q: &Queue, cost: usize) -> bool {
         q.items.len() < self.hwm
-            && (q.items.is_empty() || q.bytes.saturating_add(cost) <= self.hwm_bytes)
+            && (q.items.is_empty()
+                || (q.bytes.saturating_add(cost) <= self.hwm_bytes
+                    && self.budget.as_ref().map_or(true, |b| b.fits(cost))))
     }
 
     /// Queues `msg`, or hands it back when the pipe is full or closed.
@@ -150,6 +225,9 @@ impl Pipe {
         let was_empty = q.items.is_empty();
         q.items.push_back(Outbound::Message(msg));
         q.bytes += cost;
+        if let Some(budget) = &self.budget {
+            budget.add(cost);
+        }
         drop(q);
         if was_empty {
             // Stores a permit if the engine is not waiting yet: no lost wake-up.
@@ -266,7 +344,8 @@ impl Pipe {
     pub(crate) fn drain(&self, into: &mut VecDeque<Outbound>) {
         let mut q = self.lock();
         let was_full = q.items.len() >= self.hwm || q.bytes >= self.hwm_bytes;
-        let wake = std::mem::take(&mut q.wanted) > 0 || was_full;
+        let starved = self.release_budget(&q);
+        let wake = std::mem::take(&mut q.wanted) > 0 || was_full || starved;
         crate::util::take_all(&mut q.items, into);
         q.bytes = 0;
         q.subscription_bytes = 0;
@@ -285,6 +364,7 @@ impl Pipe {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let mut q = self.lock();
+        self.release_budget(&q);
         q.items.clear();
         q.recount();
         drop(q);
@@ -473,5 +553,27 @@ mod tests {
         let mut out = VecDeque::new();
         pipe.drain(&mut out);
         assert_eq!(out.len(), 1, "the full set passes the limit");
+    }
+
+    #[test]
+    fn pipes_sharing_a_budget_refuse_past_it_but_an_empty_one_takes_a_message() {
+        let writable = Arc::new(Notify::new());
+        let one = message_cost(&Message::from(vec![0u8; 100]));
+        let budget = SendBudget::new(3 * one);
+        let a = Pipe::sharing(1000, None, Some(budget.clone()), writable.clone());
+        let b = Pipe::sharing(1000, None, Some(budget.clone()), writable);
+        let msg = || Message::from(vec![0u8; 100]);
+        for _ in 0..3 {
+            a.try_push(msg()).unwrap();
+        }
+        assert!(a.try_push(msg()).is_err(), "the budget is used up");
+        b.try_push(msg()).expect("an empty pipe takes one message");
+        assert!(b.try_push(msg()).is_err());
+        assert_eq!(budget.queued(), 4 * one);
+        a.drain(&mut VecDeque::new());
+        assert_eq!(budget.queued(), one, "a drain gives its bytes back");
+        b.try_push(msg()).expect("room again");
+        b.close();
+        assert_eq!(budget.queued(), 0, "a closed pipe gives its bytes back");
     }
 }

@@ -237,3 +237,43 @@ async fn a_receiver_at_its_byte_limit_stops_reading_and_the_sender_waits() {
         assert_eq!(recv(&mut pull).await, Message::from(body(i)));
     }
 }
+
+/// `send_hwm_bytes_total`: the peers of one endpoint share a budget. Peers that do
+/// not read use it up; what is queued for all of them stays within it (plus one
+/// message each), and a peer with an empty queue still gets its message.
+#[tokio::test]
+async fn peers_that_do_not_read_cannot_take_the_budget_of_one_that_does() {
+    let options = SocketOptions::default()
+        .send_hwm_bytes(LIMIT)
+        .send_hwm_bytes_total(2 * LIMIT);
+    let mut router = Socket::with_options(SocketType::Router, options).unwrap();
+    let endpoint = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut peers = Vec::new();
+    for name in ["idle-0", "idle-1", "idle-2", "idle-3", "reader"] {
+        let options = SocketOptions::default().routing_id(name);
+        let mut dealer = Socket::with_options(SocketType::Dealer, options).unwrap();
+        dealer.connect(&endpoint).await.unwrap();
+        dealer.send("hello").await.unwrap();
+        recv(&mut router).await;
+        peers.push(dealer);
+    }
+    // As above: no engine runs during the loop, so nothing leaves the queues.
+    for i in 0..100 {
+        for idle in ["idle-0", "idle-1", "idle-2", "idle-3"] {
+            router
+                .send(Message::from(vec![idle.as_bytes().to_vec(), body(i)]))
+                .now_or_never()
+                .expect("a ROUTER send never waits")
+                .unwrap();
+        }
+    }
+    let queued = router.queued();
+    assert!(
+        queued <= 2 * MOST_QUEUED + 4,
+        "{queued} messages of {BODY} bytes queued under a {}-byte budget",
+        2 * LIMIT
+    );
+    router.send(["reader", "yours"]).await.unwrap();
+    let reader = peers.last_mut().unwrap();
+    assert_eq!(recv(reader).await, Message::from("yours"));
+}

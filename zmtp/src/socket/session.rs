@@ -20,7 +20,7 @@ use crate::inbound::{InboundKind, InboundQueue};
 use crate::input_gate::InputGate;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
-use crate::pipe::Pipe;
+use crate::pipe::{Pipe, SendBudget};
 use crate::proto::{HandshakeConfig, HandshakeError, SocketType};
 use crate::subscriptions::Subscriptions;
 use crate::transport::{self, Endpoint, Listener, Stream};
@@ -57,6 +57,8 @@ pub(crate) struct Settings {
     engine: EngineConfig,
     send_hwm: usize,
     send_hwm_bytes: Option<usize>,
+    /// What all this endpoint's pipes may hold together.
+    send_budget: Option<Arc<SendBudget>>,
     handover: bool,
     reconnect_interval: Duration,
     reconnect_interval_max: Option<Duration>,
@@ -85,6 +87,7 @@ impl Settings {
             },
             send_hwm: options.send_hwm,
             send_hwm_bytes: options.send_hwm_bytes,
+            send_budget: options.send_hwm_bytes_total.map(SendBudget::new),
             handover: options.router_handover,
             reconnect_interval: options.reconnect_interval,
             reconnect_interval_max: options.reconnect_interval_max,
@@ -98,7 +101,12 @@ impl Settings {
 
     /// A new outbound queue for one peer, bounded by this endpoint's send limits.
     pub(crate) fn new_pipe(&self, writable: Arc<tokio::sync::Notify>) -> Arc<Pipe> {
-        Pipe::new(self.send_hwm, self.send_hwm_bytes, writable)
+        Pipe::sharing(
+            self.send_hwm,
+            self.send_hwm_bytes,
+            self.send_budget.clone(),
+            writable,
+        )
     }
 
     /// The routing id this endpoint announces.
