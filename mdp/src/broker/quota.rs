@@ -274,11 +274,12 @@ impl Ledger {
             }
             None => false,
         };
+        let total_was_high = self.total.reaches(self.total_resume_mark());
         self.total.sub(c.usage);
         if address_gone {
             self.addresses.remove(&c.source);
         }
-        self.resume_waiting(c.source);
+        self.resume_after_release(c.source, total_was_high);
     }
 
     /// Charges a new request of `cost` to `peer`, or refuses it. `unserved`: its
@@ -308,7 +309,9 @@ impl Ledger {
             return Err(Refusal::Address);
         }
         if self.total.plus(cost).exceeds(q.total) {
-            self.pause(peer);
+            if self.total.reaches(self.total_pause_mark()) {
+                self.pause(peer);
+            }
             return Err(Refusal::Total);
         }
         self.charge(peer, cost);
@@ -400,6 +403,12 @@ impl Ledger {
         }
         self.total.sub(cost);
         self.resume_if_able(peer);
+        self.resume_after_release(source, total_was_high);
+    }
+
+    /// Something of `source` was released: when that took the total below its
+    /// resume mark, every paused connection may go on; otherwise those of `source`.
+    fn resume_after_release(&mut self, source: Source, total_was_high: bool) {
         if total_was_high && !self.total.reaches(self.total_resume_mark()) {
             let paused: Vec<PeerId> = self.paused.iter().cloned().collect();
             for p in paused {

@@ -380,3 +380,37 @@ fn a_worker_that_does_not_take_its_requests_is_dropped_and_its_request_requeued(
     assert_eq!(h.broker.stats().undelivered, 1);
     assert_eq!(h.broker.worker_count(), 1);
 }
+
+#[test]
+fn connections_paused_for_the_total_resume_when_a_departure_takes_it_down() {
+    let mut h = Harness::new(BrokerConfig {
+        quotas: Quotas {
+            total: Usage {
+                requests: 8,
+                bytes: usize::MAX / 4,
+            },
+            ..Quotas::default()
+        },
+        ..BrokerConfig::default()
+    });
+    for w in ["w0", "w1", "w2", "w3", "w4", "w5"] {
+        h.ready(w, Dialect::Mdp01, "s");
+    }
+    // a, b and c's requests are in flight, d's wait; d comes from elsewhere.
+    h.connect_from("d", "10.0.0.4:1");
+    for name in ["a", "b", "c", "d"] {
+        h.request(name, Dialect::Mdp01, "s", "x");
+        h.request(name, Dialect::Mdp01, "s", "x");
+    }
+    assert_eq!(
+        pauses(&h, "d"),
+        1,
+        "paused from three quarters of the total"
+    );
+    // The others leave with their requests in flight: only their departures
+    // release what they held.
+    for name in ["a", "b", "c"] {
+        h.disconnect(name);
+    }
+    assert_eq!(resumes(&h, "d"), 1, "resumed once the total is below half");
+}
