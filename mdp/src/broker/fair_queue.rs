@@ -165,7 +165,8 @@ impl FairQueue {
         if waiting != self.len {
             return Err(format!("{} requests counted, {waiting} queued", self.len));
         }
-        let mut entries: HashMap<&PeerId, usize> = HashMap::new();
+        let mut entries: std::collections::BTreeMap<&PeerId, usize> =
+            std::collections::BTreeMap::new();
         for c in &self.turns {
             *entries.entry(c).or_default() += 1;
         }

@@ -25,7 +25,7 @@
 //! it. What a request costs is its frames' bytes plus a fixed overhead per request
 //! and per frame (the broker's bookkeeping), so a flood of empty frames is not free.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use zmtp::PeerId;
 
@@ -507,10 +507,10 @@ impl Ledger {
 
     /// Checks the sums against `expected` (what each connection's requests cost, as
     /// the broker counts them) and the bounds.
-    pub(crate) fn check(&self, expected: &HashMap<PeerId, (Usage, Usage)>) -> Result<(), String> {
+    pub(crate) fn check(&self, expected: &BTreeMap<PeerId, (Usage, Usage)>) -> Result<(), String> {
         let mut total = Usage::default();
         let mut unserved = Usage::default();
-        let mut per_address: HashMap<Source, (Usage, Usage, usize)> = HashMap::new();
+        let mut per_address: BTreeMap<Source, (Usage, Usage, usize)> = BTreeMap::new();
         for (peer, c) in &self.connections {
             let (held, unserved_held) = expected.get(peer).copied().unwrap_or_default();
             if c.usage != held {
