@@ -24,8 +24,9 @@
 //!   the answer under way and closes). Its kernel buffers are small (128 KiB to
 //!   send), so "taken" means taken by the scraper, not parked in the kernel. See
 //!   [`deadline`].
-//! - What a client can make it log is counted and written at most once per second
-//!   per kind, naming the busiest addresses. See [`tally`].
+//! - What a client can make it log is counted: the first of a kind is written at
+//!   once, the rest at most once per second per kind, naming the busiest
+//!   addresses ([`RefusalLog`], the log of the ZMTP endpoints' refusals).
 //!
 //! Memory, then: the cached body and one being rendered, plus bodies still being
 //! written to slow readers. A connection holds one body at a time, for at most
@@ -38,7 +39,6 @@ mod deadline;
 mod render;
 mod scrape;
 mod slots;
-mod tally;
 
 use std::convert::Infallible;
 use std::io;
@@ -51,13 +51,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
+use zmtp::defense::{RefusalLog, Source, Topic};
 
 use crate::serve::StatsHandle;
 use deadline::WriteDeadline;
 pub use scrape::REFRESH_TIMEOUT;
 use scrape::{lock, Scrapes};
-use slots::{Refused, Slots, Source};
-use tally::Tally;
+use slots::{Refused, Slots};
 
 /// Most scrape connections at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -86,8 +86,9 @@ const KERNEL_SEND_BUFFER: u32 = 64 << 10;
 /// well under 1 KiB.
 const KERNEL_RECV_BUFFER: u32 = 16 << 10;
 
-/// Client-caused log lines are written at most once per this, per kind.
-const LOG_WINDOW: Duration = Duration::from_secs(1);
+/// Client-caused log lines are written at most once per this, per kind (after the
+/// first of a kind, said at once).
+const LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// What a connection over a cap is told, if the kernel takes it at once.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -155,58 +156,64 @@ fn listen(addrs: &[SocketAddr]) -> io::Result<(TcpListener, SocketAddr)> {
     Err(failed)
 }
 
-/// What a client can make the endpoint log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Event {
-    /// A connection over a cap.
-    Refused(Refused),
+/// What a client can make the endpoint log, as [`RefusalLog`] groups it.
+mod topics {
+    use zmtp::defense::Topic;
+
+    /// Connections refused or closed, for `why`.
+    const fn connections(why: &'static str) -> Topic {
+        Topic {
+            what: "connections",
+            why,
+        }
+    }
+
+    /// A connection over [`super::MAX_CONNECTIONS`].
+    pub const FULL: Topic = connections("the connection cap");
+    /// A connection over [`super::MAX_CONNECTIONS_PER_SOURCE`].
+    pub const SOURCE_FULL: Topic = connections("the per-address connection cap");
     /// `accept` failed (out of file descriptors, say).
-    AcceptFailed(io::ErrorKind),
-    /// No request headers within [`HEADER_TIMEOUT`].
-    NoHeaders,
-    /// An answer not taken within [`WRITE_TIMEOUT`].
-    AnswerNotTaken,
+    pub const ACCEPT_FAILED: Topic = connections("accept failed");
+    /// No request headers within [`super::HEADER_TIMEOUT`].
+    pub const NO_REQUEST: Topic = connections("no request in time");
+    /// An answer not taken within [`super::WRITE_TIMEOUT`].
+    pub const ANSWER_NOT_TAKEN: Topic = connections("answer not taken in time");
     /// Any other end with an error (reset, not HTTP...).
-    Failed,
+    pub const FAILED: Topic = connections("ended with an error");
+}
+
+/// Writes a line about `topic`: a warning for the caps and `accept`, info for the
+/// timeouts, debug for other errors (ordinary disconnects are debug noise).
+fn write_line(topic: Topic, line: &dyn std::fmt::Display) {
+    match topic {
+        topics::NO_REQUEST | topics::ANSWER_NOT_TAKEN => tracing::info!("metrics: {line}"),
+        topics::FAILED => tracing::debug!("metrics: {line}"),
+        _ => tracing::warn!("metrics: {line}"),
+    }
 }
 
 /// What the accept loop and the connections share.
 struct Shared {
     scrapes: Arc<Scrapes>,
     slots: Mutex<Slots>,
-    tally: Mutex<Tally<Event>>,
+    log: Mutex<RefusalLog>,
 }
 
 impl Shared {
-    fn record(&self, kind: Event, source: Option<Source>) {
-        lock(&self.tally).record(Instant::now(), kind, source);
+    /// Counts an event of `topic` for the log, from `source` if it has one; the
+    /// first of a quiet topic is written at once, with its `reason`.
+    fn record(&self, topic: Topic, source: Option<Source>, reason: impl FnOnce() -> String) {
+        let recorded = lock(&self.log).record(topic, source, Instant::now(), reason);
+        if let Some(line) = recorded.line {
+            write_line(topic, &line);
+        }
     }
 
-    /// Writes the log lines due.
+    /// Writes the summaries due (each topic's, at most once per [`LOG_PERIOD`]).
     fn write_log(&self) {
-        let due = lock(&self.tally).due(Instant::now());
-        for s in due {
-            match s.kind {
-                Event::Refused(Refused::Full) => tracing::warn!(
-                    "metrics: refused connections, all {MAX_CONNECTIONS} slots held: {s}"
-                ),
-                Event::Refused(Refused::SourceFull) => tracing::warn!(
-                    "metrics: refused connections, their address held \
-                     {MAX_CONNECTIONS_PER_SOURCE} slots: {s}"
-                ),
-                Event::AcceptFailed(kind) => {
-                    tracing::warn!("metrics: accept failed ({kind}): {s}")
-                }
-                Event::NoHeaders => tracing::info!(
-                    "metrics: closed connections that sent no request within \
-                     {HEADER_TIMEOUT:?}: {s}"
-                ),
-                Event::AnswerNotTaken => tracing::info!(
-                    "metrics: closed connections that did not take their answer within \
-                     {WRITE_TIMEOUT:?}: {s}"
-                ),
-                Event::Failed => tracing::debug!("metrics: connections ended with an error: {s}"),
-            }
+        let (summaries, _) = lock(&self.log).flush(Instant::now());
+        for summary in summaries {
+            write_line(summary.topic, &summary);
         }
     }
 }
@@ -216,16 +223,18 @@ async fn serve(listener: TcpListener, stats: StatsHandle) {
     let shared = Arc::new(Shared {
         scrapes: Arc::new(Scrapes::new(stats, REFRESH_PERIOD, MAX_BODY)),
         slots: Mutex::new(Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE)),
-        tally: Mutex::new(Tally::new(LOG_WINDOW)),
+        log: Mutex::new(RefusalLog::new(LOG_PERIOD)),
     });
-    let mut log = tokio::time::interval(LOG_WINDOW);
+    // A topic's summary is due a period after its last line; checked once a period,
+    // so its lines are one to two periods apart.
+    let mut log = tokio::time::interval(LOG_PERIOD);
     log.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => admit(&shared, stream, peer),
                 Err(e) => {
-                    shared.record(Event::AcceptFailed(e.kind()), None);
+                    shared.record(topics::ACCEPT_FAILED, None, || e.to_string());
                     // Out of descriptors, say: give the others a moment to close.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -238,10 +247,17 @@ async fn serve(listener: TcpListener, stats: StatsHandle) {
 /// Serves `stream` on a task of its own if its source may take a slot; else tells
 /// it so if that costs no wait, and closes it.
 fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let source = Source::from(peer.ip());
+    let source = Source::of_ip(peer.ip());
     let taken = lock(&shared.slots).take(source);
     if let Err(refused) = taken {
-        shared.record(Event::Refused(refused), Some(source));
+        let (topic, reason) = match refused {
+            Refused::Full => (topics::FULL, format!("all {MAX_CONNECTIONS} slots held")),
+            Refused::SourceFull => (
+                topics::SOURCE_FULL,
+                format!("its address holds {MAX_CONNECTIONS_PER_SOURCE} slots"),
+            ),
+        };
+        shared.record(topic, Some(source), || format!("{peer}: {reason}"));
         let _ = stream.try_write(REFUSED);
         return;
     }
@@ -249,7 +265,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         shared: shared.clone(),
         source,
     };
-    tokio::spawn(connection(slot, stream));
+    tokio::spawn(connection(slot, stream, peer));
 }
 
 /// A slot held; given back on drop.
@@ -264,8 +280,8 @@ impl Drop for Slot {
     }
 }
 
-/// Serves one connection within its timeouts and life.
-async fn connection(slot: Slot, stream: TcpStream) {
+/// Serves one connection, from `peer`, within its timeouts and life.
+async fn connection(slot: Slot, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let scrapes = slot.shared.scrapes.clone();
     let service = service_fn(move |request| {
@@ -292,32 +308,44 @@ async fn connection(slot: Slot, stream: TcpStream) {
             match tokio::time::timeout(REFRESH_TIMEOUT + WRITE_TIMEOUT, conn).await {
                 Ok(served) => served,
                 Err(_) => {
-                    slot.shared.record(Event::Failed, Some(slot.source));
+                    slot.shared.record(topics::FAILED, Some(slot.source), || {
+                        format!("{peer}: its last answer not written after {MAX_CONNECTION_LIFE:?}")
+                    });
                     return;
                 }
             }
         }
     };
     if let Err(e) = served {
-        slot.shared.record(classify(&e), Some(slot.source));
+        let topic = classify(&e);
+        slot.shared
+            .record(topic, Some(slot.source), || match topic {
+                topics::NO_REQUEST => {
+                    format!("{peer}: no request headers within {HEADER_TIMEOUT:?}")
+                }
+                topics::ANSWER_NOT_TAKEN => {
+                    format!("{peer}: answer not taken within {WRITE_TIMEOUT:?}")
+                }
+                _ => format!("{peer}: {e}"),
+            });
     }
 }
 
-/// Which [`Event`] ended a connection with `error`.
-fn classify(error: &hyper::Error) -> Event {
+/// Which topic of the log a connection ended with `error` is counted in.
+fn classify(error: &hyper::Error) -> Topic {
     let mut cause = std::error::Error::source(error);
     while let Some(e) = cause {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             if io.kind() == io::ErrorKind::TimedOut {
-                return Event::AnswerNotTaken;
+                return topics::ANSWER_NOT_TAKEN;
             }
         }
         cause = e.source();
     }
     // hyper's only timer here is the header timeout.
     if error.is_timeout() {
-        Event::NoHeaders
+        topics::NO_REQUEST
     } else {
-        Event::Failed
+        topics::FAILED
     }
 }

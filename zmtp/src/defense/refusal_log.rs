@@ -71,7 +71,8 @@ pub struct Summary {
     pub count: u64,
     /// Over how long.
     pub period: Duration,
-    /// The addresses that sent the most, with their counts.
+    /// The addresses that sent the most, with their counts (none if no refusal
+    /// had an address).
     pub sources: Vec<(Source, u64)>,
     /// Refusals from other addresses.
     pub others: u64,
@@ -83,14 +84,14 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "refused {} more {} ({}) in the last {:.1} s, from ",
+            "refused {} more {} ({}) in the last {:.1} s",
             self.count,
             self.topic.what,
             self.topic.why,
             self.period.as_secs_f64()
         )?;
         for (i, (source, n)) in self.sources.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
+            let sep = if i == 0 { ", from " } else { ", " };
             write!(f, "{sep}{source} ({n})")?;
         }
         if self.others > 0 {
@@ -146,12 +147,14 @@ impl RefusalLog {
         self.period
     }
 
-    /// Counts one refusal of `topic` from `source`. `reason` is called only when
-    /// its text is needed: for the line said at once, or the first of a summary.
+    /// Counts one refusal of `topic` from `source` (a [`Source`], or `None` for a
+    /// refusal with no peer address, such as a failed `accept`: counted, never
+    /// named). `reason` is called only when its text is needed: for the line said
+    /// at once, or the first of a summary.
     pub fn record(
         &mut self,
         topic: Topic,
-        source: Source,
+        source: impl Into<Option<Source>>,
         now: Instant,
         reason: impl FnOnce() -> String,
     ) -> Recorded {
@@ -174,6 +177,9 @@ impl RefusalLog {
         if tally.sample.is_none() {
             tally.sample = Some(cut(reason()));
         }
+        let Some(source) = source.into() else {
+            return Recorded::default();
+        };
         let room = tally.sources.len() < ADDRESSES_NAMED;
         match tally.sources.iter_mut().find(|(s, _)| *s == source) {
             Some((_, n)) => *n += 1,
@@ -308,6 +314,31 @@ mod tests {
             55
         );
         assert!(cap.to_string().contains("from other addresses"), "{cap}");
+    }
+
+    #[test]
+    fn refusals_without_an_address_are_counted_and_not_named() {
+        let t0 = Instant::now();
+        let mut log = RefusalLog::new(Duration::from_secs(1));
+        let first = log.record(CAP, None, t0, || "out of descriptors".into());
+        assert_eq!(
+            first.line.as_deref(),
+            Some("refused (connections, the per-address connection cap): out of descriptors")
+        );
+        log.record(CAP, None, t0, || "again".into());
+        log.record(CAP, ip("10.0.0.1"), t0, String::new);
+        log.record(CAP, None, t0, String::new);
+        let (lines, _) = log.flush(t0 + Duration::from_secs(1));
+        assert_eq!(lines[0].count, 3);
+        assert_eq!(lines[0].sources, [(ip("10.0.0.1"), 1)]);
+        assert_eq!(lines[0].others, 0, "no address is not another address");
+        log.record(CAP, None, t0 + Duration::from_secs(1), || "again".into());
+        let (lines, _) = log.flush(t0 + Duration::from_secs(2));
+        assert_eq!(
+            lines[0].to_string(),
+            "refused 1 more connections (the per-address connection cap) in the last 1.0 s; \
+             first: again"
+        );
     }
 
     #[test]
