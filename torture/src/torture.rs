@@ -10,13 +10,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mdp::{CallOptions, Client, Worker};
+use mdp::{CallOptions, Client, Worker, WorkerOptions};
 use zmtp::Message;
 
 use crate::attacks::{flood_mdp, flood_tcp, flood_unread, slowloris};
 use crate::broker_process::{memory_kib, BrokerProcess};
 use crate::hostile;
 use crate::wait::within;
+
+/// The broker's heartbeat interval, and its workers'.
+const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// What to throw at the broker.
 #[derive(Debug, Clone)]
@@ -149,6 +152,17 @@ impl fmt::Display for Report {
     }
 }
 
+/// `error`, with the end of the broker's log.
+fn with_log(error: String, broker: &BrokerProcess) -> String {
+    let log = broker.stderr();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!(
+        "{error}\n--- the broker's last log lines ---\n{}",
+        tail.join("\n")
+    )
+}
+
 /// What the hostile peers saw.
 struct Hostile {
     long_names_refused: usize,
@@ -199,13 +213,19 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     let mut broker = BrokerProcess::launch(
         &config.broker,
         "tcp://127.0.0.1:0",
-        &["--heartbeat-interval", "500"],
+        &["--heartbeat-interval", &HEARTBEAT.as_millis().to_string()],
     )?;
     let endpoint = broker.endpoint.clone();
-    tokio::spawn(Worker::new(&endpoint, "echo").run(|request| async move { Ok(request) }));
+    // Heartbeats as often as the broker's, so a worker is never expired while idle.
+    let options = WorkerOptions {
+        heartbeat_interval: HEARTBEAT,
+        ..WorkerOptions::default()
+    };
+    let worker = |service| Worker::new(&endpoint, service).options(options.clone());
+    tokio::spawn(worker("echo").run(|request| async move { Ok(request) }));
     let sink_served = Arc::new(AtomicUsize::new(0));
     let counter = sink_served.clone();
-    tokio::spawn(Worker::new(&endpoint, "sink").run(move |request| {
+    tokio::spawn(worker("sink").run(move |request| {
         counter.fetch_add(1, Ordering::SeqCst);
         async move { Ok(request) }
     }));
@@ -260,8 +280,9 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     let side = within("the side client", side)
         .await?
         .map_err(|e| e.to_string())?;
-    let (held, mdp_messages, bad_connections, unread) = outcome?;
-    let hostile = hostile?;
+    let (held, mdp_messages, bad_connections, unread) =
+        outcome.map_err(|e| with_log(e, &broker))?;
+    let hostile = hostile.map_err(|e| with_log(e, &broker))?;
     let side_served = side?;
 
     if !broker.is_running() {

@@ -23,8 +23,9 @@
 //!   another worker ([`WorkerDeath::Requeue`], the default) or is dropped;
 //! - what the broker holds is charged to the client's connection, its source address
 //!   and the total, in requests and bytes; a client at its quota is paused, not
-//!   dropped ([`quota`]); requests for services without workers have a share of
-//!   their own; requests wait at most the request TTL;
+//!   dropped ([`quota`]); requests for services that never had a worker (that the
+//!   broker remembers) have a share of their own; requests wait at most the request
+//!   TTL;
 //! - a client that disconnects: its waiting requests are dropped, the replies of
 //!   those in flight are discarded; this costs its own requests, not all of them;
 //! - MMI: `mmi.service` answers 200 only when the service has live workers, else 404;
@@ -391,10 +392,13 @@ impl Broker {
             return;
         }
         let name = request.service.clone();
-        let (unserved, queued) = self
+        let (workers, queued) = self
             .services
             .get(&name)
-            .map_or((true, 0), |s| (s.workers == 0, s.queue.len()));
+            .map_or((0, 0), |s| (s.workers, s.queue.len()));
+        // Unserved: nobody serves it now and nobody is remembered to have (a
+        // service whose worker is restarting keeps the quotas of served ones).
+        let unserved = workers == 0 && self.history.get(&name).is_none();
         if queued >= self.config.max_queue {
             self.count_failed(&name);
             self.notice(

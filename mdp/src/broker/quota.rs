@@ -16,10 +16,12 @@
 //!   effect is still taken, up to twice the connection's and the address's quotas
 //!   and up to the total's maximum; beyond those hard bounds a request is refused
 //!   (dropped and counted). Total usage never exceeds the maximum.
-//! - **unserved**: requests for a service that has no worker may use only a share of
-//!   the broker (`unserved_total`, and `unserved_per_address` per address), so
-//!   requests nobody can serve never take the room of those somebody can. Over that
-//!   share they are refused, not paused (no worker will drain them).
+//! - **unserved**: requests for a service that has no worker, and never had one the
+//!   broker remembers, may use only a share of the broker (`unserved_total`, and
+//!   `unserved_per_address` per address), so requests nobody can serve never take
+//!   the room of those somebody can. Over that share they are refused, not paused
+//!   (no worker will drain them). A service whose worker is restarting is not
+//!   unserved.
 //!
 //! One connection and one address can never fill the total: each has a quota below
 //! it. What a request costs is its frames' bytes plus a fixed overhead per request

@@ -414,3 +414,29 @@ fn connections_paused_for_the_total_resume_when_a_departure_takes_it_down() {
     }
     assert_eq!(resumes(&h, "d"), 1, "resumed once the total is below half");
 }
+
+#[test]
+fn a_service_whose_worker_is_restarting_is_not_unserved() {
+    let mut h = Harness::new(BrokerConfig {
+        quotas: Quotas {
+            unserved_per_address: Usage {
+                requests: 5,
+                bytes: usize::MAX / 4,
+            },
+            ..Quotas::default()
+        },
+        ..BrokerConfig::default()
+    });
+    h.ready("w", Dialect::Mdp01, "sink");
+    h.disconnect("w");
+    for _ in 0..50 {
+        h.request("c", Dialect::Mdp01, "sink", "x");
+    }
+    assert_eq!(
+        h.broker.request_count(),
+        50,
+        "none refused for the unserved share"
+    );
+    let out = h.ready("w", Dialect::Mdp01, "sink");
+    assert_eq!(as_request(Dialect::Mdp01, &only(&out, "w")).0, "c");
+}
