@@ -14,9 +14,9 @@
 //!
 //! Nothing asserts on timing; every wait is bounded. Each test prints what it
 //! measured (broker RSS, broker CPU per event, echo round trips) for the record.
-//! `ATTACK_EVENTS_BROKER=/path/to/mdp-broker` runs the same scenarios against
+//! `ATTACK_BROKER=/path/to/mdp-broker` runs the same scenarios against
 //! another build (to measure one from before a change; its bounds may fail), and
-//! `ATTACK_EVENTS_BROKER_ARGS="--flag value ..."` adds arguments to the broker's.
+//! `ATTACK_BROKER_ARGS="--flag value ..."` adds arguments to the broker's.
 
 mod common;
 
@@ -35,9 +35,9 @@ const MIB: u64 = 1 << 20;
 
 /// The broker with its event bus on fresh ports: (broker, IN, OUT).
 fn broker_with_bus() -> (BrokerProcess, String, String) {
-    let binary = std::env::var_os("ATTACK_EVENTS_BROKER")
+    let binary = std::env::var_os("ATTACK_BROKER")
         .map_or_else(|| PathBuf::from(BROKER), PathBuf::from);
-    let extra = std::env::var("ATTACK_EVENTS_BROKER_ARGS").unwrap_or_default();
+    let extra = std::env::var("ATTACK_BROKER_ARGS").unwrap_or_default();
     let mut args = vec!["--pubsub", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"];
     args.extend(extra.split_whitespace());
     let broker = BrokerProcess::launch(&binary, "tcp://127.0.0.1:0", &args)

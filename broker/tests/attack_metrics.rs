@@ -8,7 +8,7 @@
 //! the commit messages, for any broker binary:
 //!
 //! ```sh
-//! MDP_BROKER_UNDER_TEST=target/release/mdp-broker MEASURE_POISON=1024 \
+//! ATTACK_BROKER=target/release/mdp-broker MEASURE_POISON=1024 \
 //!   cargo test -p mdp-broker --test attack_metrics -- --ignored --nocapture
 //! ```
 
@@ -444,12 +444,12 @@ async fn successes(addr: SocketAddr, n: usize) -> String {
     )
 }
 
-/// The figures of the README, for the binary `MDP_BROKER_UNDER_TEST` (default: the
+/// The figures of the README, for the binary `ATTACK_BROKER` (default: the
 /// one cargo built) with `MEASURE_POISON` names (default 200) in its history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a test: prints figures"]
 async fn measure_metrics_under_attack() {
-    let binary = std::env::var_os("MDP_BROKER_UNDER_TEST")
+    let binary = std::env::var_os("ATTACK_BROKER")
         .map_or_else(|| PathBuf::from(BROKER), PathBuf::from);
     let names: usize = std::env::var("MEASURE_POISON")
         .ok()
