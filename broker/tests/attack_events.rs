@@ -35,8 +35,8 @@ const MIB: u64 = 1 << 20;
 
 /// The broker with its event bus on fresh ports: (broker, IN, OUT).
 fn broker_with_bus() -> (BrokerProcess, String, String) {
-    let binary = std::env::var_os("ATTACK_BROKER")
-        .map_or_else(|| PathBuf::from(BROKER), PathBuf::from);
+    let binary =
+        std::env::var_os("ATTACK_BROKER").map_or_else(|| PathBuf::from(BROKER), PathBuf::from);
     let extra = std::env::var("ATTACK_BROKER_ARGS").unwrap_or_default();
     let mut args = vec!["--pubsub", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"];
     args.extend(extra.split_whitespace());

@@ -449,8 +449,8 @@ async fn successes(addr: SocketAddr, n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a test: prints figures"]
 async fn measure_metrics_under_attack() {
-    let binary = std::env::var_os("ATTACK_BROKER")
-        .map_or_else(|| PathBuf::from(BROKER), PathBuf::from);
+    let binary =
+        std::env::var_os("ATTACK_BROKER").map_or_else(|| PathBuf::from(BROKER), PathBuf::from);
     let names: usize = std::env::var("MEASURE_POISON")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -344,9 +344,13 @@ async fn read_loop(
             std::future::pending::<()>().await;
         }
         if delivery.gate.is_paused() {
-            // Nothing more is decoded or read until the socket resumes us; the peer
-            // is not silent meanwhile, we are not listening.
-            delivery.gate.opened().await;
+            // Nothing more is decoded until the socket resumes us. Reading goes on
+            // up to one chunk ahead, only to notice a peer that leaves meanwhile (a
+            // paused connection would otherwise hold its routing id until resumed);
+            // the peer is not silent meanwhile either, we are not listening.
+            if let Some(end) = read_while_paused(&mut read, &mut buf, &delivery).await {
+                return end;
+            }
             seen = true;
             continue;
         }
@@ -375,6 +379,31 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// Waits for the gate to open, reading at most [`READ_CHUNK`] ahead meanwhile so
+/// that the peer's leaving is seen; returns how the connection ended if it did.
+async fn read_while_paused(
+    read: &mut ReadHalf,
+    buf: &mut BytesMut,
+    delivery: &Delivery,
+) -> Option<ConnectionError> {
+    while delivery.gate.is_paused() {
+        if buf.len() >= READ_CHUNK {
+            delivery.gate.opened().await;
+            return None;
+        }
+        buf.reserve(READ_CHUNK - buf.len());
+        tokio::select! {
+            () = delivery.gate.opened() => return None,
+            n = read.read_buf(buf) => match n {
+                Ok(0) => return Some(ConnectionError::Closed),
+                Ok(_) => {}
+                Err(e) => return Some(e.into()),
+            },
+        }
+    }
+    None
 }
 
 async fn write_loop(

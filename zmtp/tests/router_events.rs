@@ -276,3 +276,28 @@ async fn a_paused_pyzmq_dealer_is_slowed_and_loses_nothing() {
     }
     assert_eq!(py.flooded().await, COUNT as usize);
 }
+
+/// A paused connection whose peer leaves is seen to leave without being resumed:
+/// its routing id is free for a newcomer at once.
+#[tokio::test]
+async fn a_paused_connection_that_goes_away_leaves() {
+    for endpoint in endpoints() {
+        let (mut router, bound) = bound_router(&endpoint).await;
+        let mut client = dealer("short-lived");
+        client.connect(&bound).await.expect("connect");
+        client.send("hello").await.expect("send");
+        let peer = joined(&mut router).await;
+        message_from(&mut router, &peer).await;
+        assert!(router.pause(&peer));
+        drop(client);
+        left(&mut router, &peer).await;
+        let mut next = dealer("short-lived");
+        next.connect(&bound).await.expect("connect");
+        next.send("again").await.expect("send");
+        let newcomer = joined(&mut router).await;
+        assert_eq!(
+            message_from(&mut router, &newcomer).await,
+            Message::from("again")
+        );
+    }
+}
