@@ -124,7 +124,8 @@ async fn tick_some(interval: &mut Option<tokio::time::Interval>) {
 }
 
 /// One line: workers, services, requests (and how many since the last line), replies,
-/// drops, requeues, malformed messages, requests held.
+/// drops, requeues, malformed messages, requests held (and their bytes), paused
+/// connections, messages that could not be delivered.
 fn log_summary(stats: &Stats, last_requests: &mut u64) {
     let t = &stats.totals;
     let recent = t.requests.saturating_sub(*last_requests);
@@ -140,6 +141,9 @@ fn log_summary(stats: &Stats, last_requests: &mut u64) {
         requeued = t.requeued,
         malformed = t.malformed,
         held = t.held,
+        held_bytes = t.held_bytes,
+        paused = t.paused,
+        undelivered = t.undelivered,
         "broker summary"
     );
 }

@@ -246,6 +246,24 @@ fn write_totals(out: &mut dyn fmt::Write, stats: &Stats, uptime: Duration) -> fm
             "Requests held: waiting for a worker or in flight.",
             t.held as f64,
         ),
+        (
+            "mdp_broker_requests_held_bytes",
+            "gauge",
+            "What the requests held cost: their frames plus the broker's bookkeeping.",
+            t.held_bytes as f64,
+        ),
+        (
+            "mdp_broker_connections_paused",
+            "gauge",
+            "Client connections not read because they hold their quota.",
+            t.paused as f64,
+        ),
+        (
+            "mdp_broker_undelivered_total",
+            "counter",
+            "Messages the socket could not deliver (the peer did not read, or had left).",
+            t.undelivered as f64,
+        ),
     ] {
         write_header(out, name, kind, help)?;
         writeln!(out, "{name} {value}")?;
@@ -381,7 +399,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 14);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 17);
         assert!(!text.contains("# truncated"));
     }
 
