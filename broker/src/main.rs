@@ -64,6 +64,10 @@ struct Args {
     /// and counted), while one that reads still gets its own.
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     max_backlog_bytes: u64,
+    /// The same for all connections of one source address, so that one host's
+    /// connections cannot use up --max-backlog-bytes for everybody.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    address_backlog_bytes: u64,
     /// Messages read from all connections and not yet handled by the broker, in
     /// bytes; past it, connections are not read until the broker catches up.
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
@@ -305,6 +309,7 @@ async fn run(args: Args) -> Result<(), String> {
         .send_hwm(args.client_backlog.max(1))
         .send_hwm_bytes(bytes(args.client_backlog_bytes))
         .send_hwm_bytes_total(bytes(args.max_backlog_bytes))
+        .send_hwm_bytes_per_address(bytes(args.address_backlog_bytes))
         .recv_hwm_bytes(bytes(args.max_inbound_bytes));
     let mut socket = Socket::with_options(SocketType::Router, router).map_err(|e| e.to_string())?;
     for endpoint in endpoints(&args) {

@@ -28,6 +28,7 @@ mod outbound_encoder;
 mod pipe;
 pub mod proto;
 pub mod proxy;
+mod send_budget;
 mod socket;
 mod subscriptions;
 mod topic_trie;

@@ -46,6 +46,10 @@ pub struct SocketOptions {
     /// used it up, and the socket holds at most this (plus a message per peer).
     /// Default `None`.
     pub send_hwm_bytes_total: Option<usize>,
+    /// The same for the peers of one source address (an IPv4 address, an IPv6 /64;
+    /// accepted peers only), so that the peers of one host that do not read cannot
+    /// use up `send_hwm_bytes_total` for everybody. Default `None`.
+    pub send_hwm_bytes_per_address: Option<usize>,
     /// Inbound queue limit in messages (ZMQ_RCVHWM, default 1000; 0: no limit). When it
     /// is full the engines stop reading and TCP pushes back on the senders.
     pub recv_hwm: usize,
@@ -143,6 +147,7 @@ impl Default for SocketOptions {
             send_hwm: 1000,
             send_hwm_bytes: None,
             send_hwm_bytes_total: None,
+            send_hwm_bytes_per_address: None,
             recv_hwm: 1000,
             recv_hwm_bytes: None,
             heartbeat_interval: None,
@@ -234,6 +239,12 @@ impl SocketOptions {
     /// Sets the outbound bytes of all the peers of one endpoint together.
     pub fn send_hwm_bytes_total(mut self, bytes: usize) -> Self {
         self.send_hwm_bytes_total = Some(bytes);
+        self
+    }
+
+    /// Sets the outbound bytes of all the peers of one source address together.
+    pub fn send_hwm_bytes_per_address(mut self, bytes: usize) -> Self {
+        self.send_hwm_bytes_per_address = Some(bytes);
         self
     }
 

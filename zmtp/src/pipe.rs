@@ -13,19 +13,21 @@
 //! through, one at a time. The bytes are released when the engine drains the pipe;
 //! what the engine holds while it writes is one drained batch on top of the pipe.
 //!
-//! The pipes of one endpoint may also share a [`SendBudget`]: the bytes of messages
-//! queued for all its peers together. Past it, a pipe that already holds something
-//! refuses more, while an empty one still takes a message: peers that read keep
-//! getting theirs when peers that do not have used up the budget.
+//! The pipes of one endpoint may also share [`SendBudget`]s: the bytes of messages
+//! queued for all its peers together, and for all the peers of one source address.
+//! Past a budget, a pipe that already holds something refuses more, while an empty
+//! one still takes a message: peers that read keep getting theirs when peers that do
+//! not have used up the budgets, and one address cannot use up the whole.
 
 use std::collections::VecDeque;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::send_budget::SendBudget;
 use crate::Message;
 
 /// What a socket queues for one peer: messages, and (from SUB and XSUB) the
@@ -91,53 +93,6 @@ impl Queue {
     }
 }
 
-/// The bytes of messages queued in every pipe of one endpoint, against a limit
-/// (`SocketOptions::send_hwm_bytes_total`).
-#[derive(Debug)]
-pub(crate) struct SendBudget {
-    queued: AtomicUsize,
-    limit: usize,
-    /// A message was refused for the budget: the next release wakes the writers.
-    starved: AtomicBool,
-}
-
-impl SendBudget {
-    pub(crate) fn new(limit: usize) -> Arc<SendBudget> {
-        Arc::new(SendBudget {
-            queued: AtomicUsize::new(0),
-            limit,
-            starved: AtomicBool::new(false),
-        })
-    }
-
-    fn fits(&self, cost: usize) -> bool {
-        let fits = self.queued.load(Ordering::Acquire).saturating_add(cost) <= self.limit;
-        if !fits {
-            self.starved.store(true, Ordering::Release);
-        }
-        fits
-    }
-
-    fn add(&self, bytes: usize) {
-        self.queued.fetch_add(bytes, Ordering::AcqRel);
-    }
-
-    /// Gives `bytes` back; true when somebody was refused for the budget since.
-    fn release(&self, bytes: usize) -> bool {
-        if bytes == 0 {
-            return false;
-        }
-        self.queued.fetch_sub(bytes, Ordering::AcqRel);
-        self.starved.swap(false, Ordering::AcqRel)
-    }
-
-    /// Bytes queued now.
-    #[cfg(test)]
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
-}
-
 /// The outbound queue of one peer (or of one connecting endpoint, which keeps it
 /// across reconnects so messages queue while the peer is away).
 #[derive(Debug)]
@@ -152,8 +107,8 @@ pub(crate) struct Pipe {
     /// Subscription changes were dropped (see [`Pipe::push_subscription`]): the
     /// peer's view of our subscriptions is stale until its connection starts again.
     subscriptions_lost: AtomicBool,
-    /// What the endpoint's pipes share, if anything.
-    budget: Option<Arc<SendBudget>>,
+    /// What this pipe shares with others (the endpoint's, its address's).
+    budgets: Vec<Arc<SendBudget>>,
 }
 
 impl Pipe {
@@ -163,14 +118,14 @@ impl Pipe {
     /// signal.
     #[cfg(test)]
     pub(crate) fn new(hwm: usize, hwm_bytes: Option<usize>, writable: Arc<Notify>) -> Arc<Pipe> {
-        Pipe::sharing(hwm, hwm_bytes, None, writable)
+        Pipe::sharing(hwm, hwm_bytes, Vec::new(), writable)
     }
 
-    /// [`Pipe::new`], also within `budget`, which other pipes share.
+    /// [`Pipe::new`], also within `budgets`, which other pipes share.
     pub(crate) fn sharing(
         hwm: usize,
         hwm_bytes: Option<usize>,
-        budget: Option<Arc<SendBudget>>,
+        budgets: Vec<Arc<SendBudget>>,
         writable: Arc<Notify>,
     ) -> Arc<Pipe> {
         Arc::new(Pipe {
@@ -181,15 +136,17 @@ impl Pipe {
             writable,
             closed: AtomicBool::new(false),
             subscriptions_lost: AtomicBool::new(false),
-            budget,
+            budgets,
         })
     }
 
-    /// Gives the budget back what `q`'s messages cost, before they leave it.
+    /// Gives the budgets back what `q`'s messages cost, before they leave it; true
+    /// when somebody was refused for one of them since.
     fn release_budget(&self, q: &Queue) -> bool {
-        self.budget
-            .as_ref()
-            .is_some_and(|b| b.release(q.bytes - q.subscription_bytes))
+        let bytes = q.bytes - q.subscription_bytes;
+        self.budgets
+            .iter()
+            .fold(false, |starved, b| b.release(bytes) | starved)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -205,7 +162,7 @@ impl Pipe {
         q.items.len() < self.hwm
             && (q.items.is_empty()
                 || (q.bytes.saturating_add(cost) <= self.hwm_bytes
-                    && self.budget.as_ref().map_or(true, |b| b.fits(cost))))
+                    && self.budgets.iter().all(|b| b.fits(cost))))
     }
 
     /// Queues `msg`, or hands it back when the pipe is full or closed.
@@ -225,7 +182,7 @@ impl Pipe {
         let was_empty = q.items.is_empty();
         q.items.push_back(Outbound::Message(msg));
         q.bytes += cost;
-        if let Some(budget) = &self.budget {
+        for budget in &self.budgets {
             budget.add(cost);
         }
         drop(q);
@@ -560,8 +517,8 @@ mod tests {
         let writable = Arc::new(Notify::new());
         let one = message_cost(&Message::from(vec![0u8; 100]));
         let budget = SendBudget::new(3 * one);
-        let a = Pipe::sharing(1000, None, Some(budget.clone()), writable.clone());
-        let b = Pipe::sharing(1000, None, Some(budget.clone()), writable);
+        let a = Pipe::sharing(1000, None, vec![budget.clone()], writable.clone());
+        let b = Pipe::sharing(1000, None, vec![budget.clone()], writable);
         let msg = || Message::from(vec![0u8; 100]);
         for _ in 0..3 {
             a.try_push(msg()).unwrap();

@@ -277,3 +277,65 @@ async fn peers_that_do_not_read_cannot_take_the_budget_of_one_that_does() {
     let reader = peers.last_mut().unwrap();
     assert_eq!(recv(reader).await, Message::from("yours"));
 }
+
+/// `send_hwm_bytes_per_address`: the peers of one host (libzmq peers connecting
+/// from 127.0.0.2) that do not read use up their address's share of the budget,
+/// not the whole: a peer from another address still has room for a backlog.
+#[tokio::test]
+async fn one_address_cannot_use_up_the_budget_of_the_others() {
+    type Py = testkit::interop::ZmqPeer<Message>;
+    let options = SocketOptions::default()
+        .send_hwm_bytes(LIMIT)
+        .send_hwm_bytes_total(4 * LIMIT)
+        .send_hwm_bytes_per_address(2 * LIMIT);
+    let mut router = Socket::with_options(SocketType::Router, options).unwrap();
+    let endpoint = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let from_elsewhere = format!(
+        "tcp://127.0.0.2:0;{}",
+        endpoint.trim_start_matches("tcp://")
+    );
+    let mut idle = Vec::new();
+    for name in ["idle-0", "idle-1", "idle-2", "idle-3"] {
+        let args = testkit::interop::ZmqArgs::new("DEALER")
+            .identity(name.as_bytes())
+            .connect(&from_elsewhere);
+        let mut peer = Py::start(args).await;
+        peer.send(Message::from("hello")).await;
+        recv(&mut router).await;
+        idle.push(peer);
+    }
+    let mut reader = Socket::with_options(
+        SocketType::Dealer,
+        SocketOptions::default().routing_id("reader"),
+    )
+    .unwrap();
+    reader.connect(&endpoint).await.unwrap();
+    reader.send("hello").await.unwrap();
+    recv(&mut router).await;
+
+    // As above: no engine runs during these loops.
+    fn flood(router: &mut Socket, to: &str) {
+        for i in 0..100 {
+            router
+                .send(Message::from(vec![to.as_bytes().to_vec(), body(i)]))
+                .now_or_never()
+                .expect("a ROUTER send never waits")
+                .unwrap();
+        }
+    }
+    for name in ["idle-0", "idle-1", "idle-2", "idle-3"] {
+        flood(&mut router, name);
+    }
+    let by_idle = router.queued();
+    assert!(
+        by_idle <= 2 * MOST_QUEUED + 4,
+        "{by_idle} messages queued for one address's peers under its {}-byte share",
+        2 * LIMIT
+    );
+    flood(&mut router, "reader");
+    let for_reader = router.queued() - by_idle;
+    assert!(
+        for_reader >= MOST_QUEUED / 2,
+        "the other address's peer got {for_reader} messages queued"
+    );
+}

@@ -220,7 +220,7 @@ impl Socket {
     pub async fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
         let endpoint: Endpoint = endpoint.parse()?;
         let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
-        let pipe = settings.new_pipe(self.core.peers.writable.clone());
+        let pipe = settings.new_pipe(self.core.peers.writable.clone(), None);
         let key = self.core.peers.add(pipe.clone());
         let span = tracing::info_span!("zmtp", socket = %self.core.socket_type, peer = %endpoint);
         let core = self.core.clone();

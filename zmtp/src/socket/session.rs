@@ -20,8 +20,9 @@ use crate::inbound::{InboundKind, InboundQueue};
 use crate::input_gate::InputGate;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
-use crate::pipe::{Pipe, SendBudget};
+use crate::pipe::Pipe;
 use crate::proto::{HandshakeConfig, HandshakeError, SocketType};
+use crate::send_budget::{AddressBudgets, SendBudget};
 use crate::subscriptions::Subscriptions;
 use crate::transport::{self, Endpoint, Listener, Stream};
 use crate::util::printable;
@@ -59,6 +60,8 @@ pub(crate) struct Settings {
     send_hwm_bytes: Option<usize>,
     /// What all this endpoint's pipes may hold together.
     send_budget: Option<Arc<SendBudget>>,
+    /// What the pipes of one address's peers may hold together.
+    address_budgets: Option<AddressBudgets>,
     handover: bool,
     reconnect_interval: Duration,
     reconnect_interval_max: Option<Duration>,
@@ -88,6 +91,7 @@ impl Settings {
             send_hwm: options.send_hwm,
             send_hwm_bytes: options.send_hwm_bytes,
             send_budget: options.send_hwm_bytes_total.map(SendBudget::new),
+            address_budgets: options.send_hwm_bytes_per_address.map(AddressBudgets::new),
             handover: options.router_handover,
             reconnect_interval: options.reconnect_interval,
             reconnect_interval_max: options.reconnect_interval_max,
@@ -99,14 +103,18 @@ impl Settings {
         }
     }
 
-    /// A new outbound queue for one peer, bounded by this endpoint's send limits.
-    pub(crate) fn new_pipe(&self, writable: Arc<tokio::sync::Notify>) -> Arc<Pipe> {
-        Pipe::sharing(
-            self.send_hwm,
-            self.send_hwm_bytes,
-            self.send_budget.clone(),
-            writable,
-        )
+    /// A new outbound queue for one peer, bounded by this endpoint's send limits
+    /// and, for a peer whose address is known (accepted), its address's.
+    pub(crate) fn new_pipe(
+        &self,
+        writable: Arc<tokio::sync::Notify>,
+        peer_address: Option<&str>,
+    ) -> Arc<Pipe> {
+        let mut budgets: Vec<Arc<SendBudget>> = self.send_budget.iter().cloned().collect();
+        if let (Some(address_budgets), Some(peer)) = (&self.address_budgets, peer_address) {
+            budgets.push(address_budgets.of(peer));
+        }
+        Pipe::sharing(self.send_hwm, self.send_hwm_bytes, budgets, writable)
     }
 
     /// The routing id this endpoint announces.
@@ -373,7 +381,7 @@ pub(crate) fn attach(
     let (key, pipe) = match session {
         Some(session) => session,
         None => {
-            let pipe = settings.new_pipe(core.peers.writable.clone());
+            let pipe = settings.new_pipe(core.peers.writable.clone(), Some(peer_addr));
             (core.peers.add(pipe.clone()), pipe)
         }
     };
