@@ -21,10 +21,19 @@ use crate::Message;
 /// the connection, which no later connection of the socket ever gets. A peer that
 /// reconnects, or a new peer that takes a routing id someone else had, is a new
 /// `PeerId`: what is sent to the old one never reaches it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PeerId {
     routing_id: Bytes,
     connection: u64,
+}
+
+/// Hashes the connection number only: no two connections of a socket share one, so
+/// it tells peers apart by itself, and a server keying its maps by `PeerId` does not
+/// hash a routing id (up to 255 bytes, chosen by the peer) at every lookup.
+impl std::hash::Hash for PeerId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.connection.hash(state);
+    }
 }
 
 impl PeerId {
