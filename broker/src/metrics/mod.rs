@@ -51,6 +51,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use zmtp::defense::{RefusalLog, Source, Topic};
 
 use crate::serve::StatsHandle;
@@ -180,13 +181,17 @@ mod topics {
     pub const ANSWER_NOT_TAKEN: Topic = connections("answer not taken in time");
     /// Any other end with an error (reset, not HTTP...).
     pub const FAILED: Topic = connections("ended with an error");
+    /// A slot taken over by a newcomer from an address holding fewer.
+    pub const EVICTED: Topic = connections("slot taken over");
 }
 
 /// Writes a line about `topic`: a warning for the caps and `accept`, info for the
 /// timeouts, debug for other errors (ordinary disconnects are debug noise).
 fn write_line(topic: Topic, line: &dyn std::fmt::Display) {
     match topic {
-        topics::NO_REQUEST | topics::ANSWER_NOT_TAKEN => tracing::info!("metrics: {line}"),
+        topics::NO_REQUEST | topics::ANSWER_NOT_TAKEN | topics::EVICTED => {
+            tracing::info!("metrics: {line}")
+        }
         topics::FAILED => tracing::debug!("metrics: {line}"),
         _ => tracing::warn!("metrics: {line}"),
     }
@@ -248,8 +253,24 @@ async fn serve(listener: TcpListener, stats: StatsHandle) {
 /// it so if that costs no wait, and closes it.
 fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let source = Source::of_ip(peer.ip());
-    let taken = lock(&shared.slots).take(source);
-    if let Err(refused) = taken {
+    let taken = match lock(&shared.slots).take(source) {
+        Ok(taken) => taken,
+        Err(refused) => {
+            refuse(shared, stream, peer, source, refused);
+            return;
+        }
+    };
+    let slot = Slot {
+        shared: shared.clone(),
+        source,
+        id: taken.id,
+    };
+    tokio::spawn(connection(slot, stream, peer, taken.evicted));
+}
+
+/// Tells a connection over a cap so if that costs no wait, and closes it.
+fn refuse(shared: &Shared, stream: TcpStream, peer: SocketAddr, source: Source, refused: Refused) {
+    {
         let (topic, reason) = match refused {
             Refused::Full => (topics::FULL, format!("all {MAX_CONNECTIONS} slots held")),
             Refused::SourceFull => (
@@ -259,29 +280,25 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         };
         shared.record(topic, Some(source), || format!("{peer}: {reason}"));
         let _ = stream.try_write(REFUSED);
-        return;
     }
-    let slot = Slot {
-        shared: shared.clone(),
-        source,
-    };
-    tokio::spawn(connection(slot, stream, peer));
 }
 
 /// A slot held; given back on drop.
 struct Slot {
     shared: Arc<Shared>,
     source: Source,
+    id: u64,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        lock(&self.shared.slots).give_back(self.source);
+        lock(&self.shared.slots).give_back(self.source, self.id);
     }
 }
 
-/// Serves one connection, from `peer`, within its timeouts and life.
-async fn connection(slot: Slot, stream: TcpStream, peer: SocketAddr) {
+/// Serves one connection, from `peer`, within its timeouts and life, or until its
+/// slot is taken over (`evicted`).
+async fn connection(slot: Slot, stream: TcpStream, peer: SocketAddr, evicted: CancellationToken) {
     let _ = stream.set_nodelay(true);
     let scrapes = slot.shared.scrapes.clone();
     let service = service_fn(move |request| {
@@ -302,6 +319,12 @@ async fn connection(slot: Slot, stream: TcpStream, peer: SocketAddr) {
     tokio::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
+        () = evicted.cancelled() => {
+            slot.shared.record(topics::EVICTED, Some(slot.source), || {
+                format!("{peer}: its slot went to a newcomer from an address holding fewer")
+            });
+            return;
+        }
         () = tokio::time::sleep(MAX_CONNECTION_LIFE) => {
             conn.as_mut().graceful_shutdown();
             // The answer under way may wait for a refresh, then be written.
