@@ -1,41 +1,39 @@
-//! The engine: one task per connection that drives the sans-IO core over a stream.
+//! The engine: one task per connection that moves bytes and time between a stream
+//! and the sans-IO cores, and decides nothing the cores decide.
 //!
-//! It runs the handshake under a timeout, then two loops over the split stream:
-//! - the reader decodes every frame a read made available, assembles multipart
-//!   messages (atomically: all frames or none), answers PING with PONG, ignores
-//!   unknown commands (as libzmq does) and closes a peer silent for too long;
-//! - the writer drains the peer's whole [`Pipe`] at once and encodes every queued
-//!   message before one write, sends PINGs, and on close keeps flushing for the
-//!   linger period.
+//! It runs the [`Handshake`] under a timeout, then one loop around a
+//! [`Connection`]: bytes read go in and come out as messages and subscription
+//! changes for the socket (through a [`Delivery`]); what the socket queued for the
+//! peer (its [`Pipe`]) goes in and comes out as bytes to write; time goes in when
+//! the connection's next deadline passes. Reading and writing wait side by side, so
+//! a peer that does not read never stops us reading it, nor the reverse.
 //!
-//! What the reader decodes goes to the socket through a [`Delivery`].
-//!
-//! Either loop ending ends the connection; the reason is a [`ConnectionError`].
+//! The engine's own decisions are about moving bytes: how much to read at once, how
+//! much to encode before writing, stopping reading while the socket does not take
+//! input (TCP then pushes back on the peer), and flushing for the linger period
+//! when the socket closes. The connection ends with a [`ConnectionError`].
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
-use tokio_util::codec::Decoder;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Delivery;
-use crate::inbound::Inbound;
-use crate::outbound_encoder::OutboundEncoder;
+use crate::inbound::{Inbound, Pushed};
 use crate::pipe::{Outbound, Pipe};
-use crate::proto::mechanism::curve::{CurveCodec, CurveOpener, MESSAGE_OVERHEAD};
+use crate::proto::mechanism::curve::CurveCodec;
 use crate::proto::mechanism::guard::Guard;
+use crate::proto::wire_queue::MAX_SLICES;
 use crate::proto::{
-    Command, FrameCodec, FrameError, Handshake, HandshakeConfig, HandshakeError, PeerInfo,
+    Connection, ConnectionConfig, Event, Fault, FrameError, Handshake, HandshakeConfig,
+    HandshakeError, PeerInfo, WireQueue,
 };
-use crate::transport::{ReadHalf, Stream, WriteHalf};
-use crate::wire_queue::WireQueue;
-use crate::Message;
+use crate::transport::Stream;
 
 /// Encode at most this much before writing, so a long queue does not build one huge
 /// buffer.
@@ -49,10 +47,6 @@ const FIRST_READ: usize = 1024;
 /// The largest read: one read of a busy connection brings in up to this much.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A message may not have more frames than this: without a cap, a peer could send
-/// endless empty frames with MORE set and grow one pending message without bound.
-const MAX_FRAMES_PER_MESSAGE: usize = 65_536;
-
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectionError {
@@ -62,16 +56,9 @@ pub(crate) enum ConnectionError {
     Io(#[from] io::Error),
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
-    #[error("protocol error: {0}")]
-    Frame(FrameError),
-    #[error("CURVE: {0}")]
-    Security(String),
-    #[error("protocol error: message exceeds {0} bytes")]
-    MessageTooLarge(u64),
-    #[error("protocol error: message has more than {MAX_FRAMES_PER_MESSAGE} frames")]
-    TooManyFrames,
-    #[error("heartbeat timeout: the peer sent nothing for {0:?}")]
-    HeartbeatTimeout(Duration),
+    /// The peer broke a protocol rule or went silent (the connection core's verdict).
+    #[error(transparent)]
+    Fault(#[from] Fault),
     #[error("routing id {0} is already in use by another peer")]
     DuplicateRoutingId(String),
     #[error("PAIR socket already has a peer")]
@@ -89,11 +76,11 @@ impl ConnectionError {
         match self {
             ConnectionError::Closed
             | ConnectionError::Io(_)
-            | ConnectionError::HeartbeatTimeout(_)
+            | ConnectionError::Fault(Fault::HeartbeatTimeout(_))
             | ConnectionError::DuplicateRoutingId(_)
             | ConnectionError::SubscriptionsLost => true,
             ConnectionError::Handshake(e) => e.is_retryable(),
-            ConnectionError::Frame(FrameError::Io(_)) => true,
+            ConnectionError::Fault(Fault::Frame(FrameError::Io(_))) => true,
             _ => false,
         }
     }
@@ -104,32 +91,12 @@ impl ConnectionError {
     }
 }
 
-/// A CURVE MESSAGE that could not be opened or sealed, in words that fit the time
-/// after the handshake.
-fn security(e: HandshakeError) -> ConnectionError {
-    ConnectionError::Security(match e {
-        HandshakeError::Crypto(detail) => detail,
-        HandshakeError::UnexpectedCommand(name) => {
-            format!("a {name} command where only MESSAGE may come")
-        }
-        other => other.to_string(),
-    })
-}
-
-impl From<FrameError> for ConnectionError {
-    fn from(e: FrameError) -> ConnectionError {
-        ConnectionError::Frame(e)
-    }
-}
-
 /// Engine settings, taken from the socket options when the endpoint was set up.
 #[derive(Debug, Clone)]
 pub(crate) struct EngineConfig {
-    pub heartbeat_interval: Option<Duration>,
-    pub heartbeat_timeout: Option<Duration>,
-    pub heartbeat_ttl: Option<Duration>,
+    /// What the connection core enforces (message size, heartbeats).
+    pub connection: ConnectionConfig,
     pub handshake_timeout: Duration,
-    pub max_message_size: u64,
     pub linger: Duration,
 }
 
@@ -195,7 +162,6 @@ pub(crate) async fn handshake(
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.
-/// A ZMTP 3.0 peer gets subscriptions as legacy messages, a 3.1 peer as commands.
 pub(crate) async fn run(
     stream: Stream,
     established: Established,
@@ -204,281 +170,239 @@ pub(crate) async fn run(
     delivery: Delivery,
     close: CancellationToken,
 ) -> ConnectionError {
-    let (read, write) = stream.into_split();
-    let (control_tx, control_rx) = mpsc::channel(16);
-    let (sealer, opener) = match established.curve {
-        Some(codec) => {
-            let (sealer, opener) = codec.split();
-            (Some(sealer), Some(opener))
-        }
-        None => (None, None),
-    };
-    let reader = read_loop(
-        read,
-        established.leftover,
-        opener,
-        config,
-        delivery,
-        control_tx,
+    let (mut read, mut write) = stream.into_split();
+    let mut conn = Connection::new(
+        config.connection,
+        established.peer.version,
+        established.curve,
+        Instant::now().into_std(),
     );
-    let legacy = established.peer.version.minor == 0;
-    let encoder = OutboundEncoder::new(legacy, sealer);
-    let writer = write_loop(write, config, &pipe, control_rx, &close, encoder);
-    let both = async {
-        tokio::select! {
-            r = reader => r,
-            w = writer => w,
-        }
-    };
-    let linger = async {
-        close.cancelled().await;
-        tokio::time::sleep(config.linger).await;
-    };
-    tokio::select! {
-        end = both => end,
-        () = linger => ConnectionError::LocalClose,
-    }
-}
-
-async fn read_loop(
-    mut read: ReadHalf,
-    leftover: BytesMut,
-    mut curve: Option<CurveOpener>,
-    config: &EngineConfig,
-    delivery: Delivery,
-    control: mpsc::Sender<Command>,
-) -> ConnectionError {
-    // A boxed frame is its data plus MESSAGE's name, nonce, MAC and flags.
-    let overhead = if curve.is_some() { MESSAGE_OVERHEAD } else { 0 };
-    let mut codec = FrameCodec::new(config.max_message_size.saturating_add(overhead));
-    let mut buf = leftover;
-    let mut pending = Message::new();
-    let mut pending_bytes: u64 = 0;
-    let mut batch: Vec<Inbound> = Vec::new();
+    // Bytes read and not yet decoded, and whether new ones came since the last pass.
+    let mut input = established.leftover;
+    let mut undecoded = true;
     let mut read_size = FIRST_READ;
-
-    // Silence detection: our heartbeat (interval + timeout) and the peer's PING TTL.
-    // `seen` is set on every read and checked when the timer fires, so the hot path
-    // never reads the clock; a silent peer is closed after one to two limits.
-    let own_limit = config
-        .heartbeat_interval
-        .map(|ivl| ivl + config.heartbeat_timeout.unwrap_or(ivl));
-    let limit = |peer_ttl: Option<Duration>| match (own_limit, peer_ttl) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let mut current_limit = limit(None);
-    let far = Duration::from_secs(86_400 * 365);
-    let timer = tokio::time::sleep(current_limit.unwrap_or(far));
+    // Decoded messages the socket has not taken yet (its queue is full).
+    let mut batch: Vec<Inbound> = Vec::new();
+    // False once the socket is gone: nothing more is read, queued output still goes.
+    let mut reading = true;
+    // What the socket queued, drained from the pipe and not yet encoded; encoded
+    // bytes not yet written. Both grow with traffic; an idle connection holds none.
+    let mut outbox: VecDeque<Outbound> = VecDeque::new();
+    let mut out = WireQueue::new();
+    let mut pipe_ready = true;
+    let wake = pipe.wait_for_messages();
+    tokio::pin!(wake);
+    // The connection's next deadline, or the end of the linger period.
+    let mut linger_until: Option<Instant> = None;
+    let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
-    let mut seen = false;
-
-    loop {
-        // Everything already buffered first: one read usually holds many frames.
-        loop {
-            let frame = match codec.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => return e.into(),
-            };
-            let frame = match &mut curve {
-                None => frame,
-                Some(opener) => match opener.open_frame(frame) {
-                    Ok(inner) => inner,
-                    Err(e) => return security(e),
-                },
-            };
-            if frame.command {
-                match Command::parse(frame.body) {
-                    Ok(Command::Ping {
-                        ttl_deciseconds,
-                        context,
-                    }) => {
-                        // Best effort: a full control queue means PONGs are pending anyway.
-                        let _ = control.try_send(Command::Pong { context });
-                        if ttl_deciseconds > 0 {
-                            let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
-                            let new_limit = limit(Some(ttl));
-                            if new_limit != current_limit {
-                                current_limit = new_limit;
-                                timer
-                                    .as_mut()
-                                    .reset(Instant::now() + current_limit.unwrap_or(far));
-                            }
-                        }
-                    }
-                    Ok(Command::Subscribe(topic)) => {
-                        delivery.subscription(true, topic, &mut batch);
-                    }
-                    Ok(Command::Cancel(topic)) => {
-                        delivery.subscription(false, topic, &mut batch);
-                    }
-                    Ok(cmd) => {
-                        // PONG only proves liveness; libzmq drops every other command
-                        // after the handshake (session_base.cpp push_msg).
-                        tracing::trace!(command = %String::from_utf8_lossy(cmd.name()), "ignored command");
-                    }
-                    Err(e) => tracing::debug!(error = %e, "ignored malformed command"),
-                }
-                continue;
-            }
-            pending_bytes += frame.body.len() as u64;
-            if pending_bytes > config.max_message_size {
-                return ConnectionError::MessageTooLarge(config.max_message_size);
-            }
-            if pending.len() >= MAX_FRAMES_PER_MESSAGE {
-                return ConnectionError::TooManyFrames;
-            }
-            pending.push_back(frame.body);
-            if !frame.more {
-                pending_bytes = 0;
-                delivery.message(std::mem::take(&mut pending), &mut batch);
-                if delivery.gate.is_paused() {
-                    break;
-                }
-            }
-        }
-        if !batch.is_empty() && delivery.inbound.push(&mut batch).await.is_err() {
-            // The socket is gone: it cancelled `close`, and the writer is flushing
-            // what is queued (linger). Ending here would cut that short.
-            std::future::pending::<()>().await;
-        }
-        if delivery.gate.is_paused() {
-            // Nothing more is decoded until the socket resumes us. Reading goes on
-            // up to one chunk ahead, only to notice a peer that leaves meanwhile (a
-            // paused connection would otherwise hold its routing id until resumed);
-            // the peer is not silent meanwhile either, we are not listening.
-            if let Some(end) = read_while_paused(&mut read, &mut buf, &delivery).await {
-                return end;
-            }
-            seen = true;
-            continue;
-        }
-        if buf.capacity() - buf.len() < read_size / 4 {
-            buf.reserve(read_size);
-        }
-        let room = buf.capacity() - buf.len();
-        tokio::select! {
-            n = read.read_buf(&mut buf) => match n {
-                Ok(0) => return ConnectionError::Closed,
-                Ok(n) => {
-                    seen = true;
-                    if n == room {
-                        read_size = (read_size * 2).min(READ_CHUNK);
-                    }
-                }
-                Err(e) => return e.into(),
-            },
-            () = &mut timer, if current_limit.is_some() => {
-                let window = current_limit.unwrap_or(far);
-                if !seen {
-                    return ConnectionError::HeartbeatTimeout(window);
-                }
-                seen = false;
-                timer.as_mut().reset(Instant::now() + window);
-            }
-        }
-    }
-}
-
-/// Waits for the gate to open, reading at most [`READ_CHUNK`] ahead meanwhile so
-/// that the peer's leaving is seen; returns how the connection ended if it did.
-async fn read_while_paused(
-    read: &mut ReadHalf,
-    buf: &mut BytesMut,
-    delivery: &Delivery,
-) -> Option<ConnectionError> {
-    while delivery.gate.is_paused() {
-        if buf.len() >= READ_CHUNK {
-            delivery.gate.opened().await;
-            return None;
-        }
-        buf.reserve(READ_CHUNK - buf.len());
-        tokio::select! {
-            () = delivery.gate.opened() => return None,
-            n = read.read_buf(buf) => match n {
-                Ok(0) => return Some(ConnectionError::Closed),
-                Ok(_) => {}
-                Err(e) => return Some(e.into()),
-            },
-        }
-    }
-    None
-}
-
-async fn write_loop(
-    mut write: WriteHalf,
-    config: &EngineConfig,
-    pipe: &Pipe,
-    mut control: mpsc::Receiver<Command>,
-    close: &CancellationToken,
-    mut encoder: OutboundEncoder,
-) -> ConnectionError {
-    let mut batch: VecDeque<Outbound> = VecDeque::new();
-    // Grows with what is written; an idle connection holds none.
-    let mut buf = WireQueue::new();
-    let ping = config.heartbeat_ttl.map_or(0, |ttl| {
-        u16::try_from(ttl.as_millis() / 100).unwrap_or(u16::MAX)
-    });
-    let ping = Command::Ping {
-        ttl_deciseconds: ping,
-        context: Bytes::new(),
-    };
-    let mut next_ping = config.heartbeat_interval.map(|ivl| Instant::now() + ivl);
-    let mut closing = false;
+    let mut timer_at: Option<Instant> = None;
 
     loop {
         if pipe.subscriptions_lost() {
             return ConnectionError::SubscriptionsLost;
         }
-        pipe.drain(&mut batch);
-        while let Ok(cmd) = control.try_recv() {
-            if let Err(e) = encoder.command(&cmd, &mut buf) {
-                return security(e);
+        let paused = delivery.gate.is_paused();
+        // Input: decode what is buffered while the socket takes it.
+        if undecoded && reading && batch.is_empty() && !paused {
+            undecoded = false;
+            if let Err(fault) = decode(&mut conn, &mut input, &delivery, &mut batch) {
+                return fault.into();
+            }
+            match delivery.inbound.try_push(&mut batch) {
+                Pushed::All | Pushed::Full => {}
+                Pushed::Closed => reading = false,
             }
         }
-        if let (Some(at), Some(ivl)) = (next_ping, config.heartbeat_interval) {
-            if Instant::now() >= at {
-                if let Err(e) = encoder.command(&ping, &mut buf) {
-                    return security(e);
-                }
-                next_ping = Some(Instant::now() + ivl);
+        conn.set_listening(reading && batch.is_empty() && !paused);
+
+        // Output: what the socket queued, then what the connection has to say.
+        let closing = linger_until.is_some() || pipe.is_closed();
+        if outbox.is_empty() && out.len() < WRITE_CHUNK && (pipe_ready || closing) {
+            pipe.drain(&mut outbox);
+            pipe_ready = false;
+        }
+        while out.len() < WRITE_CHUNK {
+            let Some(item) = outbox.pop_front() else {
+                break;
+            };
+            let encoded = match &item {
+                Outbound::Message(msg) => conn.send_message(msg, &mut out),
+                Outbound::Subscribe(topic) => conn.send_subscription(true, topic, &mut out),
+                Outbound::Cancel(topic) => conn.send_subscription(false, topic, &mut out),
+            };
+            if let Err(fault) = encoded {
+                return fault.into();
             }
         }
-        if batch.is_empty() && buf.is_empty() {
-            if closing || pipe.is_closed() {
-                let _ = write.shutdown().await;
-                return ConnectionError::LocalClose;
+        if conn.wants_transmit() {
+            if let Err(fault) = conn.poll_transmit(&mut out) {
+                return fault.into();
             }
-            let ping_at = next_ping.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
-            tokio::select! {
-                () = pipe.wait_for_messages() => {}
-                cmd = control.recv() => match cmd {
-                    Some(cmd) => {
-                        if let Err(e) = encoder.command(&cmd, &mut buf) {
-                            return security(e);
-                        }
+        }
+        if closing && outbox.is_empty() && out.is_empty() {
+            let _ = write.shutdown().await;
+            return ConnectionError::LocalClose;
+        }
+
+        // Time: the earlier of the connection's deadline and the linger's end.
+        let deadline = match (conn.poll_timeout().map(Instant::from_std), linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if deadline != timer_at {
+            timer_at = deadline;
+            if let Some(at) = deadline {
+                timer.as_mut().reset(at);
+            }
+        }
+
+        if paused {
+            // Nothing is decoded until the socket resumes us; reading goes on up to
+            // one chunk ahead, only to notice a peer that leaves meanwhile (a paused
+            // connection would otherwise hold its routing id until resumed).
+            if input.len() < READ_CHUNK {
+                input.reserve(READ_CHUNK - input.len());
+            }
+        } else if input.capacity() - input.len() < read_size / 4 {
+            input.reserve(read_size);
+        }
+        let room = input.capacity() - input.len();
+        let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
+        tokio::select! {
+            n = read.read_buf(&mut input), if may_read => match n {
+                Ok(0) => return ConnectionError::Closed,
+                Ok(n) => {
+                    conn.on_input();
+                    undecoded = true;
+                    if n == room && !paused {
+                        read_size = (read_size * 2).min(READ_CHUNK);
                     }
-                    // The reader is gone; the select in `run` is ending this loop anyway.
-                    None => std::future::pending::<()>().await,
-                },
-                () = sleep_until(ping_at), if next_ping.is_some() => {}
-                () = close.cancelled(), if !closing => closing = true,
+                }
+                Err(e) => return e.into(),
+            },
+            pushed = delivery.inbound.push(&mut batch), if reading && !batch.is_empty() => {
+                if pushed.is_err() {
+                    // The socket is gone; it cancels `close`, and what is queued
+                    // still goes out for the linger period.
+                    reading = false;
+                }
+                undecoded = true;
             }
-            continue;
-        }
-        for item in batch.drain(..) {
-            if let Err(e) = encoder.outbound(&item, &mut buf) {
-                return security(e);
+            () = delivery.gate.opened(), if paused && reading => undecoded = true,
+            written = write_some(&mut write, &out), if !out.is_empty() => match written {
+                Ok(n) => out.advance(n),
+                Err(e) => return e.into(),
+            },
+            () = &mut wake, if !pipe_ready => {
+                pipe_ready = true;
+                wake.set(pipe.wait_for_messages());
             }
-            if buf.len() >= WRITE_CHUNK {
-                if let Err(e) = buf.write_to(&mut write).await {
-                    return e.into();
+            () = &mut timer, if timer_at.is_some() => {
+                timer_at = None;
+                let now = Instant::now();
+                if linger_until.is_some_and(|end| now >= end) {
+                    return ConnectionError::LocalClose;
+                }
+                if let Err(fault) = conn.handle_timeout(now.into_std()) {
+                    return fault.into();
                 }
             }
+            () = close.cancelled(), if linger_until.is_none() => {
+                linger_until = Some(Instant::now() + config.linger);
+            }
         }
-        if let Err(e) = buf.write_to(&mut write).await {
-            return e.into();
+    }
+}
+
+/// Decodes every event buffered in `input` into `batch`, stopping early when the
+/// socket pauses the peer.
+fn decode(
+    conn: &mut Connection,
+    input: &mut BytesMut,
+    delivery: &Delivery,
+    batch: &mut Vec<Inbound>,
+) -> Result<(), Fault> {
+    if input.is_empty() {
+        return Ok(());
+    }
+    let now = Instant::now().into_std();
+    while let Some(event) = conn.poll_event(input, now)? {
+        match event {
+            Event::Message(msg) => {
+                delivery.message(msg, batch);
+                if delivery.gate.is_paused() {
+                    break;
+                }
+            }
+            Event::Subscribe(topic) => delivery.subscription(true, topic, batch),
+            Event::Cancel(topic) => delivery.subscription(false, topic, batch),
         }
+    }
+    Ok(())
+}
+
+/// One write of what `out` holds (`writev` when it is in several pieces); returns
+/// how many bytes went.
+async fn write_some<W: AsyncWrite + Unpin>(write: &mut W, out: &WireQueue) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let used = out.slices(&mut slices);
+    let written = if used == 1 {
+        write.write(&slices[0]).await?
+    } else {
+        write.write_vectored(&slices[..used]).await?
+    };
+    if written == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::Message;
+
+    #[tokio::test]
+    async fn write_some_delivers_everything_through_a_small_pipe() {
+        let mut msg = Message::new();
+        for size in [1, 3 * 8192, 2, 8192] {
+            msg.push_back(Bytes::from(vec![size as u8; size]));
+        }
+        let mut out = WireQueue::new();
+        for _ in 0..20 {
+            out.push_message(&msg);
+        }
+        // Written whole into memory, then through a small pipe: the same bytes.
+        let mut copy = WireQueue::new();
+        for _ in 0..20 {
+            copy.push_message(&msg);
+        }
+        let mut expected = Vec::new();
+        while !copy.is_empty() {
+            let n = write_some(&mut expected, &copy).await.unwrap();
+            copy.advance(n);
+        }
+        // A 1 KiB duplex forces many partial writes.
+        let (mut near, mut far) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            far.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        while !out.is_empty() {
+            let n = write_some(&mut near, &out).await.unwrap();
+            out.advance(n);
+        }
+        drop(near);
+        let got = reader.await.unwrap();
+        assert!(
+            got[..] == expected[..],
+            "{} bytes arrived, {} expected",
+            got.len(),
+            expected.len()
+        );
     }
 }

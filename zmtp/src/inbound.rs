@@ -61,6 +61,17 @@ impl Inbound {
 #[derive(Debug)]
 pub(crate) struct QueueClosed;
 
+/// What [`InboundQueue::try_push`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued, all of it.
+    All,
+    /// Nothing: the queue is at its high-water mark.
+    Full,
+    /// Dropped: the socket is gone.
+    Closed,
+}
+
 /// The queue and what it costs, under one lock.
 #[derive(Debug, Default)]
 struct Queued {
@@ -104,30 +115,50 @@ impl InboundQueue {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Moves all of `batch` into the queue, waiting while it is at the high-water mark.
+    /// Moves all of `batch` into the queue unless it is at the high-water mark (then
+    /// `batch` is left as it was). Nothing to move is [`Pushed::All`].
+    pub(crate) fn try_push(&self, batch: &mut Vec<Inbound>) -> Pushed {
+        if batch.is_empty() {
+            return Pushed::All;
+        }
+        let q = self.lock();
+        self.push_locked(q, batch)
+    }
+
+    fn push_locked(&self, mut q: MutexGuard<'_, Queued>, batch: &mut Vec<Inbound>) -> Pushed {
+        if self.closed.load(Ordering::Acquire) {
+            batch.clear();
+            return Pushed::Closed;
+        }
+        if self.is_full(&q) {
+            return Pushed::Full;
+        }
+        let was_empty = q.items.is_empty();
+        q.bytes += batch.iter().map(cost).sum::<usize>();
+        q.items.extend(batch.drain(..));
+        drop(q);
+        if was_empty {
+            self.consumer.wake();
+        }
+        Pushed::All
+    }
+
+    /// Moves all of `batch` into the queue, waiting while it is at the high-water
+    /// mark. Cancel safe: `batch` is moved whole or not at all.
     pub(crate) async fn push(&self, batch: &mut Vec<Inbound>) -> Result<(), QueueClosed> {
         loop {
             let space = self.space.notified();
             tokio::pin!(space);
             {
-                let mut q = self.lock();
-                if self.closed.load(Ordering::Acquire) {
-                    batch.clear();
-                    return Err(QueueClosed);
-                }
-                if !self.is_full(&q) {
-                    let was_empty = q.items.is_empty();
-                    q.bytes += batch.iter().map(cost).sum::<usize>();
-                    q.items.extend(batch.drain(..));
-                    drop(q);
-                    if was_empty {
-                        self.consumer.wake();
-                    }
-                    return Ok(());
-                }
+                let q = self.lock();
                 // Registered under the lock: the consumer's drain (which takes the
                 // lock) cannot signal before we listen.
                 space.as_mut().enable();
+                match self.push_locked(q, batch) {
+                    Pushed::All => return Ok(()),
+                    Pushed::Closed => return Err(QueueClosed),
+                    Pushed::Full => {}
+                }
             }
             space.await;
         }

@@ -24,7 +24,6 @@ mod log_throttle;
 pub mod message;
 pub mod monitor;
 pub mod options;
-mod outbound_encoder;
 mod pipe;
 pub mod proto;
 pub mod proxy;
@@ -34,7 +33,6 @@ mod subscriptions;
 mod topic_trie;
 pub mod transport;
 mod util;
-mod wire_queue;
 
 pub use defense::HandshakeDefenses;
 pub use error::Error;

@@ -21,7 +21,9 @@ use crate::input_gate::InputGate;
 use crate::monitor::{EventSink, SocketEvent};
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
-use crate::proto::{HandshakeConfig, HandshakeError, SocketType};
+use crate::proto::{
+    ConnectionConfig, HandshakeConfig, HandshakeError, HeartbeatConfig, SocketType,
+};
 use crate::send_budget::{AddressBudgets, SendBudget};
 use crate::subscriptions::Subscriptions;
 use crate::transport::{self, Endpoint, Listener, Stream};
@@ -81,11 +83,14 @@ impl Settings {
                 authenticator: options.authenticator.clone(),
             },
             engine: EngineConfig {
-                heartbeat_interval: options.heartbeat_interval,
-                heartbeat_timeout: options.heartbeat_timeout,
-                heartbeat_ttl: options.heartbeat_ttl,
+                connection: ConnectionConfig::new(options.max_message_size).with_heartbeat(
+                    HeartbeatConfig {
+                        interval: options.heartbeat_interval,
+                        timeout: options.heartbeat_timeout,
+                        ttl: options.heartbeat_ttl,
+                    },
+                ),
                 handshake_timeout: options.handshake_timeout,
-                max_message_size: options.max_message_size,
                 linger: options.linger,
             },
             send_hwm: options.send_hwm,

@@ -99,7 +99,7 @@ fn run(stop: &str) -> Run {
 }
 
 /// Both codecs after a whole handshake.
-fn codecs() -> (CurveCodec, CurveCodec) {
+pub(crate) fn codecs() -> (CurveCodec, CurveCodec) {
     let mut r = run("READY");
     let md = r
         .client

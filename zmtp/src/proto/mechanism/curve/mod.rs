@@ -29,7 +29,7 @@ mod server;
 
 #[cfg(test)]
 #[path = "../../tests/curve.rs"]
-mod tests;
+pub(crate) mod tests;
 
 pub use client::CurveClient;
 pub use codec::{CurveCodec, CurveOpener, CurveSealer, FLAG_COMMAND, FLAG_MORE};

@@ -1,14 +1,13 @@
-//! The bytes a connection has encoded but not yet written: headers and small
-//! frames copied into one buffer, large frame bodies kept as the sender's own
-//! [`Bytes`] and handed to the kernel by `writev`, so a 64 KiB message is never
-//! copied in user space (libzmq does the same for messages larger than its 8 KiB
-//! batch).
+//! [`WireQueue`]: the bytes a connection has encoded but not yet written. Headers
+//! and small frames are copied into one buffer, large frame bodies kept as the
+//! sender's own [`Bytes`] and handed to the kernel by `writev`, so a 64 KiB message
+//! is never copied in user space (libzmq does the same for messages larger than its
+//! 8 KiB batch).
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::proto::frame::encode_header;
 use crate::Message;
@@ -16,12 +15,14 @@ use crate::Message;
 /// Frames at least this large are queued by reference instead of copied.
 pub(crate) const ZERO_COPY_MIN: usize = 8 * 1024;
 
-/// At most this many slices per `writev` (Linux allows 1024).
-const MAX_SLICES: usize = 64;
+/// At most this many slices per `writev` are worth gathering (Linux allows 1024).
+pub const MAX_SLICES: usize = 64;
 
-/// Encoded bytes waiting for the socket, in order.
-#[derive(Debug, Default)]
-pub(crate) struct WireQueue {
+/// Encoded bytes waiting for the socket, in order: what a
+/// [`Connection`](super::Connection) produces. Write [`slices`](Self::slices), then
+/// [`advance`](Self::advance) by what the write took.
+#[derive(Debug, Default, Clone)]
+pub struct WireQueue {
     /// Sealed runs of copied bytes and shared large bodies, oldest first.
     chunks: VecDeque<Bytes>,
     /// Bytes in `chunks`.
@@ -32,17 +33,17 @@ pub(crate) struct WireQueue {
 
 impl WireQueue {
     /// An empty queue; it holds no memory until something is encoded.
-    pub(crate) fn new() -> WireQueue {
+    pub fn new() -> WireQueue {
         WireQueue::default()
     }
 
     /// Bytes queued.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.chunked + self.tail.len()
     }
 
     /// Nothing is queued.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -80,7 +81,7 @@ impl WireQueue {
     }
 
     /// Fills `out` with the queued bytes in order; returns how many slices it used.
-    pub(crate) fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+    pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         let parts = self
             .chunks
             .iter()
@@ -95,8 +96,25 @@ impl WireQueue {
         used
     }
 
+    /// Takes everything queued as one contiguous buffer, as successive gathered
+    /// writes would send it (large bodies are copied): for transports without
+    /// `writev`, and for tests.
+    pub fn take_all(&mut self) -> BytesMut {
+        let mut all = BytesMut::with_capacity(self.len());
+        while !self.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let used = self.slices(&mut slices);
+            let before = all.len();
+            for slice in &slices[..used] {
+                all.put_slice(slice);
+            }
+            self.advance(all.len() - before);
+        }
+        all
+    }
+
     /// Drops the first `n` queued bytes: they were written.
-    pub(crate) fn advance(&mut self, n: usize) {
+    pub fn advance(&mut self, n: usize) {
         debug_assert!(n <= self.len(), "advanced past the queued bytes");
         let mut n = n.min(self.len());
         while n > 0 {
@@ -113,24 +131,6 @@ impl WireQueue {
             }
         }
     }
-
-    /// Writes everything queued, with `writev` where there is more than one slice.
-    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> io::Result<()> {
-        while !self.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let used = self.slices(&mut slices);
-            let written = if used == 1 {
-                out.write(&slices[0]).await?
-            } else {
-                out.write_vectored(&slices[..used]).await?
-            };
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            self.advance(written);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -142,22 +142,7 @@ mod tests {
 
     /// The queued bytes, gathered as successive `writev`s would send them.
     fn gathered(queue: &WireQueue) -> BytesMut {
-        let mut copy = WireQueue {
-            chunks: queue.chunks.clone(),
-            chunked: queue.chunked,
-            tail: queue.tail.clone(),
-        };
-        let mut all = BytesMut::new();
-        while !copy.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let used = copy.slices(&mut slices);
-            let before = all.len();
-            for slice in &slices[..used] {
-                all.put_slice(slice);
-            }
-            copy.advance(all.len() - before);
-        }
-        all
+        queue.clone().take_all()
     }
 
     fn message(sizes: &[usize]) -> Message {
@@ -219,34 +204,5 @@ mod tests {
         // The queue is reusable after being drained.
         queue.push_message(&message(&[4]));
         assert_eq!(&gathered(&queue)[..], b"\x00\x04\x00\x00\x00\x00");
-    }
-
-    #[tokio::test]
-    async fn write_to_delivers_everything_through_a_small_pipe() {
-        let msg = message(&[1, 3 * ZERO_COPY_MIN, 2, ZERO_COPY_MIN]);
-        let mut queue = WireQueue::new();
-        for _ in 0..20 {
-            queue.push_message(&msg);
-        }
-        let expected = gathered(&queue);
-        // A 1 KiB duplex forces many partial writes.
-        let (mut near, mut far) = tokio::io::duplex(1024);
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut far, &mut got)
-                .await
-                .unwrap();
-            got
-        });
-        queue.write_to(&mut near).await.unwrap();
-        drop(near);
-        let got = reader.await.unwrap();
-        assert!(
-            got[..] == expected[..],
-            "{} bytes arrived, {} expected",
-            got.len(),
-            expected.len()
-        );
-        assert!(queue.is_empty());
     }
 }
