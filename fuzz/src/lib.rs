@@ -43,6 +43,12 @@ pub use broker_target::broker;
 pub mod security_target;
 pub use security_target::security;
 
+/// The `connection` target's body and input encoding (the connection core after the
+/// handshake); in zmtp's tests too.
+#[path = "connection.rs"]
+pub mod connection_target;
+pub use connection_target::connection;
+
 /// Ways of cutting an input into the pieces a transport might deliver.
 fn chunkings(data: &[u8]) -> [Vec<&[u8]>; 3] {
     let whole = vec![data];

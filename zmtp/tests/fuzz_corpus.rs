@@ -26,6 +26,11 @@ fn handshake_corpus() {
 }
 
 #[test]
+fn connection_corpus() {
+    testkit::corpus::replay("connection", fuzz_bodies::connection);
+}
+
+#[test]
 fn security_corpus() {
     testkit::corpus::replay("security", fuzz_bodies::security);
 }
