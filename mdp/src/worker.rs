@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use zmtp::proto::MechanismConfig;
-use zmtp::CurveKeyPair;
+use zmtp::{Backoff, CurveKeyPair};
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
 use crate::codec::Format;
@@ -135,37 +135,6 @@ enum SessionEnd {
         /// The broker had accepted the worker (sent a heartbeat or a request).
         established: bool,
     },
-}
-
-/// The wait before each new session: `first`, doubling after every session the
-/// broker never accepted, up to `max`; back to `first` after one it did. So a worker
-/// that lost a broker it had been serving re-registers promptly however many times
-/// that happened before, and one that a broker keeps turning away backs off.
-#[derive(Debug)]
-struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff {
-            first,
-            max: max.max(first),
-            next: first,
-        }
-    }
-
-    /// The wait after a session that ended, `established` or not.
-    fn after(&mut self, established: bool) -> Duration {
-        if established {
-            self.next = self.first;
-        }
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
 }
 
 impl Worker {
@@ -302,7 +271,7 @@ impl Worker {
     async fn serve(&self, serve: Serve, stop: CancellationToken) -> Result<(), zmtp::Error> {
         let mut backoff = Backoff::new(
             self.options.reconnect_interval,
-            self.options.reconnect_interval_max,
+            Some(self.options.reconnect_interval_max),
         );
         loop {
             let wait = match self.session(&serve, &stop).await? {
@@ -480,28 +449,5 @@ fn error_reply(dialect: Dialect, text: &str) -> Option<Message> {
             Some(Message::from(map))
         }
         Dialect::Mdp01 | Dialect::Mdp02 | Dialect::Majortomo => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_while_turned_away_and_starts_over_after_an_accepted_session() {
-        let ms = Duration::from_millis;
-        let mut backoff = Backoff::new(ms(100), ms(1000));
-        let waits: Vec<Duration> = [false, false, false, false, false]
-            .into_iter()
-            .map(|established| backoff.after(established))
-            .collect();
-        assert_eq!(waits, [ms(100), ms(200), ms(400), ms(800), ms(1000)]);
-        // A broker that had accepted the worker went away: back to the first wait,
-        // however long the worker's history of reconnects.
-        assert_eq!(backoff.after(true), ms(100));
-        assert_eq!(backoff.after(false), ms(200));
-        assert_eq!(backoff.after(true), ms(100));
-        // A maximum below the first wait does not shorten it.
-        assert_eq!(Backoff::new(ms(300), ms(10)).after(false), ms(300));
     }
 }

@@ -13,6 +13,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;
+pub mod backoff;
 pub mod certificate;
 pub mod defense;
 mod delivery;
@@ -34,6 +35,7 @@ mod topic_trie;
 pub mod transport;
 mod util;
 
+pub use backoff::Backoff;
 pub use defense::HandshakeDefenses;
 pub use error::Error;
 pub use message::Message;

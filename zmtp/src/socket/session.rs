@@ -13,6 +13,7 @@ use super::pair::{PairOwner, PairSlot};
 use super::peers::{DuplicateRoutingId, PeerKey, Peers};
 use super::subscribe::resubscribe;
 use super::Subscribers;
+use crate::backoff::Backoff;
 use crate::defense::{Refusal, Topic};
 use crate::delivery::Delivery;
 use crate::engine::{self, ConnectionError, EngineConfig};
@@ -228,8 +229,9 @@ pub(crate) async fn keep_connected(
         }
     });
 
-    let mut delay = settings.reconnect_interval;
+    let mut backoff = Backoff::new(settings.reconnect_interval, settings.reconnect_interval_max);
     loop {
+        let mut established = false;
         let attempt = tokio::select! {
             a = transport::connect(&endpoint) => a,
             () = stop.cancelled() => break,
@@ -242,10 +244,11 @@ pub(crate) async fn keep_connected(
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
                 let deadline = tokio::time::Instant::now() + settings.engine.handshake_timeout;
-                let (end, established) = connection(
+                let (end, handshaken) = connection(
                     &core, stream, &peer, &settings, session, &stop, None, deadline,
                 )
                 .await;
+                established = handshaken;
                 let closing = core.cancel.is_cancelled();
                 if stop.is_cancelled() || (closing && pipe.is_empty()) {
                     break;
@@ -254,12 +257,10 @@ pub(crate) async fn keep_connected(
                     tracing::warn!(%endpoint, reason = %end, "not reconnecting after a protocol error");
                     break;
                 }
-                if established {
-                    delay = settings.reconnect_interval;
-                }
             }
             Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed; will retry"),
         }
+        let delay = backoff.after(established);
         core.events.emit(|| SocketEvent::ConnectRetried {
             endpoint: endpoint.clone(),
             after: delay,
@@ -267,9 +268,6 @@ pub(crate) async fn keep_connected(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = stop.cancelled() => break,
-        }
-        if let Some(max) = settings.reconnect_interval_max {
-            delay = (delay * 2).min(max.max(settings.reconnect_interval));
         }
     }
     core.peers.remove(key);
