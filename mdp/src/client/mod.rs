@@ -19,7 +19,10 @@
 //! has nothing outstanding (the RFC's "reconnect after a timeout"). When all attempts
 //! fail the caller gets [`ClientError::Timeout`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+pub mod dispatch;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +36,8 @@ use zmtp::CurveKeyPair;
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
 use crate::codec::{CodecError, Format};
-use crate::proto::{Dialect, Reply, ReplyKind, Request};
+use crate::proto::{Dialect, ReplyKind};
+use dispatch::{Action, CallId, ConnId, Dispatch};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -131,10 +135,51 @@ pub struct CallOptions {
 }
 
 struct Call {
+    id: CallId,
     service: Bytes,
     body: Message,
     limits: CallOptions,
     replies: mpsc::Sender<Result<ReplyPart, ClientError>>,
+}
+
+/// Tells the client's task that a call's caller stopped waiting, unless disarmed:
+/// its place is freed at once, not at its timeout.
+struct CancelOnDrop {
+    id: CallId,
+    cancels: mpsc::UnboundedSender<CallId>,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.cancels.send(self.id);
+        }
+    }
+}
+
+/// The replies of one call, and its cancellation when dropped early.
+struct Replies {
+    rx: mpsc::Receiver<Result<ReplyPart, ClientError>>,
+    guard: CancelOnDrop,
+}
+
+impl Replies {
+    /// The next reply part; `None` when the client's task is gone. After a final
+    /// part or an error, the call is over and dropping this cancels nothing.
+    async fn next(&mut self) -> Option<Result<ReplyPart, ClientError>> {
+        let part = self.rx.recv().await;
+        if !matches!(&part, Some(Ok(p)) if p.kind == ReplyKind::Partial) {
+            self.guard.disarm();
+        }
+        part
+    }
 }
 
 /// A Majordomo client; cheap to clone, and every clone shares the connections.
@@ -152,6 +197,8 @@ struct Call {
 #[derive(Debug, Clone)]
 pub struct Client {
     calls: mpsc::Sender<Call>,
+    cancels: mpsc::UnboundedSender<CallId>,
+    next_call: Arc<AtomicU64>,
     options: Arc<ClientOptions>,
 }
 
@@ -167,10 +214,24 @@ impl Client {
         endpoint
             .parse::<zmtp::Endpoint>()
             .map_err(zmtp::Error::from)?;
-        let (calls, rx) = mpsc::channel(1024);
+        let (calls, calls_rx) = mpsc::channel(1024);
+        let (cancels, cancels_rx) = mpsc::unbounded_channel();
         let options = Arc::new(options);
-        tokio::spawn(Dispatcher::new(endpoint.to_string(), options.clone()).run(rx));
-        Ok(Client { calls, options })
+        let dispatch = Dispatch::new(options.dialect, options.max_connections);
+        let task = Task {
+            dispatch,
+            endpoint: endpoint.to_string(),
+            options: options.clone(),
+            replies: HashMap::new(),
+            connections: HashMap::new(),
+        };
+        tokio::spawn(task.run(calls_rx, cancels_rx));
+        Ok(Client {
+            calls,
+            cancels,
+            next_call: Arc::new(AtomicU64::new(0)),
+            options,
+        })
     }
 
     /// The options in use.
@@ -205,7 +266,7 @@ impl Client {
     ) -> Result<Message, ClientError> {
         let mut replies = self.start(service.into(), body.into(), limits).await?;
         let mut all = Message::new();
-        while let Some(part) = replies.recv().await {
+        while let Some(part) = replies.next().await {
             let part = part?;
             all.extend(part.body);
             if part.kind == ReplyKind::Final {
@@ -231,7 +292,7 @@ impl Client {
                 if done {
                     return None;
                 }
-                let part = replies.recv().await?;
+                let part = replies.next().await?;
                 let done = !matches!(&part, Ok(p) if p.kind == ReplyKind::Partial);
                 Some((part, (replies, done)))
             },
@@ -268,9 +329,11 @@ impl Client {
         service: Bytes,
         body: Message,
         limits: CallOptions,
-    ) -> Result<mpsc::Receiver<Result<ReplyPart, ClientError>>, ClientError> {
+    ) -> Result<Replies, ClientError> {
         let (tx, rx) = mpsc::channel(64);
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let call = Call {
+            id,
             service,
             body,
             limits,
@@ -280,254 +343,114 @@ impl Client {
             .send(call)
             .await
             .map_err(|_| ClientError::Closed)?;
-        Ok(rx)
+        let guard = CancelOnDrop {
+            id,
+            cancels: self.cancels.clone(),
+            armed: true,
+        };
+        Ok(Replies { rx, guard })
     }
 }
 
-type CallId = u64;
-type ConnId = u64;
-
-/// Which outstanding request a reply can belong to on one connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum ReplyKey {
-    Service(Bytes),
-    Connection,
-}
-
-struct Pending {
-    call: Call,
-    key: ReplyKey,
-    attempts_left: u32,
-    placed: Option<(ConnId, Instant)>,
-}
-
-struct Connection {
-    outbox: mpsc::UnboundedSender<Message>,
-    busy: HashMap<ReplyKey, CallId>,
-    retired: HashSet<ReplyKey>,
-}
-
-/// The background task: owns the connections and every outstanding request.
-struct Dispatcher {
+/// The client's task: carries out what the [`Dispatch`] decides, with connection
+/// tasks, reply channels and a timer.
+struct Task {
+    dispatch: Dispatch,
     endpoint: String,
     options: Arc<ClientOptions>,
-    connections: HashMap<ConnId, Connection>,
-    pending: HashMap<CallId, Pending>,
-    waiting: VecDeque<CallId>,
-    inbox_tx: mpsc::Sender<(ConnId, Message)>,
-    inbox: mpsc::Receiver<(ConnId, Message)>,
-    next_id: u64,
+    /// Where each outstanding call's replies go.
+    replies: HashMap<CallId, mpsc::Sender<Result<ReplyPart, ClientError>>>,
+    /// What each connection task sends (unbounded: at most one outstanding request
+    /// per reply key and connection).
+    connections: HashMap<ConnId, mpsc::UnboundedSender<Message>>,
 }
 
-impl Dispatcher {
-    fn new(endpoint: String, options: Arc<ClientOptions>) -> Dispatcher {
-        let (inbox_tx, inbox) = mpsc::channel(1024);
-        Dispatcher {
-            endpoint,
-            options,
-            connections: HashMap::new(),
-            pending: HashMap::new(),
-            waiting: VecDeque::new(),
-            inbox_tx,
-            inbox,
-            next_id: 0,
-        }
-    }
-
-    async fn run(mut self, mut calls: mpsc::Receiver<Call>) {
+impl Task {
+    async fn run(
+        mut self,
+        mut calls: mpsc::Receiver<Call>,
+        mut cancels: mpsc::UnboundedReceiver<CallId>,
+    ) {
+        let (inbox_tx, mut inbox) = mpsc::channel::<(ConnId, Message)>(1024);
         let mut accepting = true;
         loop {
-            if !accepting && self.pending.is_empty() {
+            self.carry_out(&inbox_tx);
+            if !accepting && self.dispatch.is_idle() {
                 return; // every Client handle is gone and nothing is outstanding
             }
-            let deadline = self.next_deadline();
+            let deadline = self.dispatch.poll_timeout().map(Instant::from_std);
             tokio::select! {
                 call = calls.recv(), if accepting => match call {
-                    Some(call) => self.submit(call),
+                    Some(call) => {
+                        self.replies.insert(call.id, call.replies);
+                        self.dispatch.submit(call.id, call.service, call.body, call.limits, now());
+                    }
                     None => accepting = false,
                 },
-                Some((conn, msg)) = self.inbox.recv() => self.on_reply(conn, msg),
+                Some(id) = cancels.recv() => {
+                    self.replies.remove(&id);
+                    self.dispatch.cancel(id, now());
+                }
+                Some((conn, msg)) = inbox.recv() => self.dispatch.handle_reply(conn, &msg, now()),
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.expire(Instant::now());
+                    self.dispatch.handle_timeout(now());
                 }
             }
         }
     }
 
-    fn submit(&mut self, call: Call) {
-        let key = if self.options.dialect == Dialect::Majortomo {
-            ReplyKey::Connection
-        } else {
-            ReplyKey::Service(call.service.clone())
-        };
-        let id = self.next_id;
-        self.next_id += 1;
-        let attempts_left = call.limits.attempts.max(1);
-        self.pending.insert(
-            id,
-            Pending {
-                call,
-                key,
-                attempts_left,
-                placed: None,
-            },
-        );
-        self.place(id);
-    }
-
-    /// Sends request `id` on a connection where its reply key is free, opening one if
-    /// needed and allowed; otherwise it waits for a free slot.
-    fn place(&mut self, id: CallId) {
-        let Some(p) = self.pending.get(&id) else {
-            return;
-        };
-        let free = self
-            .connections
-            .iter()
-            .find(|(_, c)| !c.busy.contains_key(&p.key) && !c.retired.contains(&p.key))
-            .map(|(cid, _)| *cid);
-        let conn = match free {
-            Some(conn) => conn,
-            None if self.connections.len() < self.options.max_connections.max(1) => self.open(),
-            None => {
-                self.waiting.push_back(id);
-                return;
-            }
-        };
-        let Some(p) = self.pending.get_mut(&id) else {
-            return;
-        };
-        p.attempts_left = p.attempts_left.saturating_sub(1);
-        p.placed = Some((conn, Instant::now() + p.call.limits.timeout));
-        let request = Request {
-            dialect: self.options.dialect,
-            enveloped: self.options.dialect.leading_empty(),
-            service: p.call.service.clone(),
-            body: p.call.body.clone(),
-        };
-        if let Some(c) = self.connections.get_mut(&conn) {
-            c.busy.insert(p.key.clone(), id);
-            let _ = c.outbox.send(request.encode());
-        }
-    }
-
-    fn open(&mut self) -> ConnId {
-        let id = self.next_id;
-        self.next_id += 1;
-        // Bounded in practice: at most one outstanding request per reply key.
-        let (outbox, rx) = mpsc::unbounded_channel();
-        let options = SocketOptions::default()
-            .linger(Duration::ZERO)
-            .mechanism(self.options.mechanism.clone());
-        tokio::spawn(connection(
-            id,
-            self.endpoint.clone(),
-            options,
-            rx,
-            self.inbox_tx.clone(),
-        ));
-        self.connections.insert(
-            id,
-            Connection {
-                outbox,
-                busy: HashMap::new(),
-                retired: HashSet::new(),
-            },
-        );
-        id
-    }
-
-    fn on_reply(&mut self, conn: ConnId, msg: Message) {
-        let dialect = self.options.dialect;
-        let reply = match Reply::parse(dialect, dialect.leading_empty(), msg.frames()) {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring a malformed reply from the broker");
-                return;
-            }
-        };
-        let key = match (&reply.service, dialect) {
-            (_, Dialect::Majortomo) => ReplyKey::Connection,
-            (Some(service), _) => ReplyKey::Service(service.clone()),
-            (None, _) => return,
-        };
-        let Some(c) = self.connections.get_mut(&conn) else {
-            return;
-        };
-        let Some(&id) = c.busy.get(&key) else {
-            tracing::debug!("dropping a reply to a request that timed out or was abandoned");
-            return;
-        };
-        let Some(p) = self.pending.get_mut(&id) else {
-            return;
-        };
-        let part = ReplyPart {
-            kind: reply.kind,
-            body: reply.body,
-        };
-        let delivered = p.call.replies.try_send(Ok(part)).is_ok();
-        if reply.kind == ReplyKind::Final || !delivered {
-            c.busy.remove(&key);
-            self.pending.remove(&id);
-            self.after_free(conn);
-        } else if let Some((_, deadline)) = &mut p.placed {
-            // A partial reply proves progress: the timeout restarts.
-            *deadline = Instant::now() + p.call.limits.timeout;
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.pending
-            .values()
-            .filter_map(|p| p.placed.map(|(_, d)| d))
-            .min()
-    }
-
-    fn expire(&mut self, now: Instant) {
-        let expired: Vec<CallId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.placed.is_some_and(|(_, d)| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let Some(p) = self.pending.get_mut(&id) else {
-                continue;
-            };
-            let Some((conn, _)) = p.placed.take() else {
-                continue;
-            };
-            if let Some(c) = self.connections.get_mut(&conn) {
-                c.busy.remove(&p.key);
-                c.retired.insert(p.key.clone());
-            }
-            if p.attempts_left > 0 && !p.call.replies.is_closed() {
-                tracing::debug!(service = %zmtp::printable(&p.call.service), "request timed out; retrying");
-                self.place(id);
-            } else if let Some(p) = self.pending.remove(&id) {
-                let _ = p.call.replies.try_send(Err(ClientError::Timeout {
-                    service: String::from_utf8_lossy(&p.call.service).into_owned(),
-                    attempts: p.call.limits.attempts.max(1),
-                    timeout: p.call.limits.timeout,
-                }));
-            }
-            self.after_free(conn);
-        }
-    }
-
-    /// A slot on `conn` was freed: close it if it has retired keys and nothing
-    /// outstanding, and give waiting requests a chance.
-    fn after_free(&mut self, conn: ConnId) {
-        if let Some(c) = self.connections.get(&conn) {
-            if c.busy.is_empty() && !c.retired.is_empty() {
-                self.connections.remove(&conn); // dropping the outbox ends its task
+    /// Does everything the dispatch asked for.
+    fn carry_out(&mut self, inbox: &mpsc::Sender<(ConnId, Message)>) {
+        while let Some(action) = self.dispatch.poll_action() {
+            match action {
+                Action::Open(conn) => {
+                    let (outbox, rx) = mpsc::unbounded_channel();
+                    let options = SocketOptions::default()
+                        .linger(Duration::ZERO)
+                        .mechanism(self.options.mechanism.clone());
+                    tokio::spawn(connection(
+                        conn,
+                        self.endpoint.clone(),
+                        options,
+                        rx,
+                        inbox.clone(),
+                    ));
+                    self.connections.insert(conn, outbox);
+                }
+                // Dropping the sender ends the connection's task.
+                Action::Close(conn) => drop(self.connections.remove(&conn)),
+                Action::Send(conn, msg) => {
+                    if let Some(outbox) = self.connections.get(&conn) {
+                        let _ = outbox.send(msg);
+                    }
+                }
+                Action::Deliver(id, part) => {
+                    let last = part.kind == ReplyKind::Final;
+                    let delivered = self
+                        .replies
+                        .get(&id)
+                        .is_some_and(|tx| tx.try_send(Ok(part)).is_ok());
+                    if last || !delivered {
+                        self.replies.remove(&id);
+                    }
+                    if !delivered && !last {
+                        // The caller is gone or not keeping up with the stream.
+                        self.dispatch.cancel(id, now());
+                    }
+                }
+                Action::Fail(id, error) => {
+                    if let Some(tx) = self.replies.remove(&id) {
+                        let _ = tx.try_send(Err(error));
+                    }
+                }
             }
         }
-        let waiting = std::mem::take(&mut self.waiting);
-        for id in waiting {
-            self.place(id);
-        }
     }
+}
+
+/// The time the dispatch is told, from tokio's clock (so tests can pause it).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 /// One broker connection: a DEALER, fed by the dispatcher, feeding replies back.
