@@ -27,8 +27,11 @@ use zmtp::proto::MechanismConfig;
 use zmtp::{Backoff, CurveKeyPair};
 use zmtp::{Message, Socket, SocketOptions, SocketType};
 
+pub mod session;
+
 use crate::codec::Format;
-use crate::proto::{is_mmi, Dialect, ReplyKind, ToWorker, WorkerCommand};
+use crate::proto::{is_mmi, Dialect, ReplyKind};
+use session::{Action, End, Session, SessionConfig};
 
 /// An error from a handler, for the logs (and the client, where the dialect can carry
 /// one).
@@ -126,15 +129,6 @@ pub struct Worker {
     endpoint: String,
     service: Bytes,
     options: WorkerOptions,
-}
-
-enum SessionEnd {
-    Shutdown,
-    Reconnect {
-        reason: &'static str,
-        /// The broker had accepted the worker (sent a heartbeat or a request).
-        established: bool,
-    },
 }
 
 impl Worker {
@@ -275,14 +269,14 @@ impl Worker {
         );
         loop {
             let wait = match self.session(&serve, &stop).await? {
-                SessionEnd::Shutdown => return Ok(()),
-                SessionEnd::Reconnect {
+                End::Reconnect {
                     reason,
                     established,
                 } => {
                     tracing::info!(endpoint = %self.endpoint, reason, "reconnecting to the broker");
                     backoff.after(established)
                 }
+                _ => return Ok(()),
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -291,57 +285,58 @@ impl Worker {
         }
     }
 
-    async fn session(
-        &self,
-        serve: &Serve,
-        stop: &CancellationToken,
-    ) -> Result<SessionEnd, zmtp::Error> {
+    /// One session: a fresh socket, driven by a [`Session`] until it ends.
+    async fn session(&self, serve: &Serve, stop: &CancellationToken) -> Result<End, zmtp::Error> {
         let dialect = self.options.dialect;
         let options = SocketOptions::default()
             .linger(Duration::from_secs(1))
             .mechanism(self.options.mechanism.clone());
         let mut socket = Socket::with_options(SocketType::Dealer, options)?;
         socket.connect(&self.endpoint).await?;
-        let ready = WorkerCommand::Ready {
-            service: self.service.clone(),
-        };
-        socket.send(ready.encode(dialect)).await?;
-
-        let interval = self.options.heartbeat_interval;
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut liveness = self.options.liveness;
-        let mut established = false;
+        let config = SessionConfig::new(
+            dialect,
+            self.service.clone(),
+            self.options.heartbeat_interval,
+            self.options.liveness,
+        );
+        let mut core = Session::new(config, now());
         // Handler tasks: each drives one request's reply stream, sends partial replies
         // through `partials`, and returns the final reply.
         let mut in_flight: JoinSet<(Bytes, HandlerResult)> = JoinSet::new();
         let mut clients: HashMap<tokio::task::Id, Bytes> = HashMap::new();
         let (partials_tx, mut partials) = mpsc::channel::<(Bytes, Message)>(64);
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
 
-        let end = loop {
-            tokio::select! {
-                received = socket.recv() => {
-                    let msg = received?;
-                    liveness = self.options.liveness;
-                    match ToWorker::parse(dialect, msg.frames()) {
-                        Ok(ToWorker::Request { client, body }) => {
-                            established = true;
-                            let task = drive(serve(body), client.clone(), dialect.streams(), partials_tx.clone());
-                            let handle = in_flight.spawn(task);
-                            clients.insert(handle.id(), client);
+        loop {
+            while let Some(action) = core.poll_action() {
+                match action {
+                    Action::Send(msg) => socket.send(msg).await?,
+                    Action::Serve { client, body } => {
+                        let task = drive(
+                            serve(body),
+                            client.clone(),
+                            dialect.streams(),
+                            partials_tx.clone(),
+                        );
+                        let handle = in_flight.spawn(task);
+                        clients.insert(handle.id(), client);
+                    }
+                    Action::End(end) => {
+                        if end == End::Shutdown {
+                            socket.close().await;
                         }
-                        Ok(ToWorker::Heartbeat) => established = true,
-                        Ok(ToWorker::Disconnect) => break SessionEnd::Reconnect {
-                            reason: "the broker sent DISCONNECT",
-                            established,
-                        },
-                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed message from the broker"),
+                        return Ok(end);
                     }
                 }
-                Some((client, body)) = partials.recv() => {
-                    let reply = WorkerCommand::Reply { client, kind: ReplyKind::Partial, body };
-                    socket.send(reply.encode(dialect)).await?;
-                }
+            }
+            let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+            if let Some(at) = deadline {
+                timer.as_mut().reset(at);
+            }
+            tokio::select! {
+                received = socket.recv() => core.handle_message(&received?),
+                Some((client, body)) = partials.recv() => core.handle_part(client, ReplyKind::Partial, body),
                 Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                     let (client, result) = match done {
                         Ok((id, done)) => {
@@ -355,48 +350,23 @@ impl Worker {
                     };
                     // Partials the task sent before finishing go out before its FINAL.
                     while let Ok((client, body)) = partials.try_recv() {
-                        let reply = WorkerCommand::Reply { client, kind: ReplyKind::Partial, body };
-                        socket.send(reply.encode(dialect)).await?;
+                        core.handle_part(client, ReplyKind::Partial, body);
                     }
-                    let body = match result {
-                        Ok(body) => body,
-                        Err(e) => {
-                            tracing::error!(service = %zmtp::printable(&self.service), error = %e, "handler failed");
-                            match error_reply(dialect, &e.to_string()) {
-                                Some(body) => body,
-                                None => break SessionEnd::Reconnect {
-                                    reason: "a handler failed and the dialect has no error reply",
-                                    established,
-                                },
-                            }
-                        }
-                    };
-                    let reply = WorkerCommand::Reply { client, kind: ReplyKind::Final, body };
-                    socket.send(reply.encode(dialect)).await?;
-                }
-                _ = ticks.tick() => {
-                    liveness = liveness.saturating_sub(1);
-                    if liveness == 0 {
-                        break SessionEnd::Reconnect {
-                            reason: "the broker went silent",
-                            established,
-                        };
+                    match result {
+                        Ok(body) => core.handle_part(client, ReplyKind::Final, body),
+                        Err(e) => core.handle_failure(client, &e.to_string()),
                     }
-                    socket.send(WorkerCommand::Heartbeat.encode(dialect)).await?;
                 }
-                () = stop.cancelled() => {
-                    socket.send(WorkerCommand::Disconnect.encode(dialect)).await?;
-                    socket.close().await;
-                    return Ok(SessionEnd::Shutdown);
-                }
+                () = &mut timer, if deadline.is_some() => core.handle_timeout(now()),
+                () = stop.cancelled() => core.shutdown(),
             }
-        };
-        if matches!(end, SessionEnd::Reconnect { .. }) {
-            // Tell the broker, so it forgets this registration at once; best effort.
-            let _ = socket.send(WorkerCommand::Disconnect.encode(dialect)).await;
         }
-        Ok(end)
     }
+}
+
+/// The time the session is told, from tokio's clock (so tests can pause it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Drives one request's reply stream: every part but the last is sent as a partial
@@ -426,28 +396,4 @@ async fn drive(
     }
     gathered.extend(last.unwrap_or_default());
     (client, Ok(gathered))
-}
-
-/// An error reply in dialects that have one: Overseer's msgpack `{"error": text}`.
-fn error_reply(dialect: Dialect, text: &str) -> Option<Message> {
-    match dialect {
-        Dialect::Overseer => {
-            let mut map = vec![0x81, 0xa5];
-            map.extend_from_slice(b"error");
-            let text = text.as_bytes();
-            let len = text.len().min(u16::MAX as usize);
-            if len < 32 {
-                map.push(0xa0 | len as u8); // ok: len < 32
-            } else if len < 256 {
-                map.push(0xd9);
-                map.push(len as u8); // ok: len < 256
-            } else {
-                map.push(0xda);
-                map.extend_from_slice(&(len as u16).to_be_bytes()); // ok: len <= u16::MAX
-            }
-            map.extend_from_slice(&text[..len]);
-            Some(Message::from(map))
-        }
-        Dialect::Mdp01 | Dialect::Mdp02 | Dialect::Majortomo => None,
-    }
 }
