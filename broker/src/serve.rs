@@ -22,6 +22,7 @@ use mdp::broker::snapshot::Stats;
 use mdp::broker::{Broker, Flow};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use zmtp::clock::now;
 use zmtp::{Error, RouterEvent, Socket};
 
 /// Most messages handled per wake-up before timers get a look.
@@ -98,11 +99,6 @@ pub async fn serve(
         }
         flush(&mut socket, &mut broker);
     }
-}
-
-/// The state machine's clock: tokio's, so a paused test clock drives it.
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
 }
 
 /// The next question, or never when nobody can ask.

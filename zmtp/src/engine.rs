@@ -175,7 +175,7 @@ pub(crate) async fn run(
         config.connection,
         established.peer.version,
         established.curve,
-        Instant::now().into_std(),
+        crate::clock::now(),
     );
     // Bytes read and not yet decoded, and whether new ones came since the last pass.
     let mut input = established.leftover;
@@ -304,7 +304,7 @@ pub(crate) async fn run(
                 if linger_until.is_some_and(|end| now >= end) {
                     return ConnectionError::LocalClose;
                 }
-                if let Err(fault) = conn.handle_timeout(now.into_std()) {
+                if let Err(fault) = conn.handle_timeout(crate::clock::now()) {
                     return fault.into();
                 }
             }
@@ -326,7 +326,7 @@ fn decode(
     if input.is_empty() {
         return Ok(());
     }
-    let now = Instant::now().into_std();
+    let now = crate::clock::now();
     while let Some(event) = conn.poll_event(input, now)? {
         match event {
             Event::Message(msg) => {

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod certificate;
+pub mod clock;
 pub mod defense;
 mod delivery;
 mod engine;

@@ -44,7 +44,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -208,7 +208,7 @@ impl Shared {
     /// Counts an event of `topic` for the log, from `source` if it has one; the
     /// first of a quiet topic is written at once, with its `reason`.
     fn record(&self, topic: Topic, source: Option<Source>, reason: impl FnOnce() -> String) {
-        let recorded = lock(&self.log).record(topic, source, Instant::now(), reason);
+        let recorded = lock(&self.log).record(topic, source, zmtp::clock::now(), reason);
         if let Some(line) = recorded.line {
             write_line(topic, &line);
         }
@@ -216,7 +216,7 @@ impl Shared {
 
     /// Writes the summaries due (each topic's, at most once per [`LOG_PERIOD`]).
     fn write_log(&self) {
-        let (summaries, _) = lock(&self.log).flush(Instant::now());
+        let (summaries, _) = lock(&self.log).flush(zmtp::clock::now());
         for summary in summaries {
             write_line(summary.topic, &summary);
         }

@@ -48,7 +48,7 @@ impl Scrapes {
             cache: Mutex::new(BodyCache::new(period)),
             outcome: watch::Sender::new(None),
             stats,
-            started: Instant::now(),
+            started: zmtp::clock::now(),
             max_body,
         }
     }
@@ -83,7 +83,7 @@ impl Scrapes {
     async fn body(self: &Arc<Self>) -> Outcome {
         // Subscribed before the lookup, so a refresh that ends in between is seen.
         let mut done = self.outcome.subscribe();
-        let lookup = lock(&self.cache).lookup(Instant::now());
+        let lookup = lock(&self.cache).lookup(zmtp::clock::now());
         match lookup {
             Lookup::Fresh(body) => return Ok(body),
             Lookup::Refresh => {
@@ -103,10 +103,10 @@ impl Scrapes {
     /// Asks the broker loop for its figures, renders them, and tells the waiting
     /// scrapes.
     async fn refresh(self: Arc<Self>) {
-        let asked = Instant::now();
+        let asked = zmtp::clock::now();
         let outcome = match tokio::time::timeout(REFRESH_TIMEOUT, self.stats.get()).await {
             Ok(Some(stats)) => {
-                let body = render(&stats, self.started.elapsed(), self.max_body);
+                let body = render(&stats, zmtp::clock::now() - self.started, self.max_body);
                 lock(&self.cache).refreshed(asked, body.clone());
                 Ok(body)
             }

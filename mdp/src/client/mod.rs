@@ -31,6 +31,7 @@ use futures_util::Stream;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use zmtp::clock::now;
 use zmtp::proto::MechanismConfig;
 use zmtp::CurveKeyPair;
 use zmtp::{Message, Socket, SocketOptions, SocketType};
@@ -446,11 +447,6 @@ impl Task {
             }
         }
     }
-}
-
-/// The time the dispatch is told, from tokio's clock (so tests can pause it).
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
 }
 
 /// One broker connection: a DEALER, fed by the dispatcher, feeding replies back.

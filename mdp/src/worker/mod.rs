@@ -23,6 +23,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use zmtp::clock::now;
 use zmtp::proto::MechanismConfig;
 use zmtp::{Backoff, CurveKeyPair};
 use zmtp::{Message, Socket, SocketOptions, SocketType};
@@ -362,11 +363,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// The time the session is told, from tokio's clock (so tests can pause it).
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 /// Drives one request's reply stream: every part but the last is sent as a partial
