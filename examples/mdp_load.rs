@@ -96,11 +96,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let epoch = Instant::now();
 
     for _ in 0..args.workers {
-        let worker =
-            Worker::new(args.broker.clone(), args.service.clone()).options(WorkerOptions {
-                dialect,
-                ..WorkerOptions::default()
-            });
+        let worker = Worker::new(args.broker.clone(), args.service.clone())
+            .options(WorkerOptions::default().dialect(dialect));
         tokio::spawn(worker.run(|request| async move { Ok(request) }));
     }
 

@@ -11,10 +11,7 @@ use mdp::{ClientOptions, Dialect};
 async fn main() -> Result<(), mdp::ClientError> {
     let broker = std::env::var("BROKER").unwrap_or_else(|_| "tcp://127.0.0.1:5555".into());
     let n = std::env::args().nth(1).unwrap_or_else(|| "3".into());
-    let options = ClientOptions {
-        dialect: Dialect::Mdp02,
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default().dialect(Dialect::Mdp02);
     let client = mdp::Client::connect_with(&broker, options)?;
     let mut replies = Box::pin(client.request_stream("count", n).await?);
     while let Some(part) = replies.next().await {

@@ -8,10 +8,7 @@ use zmtp::Message;
 #[tokio::main]
 async fn main() -> Result<(), mdp::worker::WorkerError> {
     let broker = zmtp_examples::worker_setup("count worker");
-    let options = WorkerOptions {
-        dialect: Dialect::Mdp02,
-        ..WorkerOptions::default()
-    };
+    let options = WorkerOptions::default().dialect(Dialect::Mdp02);
     mdp::Worker::new(broker, "count")
         .options(options)
         .run_streaming(

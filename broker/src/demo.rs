@@ -73,10 +73,10 @@ pub async fn run(seconds: u64) -> Result<(), String> {
         },
     ));
 
-    let worker_options = |dialect| WorkerOptions {
-        dialect,
-        heartbeat_interval: HEARTBEAT,
-        ..WorkerOptions::default()
+    let worker_options = |dialect| {
+        WorkerOptions::default()
+            .dialect(dialect)
+            .heartbeat_interval(HEARTBEAT)
     };
     let mut workers = JoinSet::new();
     for dialect in [Dialect::Mdp01, Dialect::Mdp02] {

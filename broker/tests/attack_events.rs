@@ -105,11 +105,7 @@ struct Echo {
 impl Echo {
     async fn start(endpoint: &str) -> Echo {
         tokio::spawn(Worker::new(endpoint, "echo").run(|request| async move { Ok(request) }));
-        let options = ClientOptions {
-            timeout: WAIT,
-            attempts: 1,
-            ..ClientOptions::default()
-        };
+        let options = ClientOptions::default().timeout(WAIT).attempts(1);
         let client = Client::connect_with(endpoint, options).expect("a client");
         wait_for_service(&client, "echo").await;
         Echo {

@@ -684,15 +684,9 @@ async fn plain_password_guessing_is_throttled() {
     let broker = start_broker(&["--plain-users", users.to_str().unwrap()]);
     let plain =
         |password: &str| zmtp::proto::MechanismConfig::plain_client("service", password.to_owned());
-    let worker_options = WorkerOptions {
-        mechanism: plain("s3cret"),
-        ..WorkerOptions::default()
-    };
+    let worker_options = WorkerOptions::default().mechanism(plain("s3cret"));
     echo_worker(&broker.endpoint, worker_options);
-    let client_options = ClientOptions {
-        mechanism: plain("s3cret"),
-        ..ClientOptions::default()
-    };
+    let client_options = ClientOptions::default().mechanism(plain("s3cret"));
     let probe = Client::connect_with(&broker.endpoint, client_options.clone()).unwrap();
     wait_for_service(&probe, "echo").await;
 

@@ -85,18 +85,12 @@ async fn our_client_and_worker_with_mmi() {
     let ep = broker.endpoint.clone();
     tokio::spawn(
         Worker::new(&ep, "echo")
-            .options(WorkerOptions {
-                dialect: Dialect::Mdp02,
-                ..WorkerOptions::default()
-            })
+            .options(WorkerOptions::default().dialect(Dialect::Mdp02))
             .run(|req| async move { Ok(req) }),
     );
     let client = Client::connect_with(
         &ep,
-        ClientOptions {
-            timeout: Duration::from_secs(10),
-            ..ClientOptions::default()
-        },
+        ClientOptions::default().timeout(Duration::from_secs(10)),
     )
     .unwrap();
     let wait = Duration::from_secs(60);

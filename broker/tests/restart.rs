@@ -23,13 +23,11 @@ use zmtp::Message;
 const BROKER_ARGS: &[&str] = &["--heartbeat-interval", "200", "--heartbeat-liveness", "5"];
 
 fn worker_options() -> WorkerOptions {
-    WorkerOptions {
-        heartbeat_interval: Duration::from_millis(200),
-        liveness: 5,
-        reconnect_interval: Duration::from_millis(100),
-        reconnect_interval_max: Duration::from_millis(500),
-        ..WorkerOptions::default()
-    }
+    WorkerOptions::default()
+        .heartbeat_interval(Duration::from_millis(200))
+        .liveness(5)
+        .reconnect_interval(Duration::from_millis(100))
+        .reconnect_interval_max(Duration::from_millis(500))
 }
 
 /// What the echo workers of the restart test record, and how they decide to hold

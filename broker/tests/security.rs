@@ -151,14 +151,15 @@ async fn plain_broker_checks_passwords() {
     let users = dir.join("users");
     std::fs::write(&users, "# who may connect\nservice=s3cret\n").unwrap();
     let broker = BrokerProcess::start_with(&["--plain-users", users.to_str().unwrap()]);
-    let options = |password: &str| ClientOptions {
-        mechanism: zmtp::proto::MechanismConfig::plain_client("service", password.to_owned()),
-        ..ClientOptions::default()
+    let options = |password: &str| {
+        ClientOptions::default().mechanism(zmtp::proto::MechanismConfig::plain_client(
+            "service",
+            password.to_owned(),
+        ))
     };
-    let worker_options = WorkerOptions {
-        mechanism: zmtp::proto::MechanismConfig::plain_client("service", "s3cret"),
-        ..WorkerOptions::default()
-    };
+    let worker_options = WorkerOptions::default().mechanism(
+        zmtp::proto::MechanismConfig::plain_client("service", "s3cret"),
+    );
     let worker = Worker::new(&broker.endpoint, "echo").options(worker_options);
     tokio::spawn(worker.run(|request| async move { Ok(request) }));
     let good = Client::connect_with(&broker.endpoint, options("s3cret")).unwrap();

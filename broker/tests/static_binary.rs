@@ -170,13 +170,11 @@ fn answers_mmi(broker: &BrokerProcess) {
         .build()
         .expect("tokio runtime");
     let exchange = async {
-        let options = ClientOptions {
-            // Retries cover a reply lost while qemu is busy; the overall bound is
-            // EXCHANGE_TIMEOUT.
-            timeout: Duration::from_secs(20),
-            attempts: 5,
-            ..ClientOptions::default()
-        };
+        // Retries cover a reply lost while qemu is busy; the overall bound is
+        // EXCHANGE_TIMEOUT.
+        let options = ClientOptions::default()
+            .timeout(Duration::from_secs(20))
+            .attempts(5);
         let client = Client::connect_with(&broker.endpoint, options).expect("client");
         assert_eq!(mmi_service(&client).await, "404", "before any worker");
 

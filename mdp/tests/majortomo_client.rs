@@ -34,20 +34,18 @@ while True:
 "#;
 
 fn options() -> ClientOptions {
-    ClientOptions {
-        dialect: Dialect::Majortomo,
-        timeout: Duration::from_secs(5),
-        attempts: 5,
-        ..ClientOptions::default()
-    }
+    ClientOptions::default()
+        .dialect(Dialect::Majortomo)
+        .timeout(Duration::from_secs(5))
+        .attempts(5)
 }
 
 fn worker(ep: &str, service: &'static str) -> Worker {
-    Worker::new(ep, service).options(WorkerOptions {
-        dialect: Dialect::Majortomo,
-        heartbeat_interval: Duration::from_millis(250),
-        ..WorkerOptions::default()
-    })
+    Worker::new(ep, service).options(
+        WorkerOptions::default()
+            .dialect(Dialect::Majortomo)
+            .heartbeat_interval(Duration::from_millis(250)),
+    )
 }
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -148,12 +146,10 @@ async fn no_worker_means_a_timeout_after_every_attempt_and_nothing_left_running(
     let baseline = metrics.num_alive_tasks();
     let client = Client::connect_with(
         &ep,
-        ClientOptions {
-            dialect: Dialect::Majortomo,
-            timeout: Duration::from_millis(300),
-            attempts: 3,
-            ..ClientOptions::default()
-        },
+        ClientOptions::default()
+            .dialect(Dialect::Majortomo)
+            .timeout(Duration::from_millis(300))
+            .attempts(3),
     )
     .unwrap();
     let err = within(client.request("nobody-serves-this", "hi"))

@@ -42,14 +42,14 @@ while True:
 "#;
 
 fn fast_worker(endpoint: &str, service: &'static str) -> Worker {
-    Worker::new(endpoint, service).options(WorkerOptions {
-        dialect: Dialect::Majortomo,
-        heartbeat_interval: Duration::from_millis(200),
-        liveness: 3,
-        reconnect_interval: Duration::from_millis(100),
-        reconnect_interval_max: Duration::from_millis(500),
-        ..WorkerOptions::default()
-    })
+    Worker::new(endpoint, service).options(
+        WorkerOptions::default()
+            .dialect(Dialect::Majortomo)
+            .heartbeat_interval(Duration::from_millis(200))
+            .liveness(3)
+            .reconnect_interval(Duration::from_millis(100))
+            .reconnect_interval_max(Duration::from_millis(500)),
+    )
 }
 
 fn upper(msg: Message) -> Message {

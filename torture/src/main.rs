@@ -113,13 +113,11 @@ fn main() -> ExitCode {
                 passed(chaos::run(&config).await?)
             }
             Run::Worker { endpoint } => {
-                let options = WorkerOptions {
-                    heartbeat_interval: Duration::from_millis(200),
-                    liveness: 5,
-                    reconnect_interval: Duration::from_millis(100),
-                    reconnect_interval_max: Duration::from_millis(500),
-                    ..WorkerOptions::default()
-                };
+                let options = WorkerOptions::default()
+                    .heartbeat_interval(Duration::from_millis(200))
+                    .liveness(5)
+                    .reconnect_interval(Duration::from_millis(100))
+                    .reconnect_interval_max(Duration::from_millis(500));
                 let worker = Worker::new(&endpoint, "echo").options(options);
                 worker
                     .run(|request| async move {

@@ -217,10 +217,7 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     )?;
     let endpoint = broker.endpoint.clone();
     // Heartbeats as often as the broker's, so a worker is never expired while idle.
-    let options = WorkerOptions {
-        heartbeat_interval: HEARTBEAT,
-        ..WorkerOptions::default()
-    };
+    let options = WorkerOptions::default().heartbeat_interval(HEARTBEAT);
     let worker = |service| Worker::new(&endpoint, service).options(options.clone());
     tokio::spawn(worker("echo").run(|request| async move { Ok(request) }));
     let sink_served = Arc::new(AtomicUsize::new(0));

@@ -7,6 +7,7 @@ use crate::transport::{Endpoint, EndpointError};
 
 /// What went wrong with a socket operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The endpoint string could not be parsed.
     #[error(transparent)]

@@ -24,6 +24,7 @@ use crate::Message;
 /// assert_eq!(opts.recv_hwm, 1000);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// Our routing id, sent as the `Identity` property (REQ, DEALER, ROUTER). Empty: none,
     /// so a ROUTER peer makes one up. 1-255 bytes, first byte not 0x00 (RFC 37).

@@ -40,8 +40,20 @@ use crate::codec::{CodecError, Format};
 use crate::proto::{Dialect, ReplyKind};
 use dispatch::{Action, CallId, ConnId, Dispatch};
 
-/// Client settings.
+/// Client settings: start from [`ClientOptions::default`] and change what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use mdp::{ClientOptions, Dialect};
+///
+/// let options = ClientOptions::default()
+///     .dialect(Dialect::Mdp02)
+///     .timeout(Duration::from_secs(1))
+///     .attempts(5);
+/// assert_eq!(options.attempts, 5);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// How the broker expects client messages to be framed (MDP 0.1 by default; use
     /// [`Dialect::Mdp02`] for RFC 18 brokers, [`Dialect::Majortomo`] for majortomo).
@@ -59,6 +71,42 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
+    /// How the broker expects client messages to be framed.
+    pub fn dialect(mut self, dialect: Dialect) -> ClientOptions {
+        self.dialect = dialect;
+        self
+    }
+
+    /// How long to wait for a reply (or the next partial reply) before trying again.
+    pub fn timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Attempts in all before giving up with [`ClientError::Timeout`].
+    pub fn attempts(mut self, attempts: u32) -> ClientOptions {
+        self.attempts = attempts;
+        self
+    }
+
+    /// Most broker connections the client opens for concurrent requests to one service.
+    pub fn max_connections(mut self, max_connections: usize) -> ClientOptions {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Format of typed bodies in [`Client::call`].
+    pub fn format(mut self, format: Format) -> ClientOptions {
+        self.format = format;
+        self
+    }
+
+    /// Security towards the broker (see also [`ClientOptions::curve`]).
+    pub fn mechanism(mut self, mechanism: MechanismConfig) -> ClientOptions {
+        self.mechanism = mechanism;
+        self
+    }
+
     /// Talks to the broker over CURVE: `keys` is this client's key pair (the
     /// broker's allow-list names its public key), `broker_public` the broker's
     /// public key.
@@ -92,6 +140,7 @@ impl Default for ClientOptions {
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// No reply after every attempt.
     #[error("no reply from service {service:?} after {attempts} attempts of {timeout:?}")]

@@ -44,8 +44,21 @@ pub type HandlerResult = Result<Message, HandlerError>;
 /// Every kind of handler, reduced to one: a request in, a stream of reply parts out.
 type Serve = Arc<dyn Fn(Message) -> BoxStream<'static, HandlerResult> + Send + Sync>;
 
-/// Worker settings; the defaults are zguide's (2.5 s heartbeats, liveness 3).
+/// Worker settings; the defaults are zguide's (2.5 s heartbeats, liveness 3). Start
+/// from [`WorkerOptions::default`] and change what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use mdp::{Dialect, WorkerOptions};
+///
+/// let options = WorkerOptions::default()
+///     .dialect(Dialect::Majortomo)
+///     .heartbeat_interval(Duration::from_millis(500))
+///     .concurrency(4);
+/// assert_eq!(options.concurrency, 4);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WorkerOptions {
     /// How the broker expects worker messages to be framed.
     pub dialect: Dialect,
@@ -67,6 +80,54 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// How the broker expects worker messages to be framed.
+    pub fn dialect(mut self, dialect: Dialect) -> WorkerOptions {
+        self.dialect = dialect;
+        self
+    }
+
+    /// Heartbeat interval.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> WorkerOptions {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Silent intervals after which the broker is presumed dead.
+    pub fn liveness(mut self, liveness: u32) -> WorkerOptions {
+        self.liveness = liveness;
+        self
+    }
+
+    /// First wait before reconnecting.
+    pub fn reconnect_interval(mut self, interval: Duration) -> WorkerOptions {
+        self.reconnect_interval = interval;
+        self
+    }
+
+    /// Longest wait between reconnects.
+    pub fn reconnect_interval_max(mut self, interval: Duration) -> WorkerOptions {
+        self.reconnect_interval_max = interval;
+        self
+    }
+
+    /// Requests served at once, each through its own broker connection.
+    pub fn concurrency(mut self, concurrency: usize) -> WorkerOptions {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Format of typed bodies in [`Worker::run_typed`].
+    pub fn format(mut self, format: Format) -> WorkerOptions {
+        self.format = format;
+        self
+    }
+
+    /// Security towards the broker (see also [`WorkerOptions::curve`]).
+    pub fn mechanism(mut self, mechanism: MechanismConfig) -> WorkerOptions {
+        self.mechanism = mechanism;
+        self
+    }
+
     /// Talks to the broker over CURVE: `keys` is this worker's key pair (the
     /// broker's allow-list names its public key), `broker_public` the broker's
     /// public key.
@@ -93,6 +154,7 @@ impl Default for WorkerOptions {
 
 /// Why a worker could not run at all.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// `mmi.*` services belong to the broker (RFC 8).
     #[error("service names starting with \"mmi.\" are reserved for the broker")]

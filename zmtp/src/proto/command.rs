@@ -47,6 +47,7 @@ pub enum Command {
 
 /// Why a command frame could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// The body is empty or shorter than its name length says.
     #[error("command frame too short for its name")]

@@ -55,6 +55,7 @@ impl Frame {
 
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The declared size exceeds the configured maximum (libzmq: EMSGSIZE).
     #[error("frame of {size} bytes exceeds the maximum of {max} bytes")]

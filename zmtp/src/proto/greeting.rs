@@ -94,6 +94,7 @@ pub struct Greeting {
 
 /// Why a peer's greeting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GreetingError {
     /// The first byte is not 0xFF or the signature's last byte lacks bit 0: the peer
     /// does not speak ZMTP 2.0 or later (or is not ZeroMQ at all).

@@ -50,6 +50,7 @@ pub struct PeerInfo {
 /// Why a handshake failed. Every variant closes the connection; see
 /// [`HandshakeError::is_retryable`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The peer's greeting is not acceptable.
     #[error(transparent)]

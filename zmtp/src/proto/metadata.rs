@@ -21,6 +21,7 @@ pub struct Metadata {
 
 /// Why a property list could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataError {
     /// The list ends in the middle of a property.
     #[error("metadata truncated inside property {index}")]

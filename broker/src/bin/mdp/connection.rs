@@ -75,22 +75,18 @@ impl BrokerArgs {
 
     /// A client of the broker: `timeout` per attempt, `attempts` in all.
     pub fn client(&self, timeout: Duration, attempts: u32) -> Result<Client, String> {
-        let options = ClientOptions {
-            dialect: self.dialect.into(),
-            timeout,
-            attempts: attempts.max(1),
-            mechanism: self.mechanism()?,
-            ..ClientOptions::default()
-        };
+        let options = ClientOptions::default()
+            .dialect(self.dialect.into())
+            .timeout(timeout)
+            .attempts(attempts.max(1))
+            .mechanism(self.mechanism()?);
         Client::connect_with(&self.broker, options).map_err(|e| e.to_string())
     }
 
     /// Worker options for the broker.
     pub fn worker_options(&self) -> Result<WorkerOptions, String> {
-        Ok(WorkerOptions {
-            dialect: self.dialect.into(),
-            mechanism: self.mechanism()?,
-            ..WorkerOptions::default()
-        })
+        Ok(WorkerOptions::default()
+            .dialect(self.dialect.into())
+            .mechanism(self.mechanism()?))
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mdp::worker::HandlerResult;
-use mdp::{Worker, WorkerOptions};
+use mdp::Worker;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use zmtp::Message;
@@ -110,10 +110,9 @@ pub async fn run(broker: &BrokerArgs, args: WorkerArgs) -> Result<ExitCode, Stri
         args: rest.to_vec(),
         timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
     });
-    let options = WorkerOptions {
-        concurrency: args.concurrency.max(1),
-        ..broker.worker_options()?
-    };
+    let options = broker
+        .worker_options()?
+        .concurrency(args.concurrency.max(1));
     eprintln!(
         "mdp worker: serving {} through {} with {}",
         args.service,
