@@ -1,6 +1,6 @@
 //! Load-balancing over pipes (libzmq `lb_t`): round-robin over the pipes with room,
 //! waiting when none has room or there is no pipe at all. DEALER, REQ, PUSH and PAIR
-//! send this way.
+//! send this way (`AtHwm::WaitForAny` in hwm.rs).
 
 use super::{PeerKey, Socket};
 use crate::error::Error;

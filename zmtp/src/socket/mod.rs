@@ -6,6 +6,7 @@
 //! fed by all connections.
 
 mod admission;
+mod hwm;
 mod inproc;
 mod lb;
 mod pair;
@@ -54,7 +55,8 @@ use session::{Core, Settings};
 /// load-balances sends and cannot receive; PULL fair-queues receives and cannot send;
 /// PAIR talks to exactly one peer (a second connection to it is closed). PUB sends
 /// each message to the peers whose subscriptions prefix its first frame and never
-/// waits (a peer at its HWM misses the message); SUB receives what it subscribed to
+/// waits (a peer at its HWM misses the message; what every type does at the
+/// high-water mark is in one table, in `socket/hwm.rs`); SUB receives what it subscribed to
 /// with [`Socket::subscribe`]. XPUB also receives its peers' subscriptions as
 /// `0x01|0x00 + topic` messages; XSUB also subscribes by sending such messages.
 ///
@@ -280,10 +282,7 @@ impl Socket {
     /// than the bytes left still waits in `send` until the queue drains. Registers
     /// `cx` for a wake-up otherwise (libzmq `ZMQ_POLLOUT`).
     pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !matches!(
-            self.core.socket_type,
-            SocketType::Dealer | SocketType::Push | SocketType::Pair | SocketType::Req
-        ) {
+        if hwm::at_hwm(self.core.socket_type, &self.options) != hwm::AtHwm::WaitForAny {
             return Poll::Ready(());
         }
         loop {

@@ -6,13 +6,14 @@
 //! With `xpub_nodrop`, an XPUB waits instead until every matching peer has room
 //! (ZMQ_XPUB_NODROP), so nothing is lost and a slow subscriber slows the publisher.
 
+use super::hwm::{self, AtHwm};
 use super::Socket;
 use crate::error::Error;
 use crate::Message;
 
 impl Socket {
     pub(super) async fn send_published(&mut self, mut msg: Message) -> Result<(), Error> {
-        if !self.options.xpub_nodrop {
+        if hwm::at_hwm(self.core.socket_type, &self.options) == AtHwm::Drop {
             let _ = self.publish_matching(msg, false);
             // Never waits for room, so a tight publishing loop would otherwise keep
             // the connections' tasks from running (and drop all past the HWM): give

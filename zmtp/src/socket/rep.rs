@@ -45,8 +45,8 @@ impl Socket {
         };
         msg.prepend(envelope);
         self.core.peers.refresh(&mut self.snapshot);
-        // A peer that went away, or whose queue is full, loses the reply (libzmq does
-        // the same: REP routes like ROUTER).
+        // A peer that went away, or whose queue is full, loses the reply (REP drops
+        // at the HWM, see hwm.rs; libzmq does the same: REP routes like ROUTER).
         if let Some(pipe) = self.snapshot.by_key.get(&peer) {
             let _ = pipe.try_push(msg);
         }

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+use super::hwm::{self, AtHwm};
 use super::Socket;
 use crate::error::Error;
 use crate::inbound::{Inbound, InboundKind};
@@ -95,11 +96,12 @@ impl Socket {
             return Err(Error::EmptyMessage);
         }
         let mandatory = self.options.router_mandatory;
+        let wait_for_room = hwm::at_hwm(SocketType::Router, &self.options) == AtHwm::WaitForTarget;
         let writable = self.core.peers.writable.clone();
         loop {
             let notified = writable.notified();
             tokio::pin!(notified);
-            if mandatory {
+            if wait_for_room {
                 notified.as_mut().enable();
             }
             self.core.peers.refresh(&mut self.snapshot);
@@ -113,7 +115,7 @@ impl Socket {
             };
             match pipe.try_push(msg) {
                 Ok(()) => return Ok(()),
-                Err(_) if !mandatory => return Ok(()), // libzmq: dropped at HWM
+                Err(_) if !wait_for_room => return Ok(()), // dropped at the HWM (hwm.rs)
                 Err(back) => msg = back,
             }
             if self.core.cancel.is_cancelled() {
