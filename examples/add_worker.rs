@@ -12,9 +12,6 @@ struct Add {
 async fn main() -> Result<(), mdp::worker::WorkerError> {
     let broker = zmtp_examples::worker_setup("add worker");
     mdp::Worker::new(broker, "add")
-        .run_typed(
-            |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },
-            std::future::pending(),
-        )
+        .run_typed(|add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) })
         .await
 }

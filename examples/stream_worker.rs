@@ -11,7 +11,7 @@ async fn main() -> Result<(), mdp::worker::WorkerError> {
     let options = WorkerOptions::default().dialect(Dialect::Mdp02);
     mdp::Worker::new(broker, "count")
         .options(options)
-        .run_streaming(
+        .run_streaming_until(
             |request: Message| {
                 let n: u32 = request
                     .first()

@@ -87,7 +87,7 @@ pub async fn run(seconds: u64) -> Result<(), String> {
         ));
     }
     let square = Worker::new(endpoint.clone(), "square").options(worker_options(Dialect::Mdp01));
-    workers.spawn(square.run_typed(
+    workers.spawn(square.run_typed_until(
         |n: u64| async move {
             // A little work, so the latency columns have something to show.
             tokio::time::sleep(Duration::from_millis(1 + n % 5)).await;

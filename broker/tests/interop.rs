@@ -134,10 +134,10 @@ struct Add {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_add_example_with_our_typed_worker() {
     let broker = BrokerProcess::start();
-    tokio::spawn(Worker::new(&broker.endpoint, "add").run_typed(
-        |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },
-        std::future::pending(),
-    ));
+    tokio::spawn(
+        Worker::new(&broker.endpoint, "add")
+            .run_typed(|add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) }),
+    );
     let client = Client::connect(&broker.endpoint).unwrap();
     let wait = Duration::from_secs(60);
     while !tokio::time::timeout(wait, client.service_exists("add"))

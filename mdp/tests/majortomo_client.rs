@@ -178,7 +178,7 @@ async fn no_worker_means_a_timeout_after_every_attempt_and_nothing_left_running(
 async fn our_streaming_worker_to_our_client() {
     let ep = testkit::tcp_endpoint();
     let _broker = PyPeer::spawn_code(BROKER, [&ep]);
-    tokio::spawn(worker(&ep, "count").run_streaming(
+    tokio::spawn(worker(&ep, "count").run_streaming_until(
         |req: Message| {
             let n: usize = std::str::from_utf8(&req[0]).unwrap().parse().unwrap();
             futures_util::stream::iter((1..=n).map(|i| Ok(Message::from(i.to_string()))))
@@ -206,10 +206,10 @@ async fn our_streaming_worker_to_our_client() {
 async fn typed_worker_and_typed_client() {
     let ep = testkit::tcp_endpoint();
     let _broker = PyPeer::spawn_code(BROKER, [&ep]);
-    tokio::spawn(worker(&ep, "add").run_typed(
-        |add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) },
-        std::future::pending(),
-    ));
+    tokio::spawn(
+        worker(&ep, "add")
+            .run_typed(|add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) }),
+    );
     let client = Client::connect_with(&ep, options()).unwrap();
     let sum: i64 = within(client.call("add", &Add { x: 40, y: 2 }))
         .await

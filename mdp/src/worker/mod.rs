@@ -211,6 +211,11 @@ impl Worker {
     }
 
     /// Serves requests with a handler that returns one reply, until the process ends.
+    ///
+    /// Every way to run has two forms: `run`, `run_streaming` and `run_typed` serve
+    /// until the process ends; `run_until`, `run_streaming_until` and
+    /// `run_typed_until` until a shutdown future completes, then send DISCONNECT and
+    /// return.
     pub async fn run<H, F>(self, handler: H) -> Result<(), WorkerError>
     where
         H: Fn(Message) -> F + Send + Sync + 'static,
@@ -234,10 +239,22 @@ impl Worker {
         self.serve_all(serve, shutdown).await
     }
 
-    /// Serves requests with a handler that streams its reply: every item but the last
-    /// goes out as PARTIAL, the last as FINAL (MDP 0.2 and majortomo). Dialects without
-    /// streaming get one reply with the frames of all items.
-    pub async fn run_streaming<H, S>(
+    /// Serves requests with a handler that streams its reply, until the process ends
+    /// (see [`Worker::run_streaming_until`]).
+    pub async fn run_streaming<H, S>(self, handler: H) -> Result<(), WorkerError>
+    where
+        H: Fn(Message) -> S + Send + Sync + 'static,
+        S: Stream<Item = HandlerResult> + Send + 'static,
+    {
+        self.run_streaming_until(handler, std::future::pending())
+            .await
+    }
+
+    /// Serves requests with a handler that streams its reply, until `shutdown`
+    /// completes: every item but the last goes out as PARTIAL, the last as FINAL (MDP
+    /// 0.2 and majortomo). Dialects without streaming get one reply with the frames of
+    /// all items.
+    pub async fn run_streaming_until<H, S>(
         self,
         handler: H,
         shutdown: impl Future<Output = ()>,
@@ -250,8 +267,22 @@ impl Worker {
         self.serve_all(serve, shutdown).await
     }
 
-    /// Serves requests with a typed handler: the request's first frame is decoded and
-    /// the reply encoded in the worker's [`Format`] (MessagePack by default).
+    /// Serves requests with a typed handler until the process ends (see
+    /// [`Worker::run_typed_until`]).
+    pub async fn run_typed<Req, Resp, E, H, F>(self, handler: H) -> Result<(), WorkerError>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        E: Into<HandlerError> + Send + 'static,
+        H: Fn(Req) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        self.run_typed_until(handler, std::future::pending()).await
+    }
+
+    /// Serves requests with a typed handler until `shutdown` completes: the request's
+    /// first frame is decoded and the reply encoded in the worker's [`Format`]
+    /// (MessagePack by default).
     ///
     /// ```no_run
     /// use mdp::worker::Worker;
@@ -261,11 +292,11 @@ impl Worker {
     ///
     /// # async fn run() -> Result<(), mdp::worker::WorkerError> {
     /// Worker::new("tcp://127.0.0.1:5555", "add")
-    ///     .run_typed(|add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) }, std::future::pending())
+    ///     .run_typed_until(|add: Add| async move { Ok::<_, std::io::Error>(add.x + add.y) }, std::future::pending())
     ///     .await
     /// # }
     /// ```
-    pub async fn run_typed<Req, Resp, E, H, F>(
+    pub async fn run_typed_until<Req, Resp, E, H, F>(
         self,
         handler: H,
         shutdown: impl Future<Output = ()>,
