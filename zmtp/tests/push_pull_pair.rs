@@ -389,3 +389,30 @@ async fn second_pyzmq_pair_does_not_disturb_the_first() {
         );
     }
 }
+
+/// A PUSH used as a `Sink` waits at its high-water mark like `send` does: a stream
+/// of 2 000 messages through a queue of 2, to a peer that connects later, arrives
+/// whole and in order.
+#[tokio::test]
+async fn a_push_sink_waits_at_the_hwm_and_loses_nothing() {
+    use futures_util::SinkExt;
+    let mut pull = Socket::new(SocketType::Pull);
+    let endpoint = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut push = Socket::with_options(SocketType::Push, SocketOptions::default().hwm(2)).unwrap();
+    let sender = tokio::spawn(async move {
+        let mut items = futures_util::stream::iter(
+            (0..2000u32).map(|i| Ok(Message::from(i.to_be_bytes().to_vec()))),
+        );
+        push.connect(&endpoint).await.unwrap();
+        push.send_all(&mut items).await.unwrap();
+        push
+    });
+    for i in 0..2000u32 {
+        let msg = recv(&mut pull).await;
+        assert_eq!(msg.first().map(|f| &f[..]), Some(&i.to_be_bytes()[..]));
+    }
+    timeout(WAIT, sender)
+        .await
+        .expect("the sink finished")
+        .expect("no panic");
+}

@@ -23,6 +23,15 @@
 use crate::options::SocketOptions;
 use crate::proto::SocketType;
 
+/// What one attempt to send did.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// Queued, or dropped by the socket type's rule: the send is over.
+    Done,
+    /// Every peer it could go to is full and the rule says wait: here it is back.
+    Full(crate::Message),
+}
+
 /// What a send does when a peer's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AtHwm {

@@ -3,36 +3,13 @@
 //! send this way (`AtHwm::WaitForAny` in hwm.rs).
 
 use super::{PeerKey, Socket};
-use crate::error::Error;
 use crate::Message;
 
 impl Socket {
-    /// Queues `msg` on the next pipe with room; returns the peer it went to.
-    pub(super) async fn send_load_balanced(&mut self, msg: Message) -> Result<PeerKey, Error> {
-        let mut msg = match self.try_load_balance(msg) {
-            Ok(key) => return Ok(key),
-            Err(msg) => msg,
-        };
-        let writable = self.core.peers.writable.clone();
-        loop {
-            // Register for the wake-up before the second look, so a pipe that drains
-            // in between cannot be missed.
-            let notified = writable.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            msg = match self.try_load_balance(msg) {
-                Ok(key) => return Ok(key),
-                Err(msg) => msg,
-            };
-            if self.core.cancel.is_cancelled() {
-                return Err(Error::Closed);
-            }
-            notified.await;
-        }
-    }
-
+    /// Queues `msg` on the next pipe with room; returns the peer it went to, or the
+    /// message when every pipe is full (or there is none).
     #[allow(clippy::result_large_err)] // hands the message back, see Pipe::try_push
-    fn try_load_balance(&mut self, mut msg: Message) -> Result<PeerKey, Message> {
+    pub(super) fn try_load_balance(&mut self, mut msg: Message) -> Result<PeerKey, Message> {
         self.core.peers.refresh(&mut self.snapshot);
         let n = self.snapshot.ordered.len();
         for i in 0..n {

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use hwm::Attempt;
 pub use peers::PeerKey;
 pub use router::{PeerId, RouterEvent};
 pub(crate) use subscribers::Subscribers;
@@ -95,8 +96,10 @@ pub struct Socket {
     last_endpoint: Option<Endpoint>,
     /// PUB/XPUB: the peers matching the message being sent (reused buffer).
     matched: Vec<PeerKey>,
-    /// `poll_send_ready`: the wake-up it waits for.
+    /// `poll_send_ready` and `poll_send`: the wake-up they wait for.
     send_ready: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
+    /// The message given to the `Sink` and not yet sent.
+    sink_slot: Option<Message>,
 }
 
 impl Socket {
@@ -140,6 +143,7 @@ impl Socket {
             last_endpoint: None,
             matched: Vec::new(),
             send_ready: None,
+            sink_slot: None,
         }
     }
 
@@ -244,31 +248,98 @@ impl Socket {
     /// Cancel-safe in the sense that dropping the future never sends part of a
     /// message; a message not yet queued when the future is dropped is not sent.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        let msg = msg.into();
-        if msg.is_empty() {
-            return Err(Error::EmptyMessage);
+        let mut slot = Some(msg.into());
+        std::future::poll_fn(|cx| self.poll_send(cx, &mut slot)).await?;
+        let publishes = matches!(
+            self.core.socket_type,
+            SocketType::Pub | SocketType::XPub | SocketType::XSub
+        );
+        if publishes && hwm::at_hwm(self.core.socket_type, &self.options) == hwm::AtHwm::Drop {
+            // A publisher never waits for room, so a tight publishing loop would
+            // otherwise keep the connections' tasks from running (and drop all past
+            // the HWM): give the scheduler its turn when the task's budget is spent.
+            tokio::task::consume_budget().await;
         }
+        Ok(())
+    }
+
+    /// Sends the message in `slot` as [`Socket::send`] does, without a future: the
+    /// message is taken out of `slot` once it is queued (or dropped by the socket
+    /// type's rule at the high-water mark, see the table in `socket/hwm.rs`);
+    /// `Pending`, with `cx` registered and the message left in `slot`, while the rule
+    /// says wait for room.
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        slot: &mut Option<Message>,
+    ) -> Poll<Result<(), Error>> {
+        loop {
+            let Some(msg) = slot.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            if msg.is_empty() {
+                return Poll::Ready(Err(Error::EmptyMessage));
+            }
+            // The common case first: room, and no wake-up to register.
+            let msg = match self.try_send_once(msg) {
+                Ok(Attempt::Done) => return Poll::Ready(Ok(())),
+                Ok(Attempt::Full(msg)) => msg,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            // Full: register for the wake-up, then look again, so room made in
+            // between cannot be missed.
+            let writable = &self.core.peers.writable;
+            let notified = self
+                .send_ready
+                .get_or_insert_with(|| Box::pin(writable.clone().notified_owned()));
+            notified.as_mut().enable();
+            match self.try_send_once(msg) {
+                Ok(Attempt::Done) => {
+                    self.send_ready = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Attempt::Full(msg)) => *slot = Some(msg),
+                Err(e) => {
+                    self.send_ready = None;
+                    return Poll::Ready(Err(e));
+                }
+            }
+            if self.core.cancel.is_cancelled() {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            let Some(notified) = self.send_ready.as_mut() else {
+                continue;
+            };
+            std::task::ready!(notified.as_mut().poll(cx));
+            self.send_ready = None;
+        }
+    }
+
+    /// One attempt to send `msg` by the socket type's routing.
+    fn try_send_once(&mut self, msg: Message) -> Result<Attempt, Error> {
         match self.core.socket_type {
             // PAIR has at most one pipe (session.rs refuses a second peer).
             SocketType::Dealer | SocketType::Push | SocketType::Pair => {
-                self.send_load_balanced(msg).await.map(drop)
+                Ok(match self.try_load_balance(msg) {
+                    Ok(_) => Attempt::Done,
+                    Err(msg) => Attempt::Full(msg),
+                })
             }
-            SocketType::Pull => Err(Error::Unsupported {
-                socket_type: SocketType::Pull,
-                operation: "send",
-            }),
-            SocketType::Req => self.send_request(msg).await,
-            SocketType::Router => self.send_routed(msg).await,
-            SocketType::Rep => self.send_reply(msg),
-            SocketType::Pub | SocketType::XPub => self.send_published(msg).await,
+            SocketType::Req => self.try_send_request(msg),
+            SocketType::Router => self.try_send_routed(msg),
+            SocketType::Rep => self.send_reply(msg).map(|()| Attempt::Done),
+            SocketType::Pub | SocketType::XPub => Ok(self.try_send_published(msg)),
             SocketType::XSub => {
                 self.send_upstream(msg);
-                tokio::task::consume_budget().await; // as PUB: never waits otherwise
-                Ok(())
+                Ok(Attempt::Done)
             }
-            SocketType::Sub => Err(Error::Unsupported {
-                socket_type: SocketType::Sub,
-                operation: "send (use subscribe/unsubscribe)",
+            socket_type @ (SocketType::Pull | SocketType::Sub) => Err(Error::Unsupported {
+                socket_type,
+                operation: if socket_type == SocketType::Sub {
+                    "send (use subscribe/unsubscribe)"
+                } else {
+                    "send"
+                },
             }),
         }
     }
@@ -399,6 +470,64 @@ impl Drop for Socket {
         self.core.inbound.close();
         self.core.cancel.cancel();
         self.core.events.close();
+    }
+}
+
+/// Sending through a [`futures_util::Sink`]: `poll_ready` and `poll_flush` finish
+/// the message given to `start_send` (one at a time), waiting for room as
+/// [`Socket::send`] does.
+///
+/// ```
+/// use futures_util::SinkExt;
+/// use zmtp::{Message, Socket, SocketType};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), zmtp::Error> {
+/// let mut pull = Socket::new(SocketType::Pull);
+/// let endpoint = pull.bind("tcp://127.0.0.1:0").await?;
+/// let mut push = Socket::new(SocketType::Push);
+/// push.connect(&endpoint.to_string()).await?;
+/// push.send_all(&mut futures_util::stream::iter(
+///     ["a", "b"].map(|s| Ok(Message::from(s))),
+/// ))
+/// .await?;
+/// assert_eq!(pull.recv().await?, Message::from("a"));
+/// assert_eq!(pull.recv().await?, Message::from("b"));
+/// # Ok(())
+/// # }
+/// ```
+impl futures_util::Sink<Message> for Socket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_sink_slot(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
+        let this = self.get_mut();
+        if this.sink_slot.is_some() {
+            return Err(Error::WouldBlock);
+        }
+        this.sink_slot = Some(msg);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_sink_slot(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_sink_slot(cx)
+    }
+}
+
+impl Socket {
+    /// Sends what the sink holds, if anything.
+    fn poll_sink_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut slot = self.sink_slot.take();
+        let polled = self.poll_send(cx, &mut slot);
+        self.sink_slot = slot;
+        polled
     }
 }
 

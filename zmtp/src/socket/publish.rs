@@ -6,34 +6,18 @@
 //! With `xpub_nodrop`, an XPUB waits instead until every matching peer has room
 //! (ZMQ_XPUB_NODROP), so nothing is lost and a slow subscriber slows the publisher.
 
-use super::hwm::{self, AtHwm};
+use super::hwm::{self, AtHwm, Attempt};
 use super::Socket;
-use crate::error::Error;
 use crate::Message;
 
 impl Socket {
-    pub(super) async fn send_published(&mut self, mut msg: Message) -> Result<(), Error> {
-        if hwm::at_hwm(self.core.socket_type, &self.options) == AtHwm::Drop {
-            let _ = self.publish_matching(msg, false);
-            // Never waits for room, so a tight publishing loop would otherwise keep
-            // the connections' tasks from running (and drop all past the HWM): give
-            // the scheduler its turn when the task's budget is spent.
-            tokio::task::consume_budget().await;
-            return Ok(());
-        }
-        let writable = self.core.peers.writable.clone();
-        loop {
-            let notified = writable.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            msg = match self.publish_matching(msg, true) {
-                Ok(()) => return Ok(()),
-                Err(back) => back,
-            };
-            if self.core.cancel.is_cancelled() {
-                return Err(Error::Closed);
-            }
-            notified.await;
+    /// One attempt to publish: every matching peer with room gets the message; with
+    /// `xpub_nodrop` (hwm.rs), nobody does until all of them have room.
+    pub(super) fn try_send_published(&mut self, msg: Message) -> Attempt {
+        let wait = hwm::at_hwm(self.core.socket_type, &self.options) == AtHwm::WaitForTarget;
+        match self.publish_matching(msg, wait) {
+            Ok(()) => Attempt::Done,
+            Err(back) => Attempt::Full(back),
         }
     }
 

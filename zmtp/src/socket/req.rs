@@ -4,6 +4,7 @@
 
 use std::task::{Context, Poll};
 
+use super::hwm::Attempt;
 use super::{PeerKey, Socket};
 use crate::error::Error;
 use crate::Message;
@@ -15,16 +16,24 @@ pub(super) struct ReqState {
 }
 
 impl Socket {
-    pub(super) async fn send_request(&mut self, mut msg: Message) -> Result<(), Error> {
+    /// One attempt to send a request: load-balanced, behind the empty delimiter.
+    pub(super) fn try_send_request(&mut self, mut msg: Message) -> Result<Attempt, Error> {
         if self.req.awaiting.is_some() {
             return Err(Error::WrongState(
                 "REQ must receive the reply before sending another request",
             ));
         }
         msg.push_front(bytes::Bytes::new());
-        let peer = self.send_load_balanced(msg).await?;
-        self.req.awaiting = Some(peer);
-        Ok(())
+        match self.try_load_balance(msg) {
+            Ok(peer) => {
+                self.req.awaiting = Some(peer);
+                Ok(Attempt::Done)
+            }
+            Err(mut msg) => {
+                msg.pop_front();
+                Ok(Attempt::Full(msg))
+            }
+        }
     }
 
     pub(super) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::hwm::{self, AtHwm};
+use super::hwm::{self, AtHwm, Attempt};
 use super::Socket;
 use crate::error::Error;
 use crate::inbound::{Inbound, InboundKind};
@@ -88,40 +88,33 @@ pub enum RouterEvent {
 }
 
 impl Socket {
-    pub(super) async fn send_routed(&mut self, mut msg: Message) -> Result<(), Error> {
+    /// One attempt to route a message by its first frame (hwm.rs says what a full
+    /// peer means).
+    pub(super) fn try_send_routed(&mut self, mut msg: Message) -> Result<Attempt, Error> {
         let Some(id) = msg.pop_front() else {
             return Err(Error::EmptyMessage);
         };
         if msg.is_empty() {
             return Err(Error::EmptyMessage);
         }
-        let mandatory = self.options.router_mandatory;
-        let wait_for_room = hwm::at_hwm(SocketType::Router, &self.options) == AtHwm::WaitForTarget;
-        let writable = self.core.peers.writable.clone();
-        loop {
-            let notified = writable.notified();
-            tokio::pin!(notified);
-            if wait_for_room {
-                notified.as_mut().enable();
-            }
-            self.core.peers.refresh(&mut self.snapshot);
-            let Some(pipe) = self.snapshot.by_routing_id.get(&id) else {
-                return if mandatory {
-                    Err(Error::HostUnreachable(id))
-                } else {
-                    tracing::trace!("dropping message for unknown routing id");
-                    Ok(())
-                };
+        self.core.peers.refresh(&mut self.snapshot);
+        let Some(pipe) = self.snapshot.by_routing_id.get(&id) else {
+            return if self.options.router_mandatory {
+                Err(Error::HostUnreachable(id))
+            } else {
+                tracing::trace!("dropping message for unknown routing id");
+                Ok(Attempt::Done)
             };
-            match pipe.try_push(msg) {
-                Ok(()) => return Ok(()),
-                Err(_) if !wait_for_room => return Ok(()), // dropped at the HWM (hwm.rs)
-                Err(back) => msg = back,
-            }
-            if self.core.cancel.is_cancelled() {
-                return Err(Error::Closed);
-            }
-            notified.await;
+        };
+        match pipe.try_push(msg) {
+            Ok(()) => Ok(Attempt::Done),
+            Err(mut back) => match hwm::at_hwm(SocketType::Router, &self.options) {
+                AtHwm::WaitForTarget => {
+                    back.push_front(id);
+                    Ok(Attempt::Full(back))
+                }
+                _ => Ok(Attempt::Done), // dropped at the HWM
+            },
         }
     }
 
