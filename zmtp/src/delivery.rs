@@ -7,8 +7,23 @@ use bytes::Bytes;
 
 use crate::inbound::{Inbound, InboundKind, InboundQueue};
 use crate::input_gate::InputGate;
-use crate::socket::{PeerKey, Subscribers};
+use crate::peer_key::PeerKey;
 use crate::Message;
+
+/// A socket that takes its peers' subscriptions (PUB, XPUB): what they send goes
+/// to its table, not to the application as such. The engine only hands it over.
+pub(crate) trait SubscriptionTable: Send + Sync + std::fmt::Debug {
+    /// A complete message from `peer` (legacy subscriptions, or XPUB data).
+    fn on_message(&self, peer: PeerKey, msg: Message, batch: &mut Vec<Inbound>);
+    /// A SUBSCRIBE (`subscribe`) or CANCEL command from `peer`.
+    fn on_subscription(
+        &self,
+        peer: PeerKey,
+        subscribe: bool,
+        topic: Bytes,
+        batch: &mut Vec<Inbound>,
+    );
+}
 
 /// Where the messages of one peer go.
 #[derive(Debug, Clone)]
@@ -24,7 +39,7 @@ pub(crate) struct Delivery {
     /// A frame to put in front of every message (ROUTER: the routing id).
     pub prefix: Option<Bytes>,
     /// PUB/XPUB: where the peer's subscriptions go (commands and legacy messages).
-    pub subscribers: Option<Arc<Subscribers>>,
+    pub subscribers: Option<Arc<dyn SubscriptionTable>>,
 }
 
 impl Delivery {

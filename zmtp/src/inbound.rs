@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
-use crate::socket::PeerKey;
+use crate::peer_key::PeerKey;
 use crate::Message;
 
 /// A message as an engine hands it to its socket, or (ROUTER) a connection that

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use crate::auth::Authenticator;
 use crate::defense::HandshakeDefenses;
 use crate::proto::MechanismConfig;
-use crate::socket::XpubVerbosity;
 use crate::Message;
 
 /// Options of a socket. Set them before `bind`/`connect`: each connection takes the
@@ -356,5 +355,37 @@ impl SocketOptions {
     pub fn mechanism(mut self, mechanism: MechanismConfig) -> Self {
         self.mechanism = mechanism;
         self
+    }
+}
+
+/// Which subscription messages an XPUB application receives (ZMQ_XPUB_VERBOSE and
+/// ZMQ_XPUB_VERBOSER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XpubVerbosity {
+    /// A subscribe when a topic gets its first subscriber, a cancel when it loses its
+    /// last one (libzmq's default).
+    #[default]
+    Changes,
+    /// Every subscribe any peer sends; cancels as in `Changes` (ZMQ_XPUB_VERBOSE).
+    Subscribes,
+    /// Every subscribe and every cancel (ZMQ_XPUB_VERBOSER).
+    All,
+}
+
+impl XpubVerbosity {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            XpubVerbosity::Changes => 0,
+            XpubVerbosity::Subscribes => 1,
+            XpubVerbosity::All => 2,
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> XpubVerbosity {
+        match v {
+            1 => XpubVerbosity::Subscribes,
+            2 => XpubVerbosity::All,
+            _ => XpubVerbosity::Changes,
+        }
     }
 }

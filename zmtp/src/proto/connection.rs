@@ -31,7 +31,7 @@ use super::frame::encode_header;
 use super::liveness::{HeartbeatConfig, Liveness};
 use super::mechanism::curve::{CurveCodec, CurveOpener, CurveSealer, MESSAGE_OVERHEAD};
 use super::{Command, FrameCodec, FrameError, HandshakeError, Version, WireQueue};
-use crate::Message;
+use crate::proto::Message;
 
 /// A message may not have more frames than this: without a cap, a peer could send
 /// endless empty frames with MORE set and grow one pending message without bound.

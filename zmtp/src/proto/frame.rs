@@ -9,7 +9,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::Message;
+use crate::proto::Message;
 
 /// Flag bit: more frames follow in this message.
 pub const FLAG_MORE: u8 = 0x01;

@@ -31,7 +31,7 @@ pub struct HandshakeConfig {
     /// Security mechanism.
     pub mechanism: MechanismConfig,
     /// Decides which peers may connect (servers of PLAIN and CURVE; NULL by address).
-    pub authenticator: Option<crate::auth::Authenticator>,
+    pub authenticator: Option<crate::proto::Authenticator>,
 }
 
 /// What we learnt about the peer.

@@ -10,7 +10,7 @@ use std::io::IoSlice;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::proto::frame::encode_header;
-use crate::Message;
+use crate::proto::Message;
 
 /// Frames at least this large are queued by reference instead of copied.
 pub(crate) const ZERO_COPY_MIN: usize = 8 * 1024;

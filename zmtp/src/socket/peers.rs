@@ -19,8 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::input_gate::InputGate;
 use crate::pipe::Pipe;
 
-/// Identifies one peer (one pipe) of a socket.
-pub type PeerKey = u64;
+pub use crate::peer_key::PeerKey;
 
 /// The current connection of a peer.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use super::subscribe::resubscribe;
 use super::Subscribers;
 use crate::backoff::Backoff;
 use crate::defense::{Refusal, Topic};
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, SubscriptionTable};
 use crate::engine::{self, ConnectionError, EngineConfig};
 use crate::inbound::{InboundKind, InboundQueue};
 use crate::input_gate::InputGate;
@@ -426,7 +426,10 @@ pub(crate) fn attach(
             connection,
             gate,
             prefix,
-            subscribers: core.subscribers.clone(),
+            subscribers: core
+                .subscribers
+                .clone()
+                .map(|table| table as Arc<dyn SubscriptionTable>),
         },
         close,
         persistent,

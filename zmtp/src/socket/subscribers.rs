@@ -25,6 +25,7 @@
 //! frame plus one step per matching subscription, whatever the number and lengths
 //! of the topics peers hold.
 
+pub use crate::options::XpubVerbosity;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -70,38 +71,6 @@ impl SubscriptionCaps {
             Some("bytes in all")
         } else {
             None
-        }
-    }
-}
-
-/// Which subscription messages an XPUB application receives (ZMQ_XPUB_VERBOSE and
-/// ZMQ_XPUB_VERBOSER).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum XpubVerbosity {
-    /// A subscribe when a topic gets its first subscriber, a cancel when it loses its
-    /// last one (libzmq's default).
-    #[default]
-    Changes,
-    /// Every subscribe any peer sends; cancels as in `Changes` (ZMQ_XPUB_VERBOSE).
-    Subscribes,
-    /// Every subscribe and every cancel (ZMQ_XPUB_VERBOSER).
-    All,
-}
-
-impl XpubVerbosity {
-    fn to_u8(self) -> u8 {
-        match self {
-            XpubVerbosity::Changes => 0,
-            XpubVerbosity::Subscribes => 1,
-            XpubVerbosity::All => 2,
-        }
-    }
-
-    fn from_u8(v: u8) -> XpubVerbosity {
-        match v {
-            1 => XpubVerbosity::Subscribes,
-            2 => XpubVerbosity::All,
-            _ => XpubVerbosity::Changes,
         }
     }
 }
@@ -327,6 +296,22 @@ fn notification(peer: PeerKey, subscribe: bool, topic: &[u8]) -> Inbound {
     body.put_u8(u8::from(subscribe));
     body.put_slice(topic);
     Inbound::new(peer, Message::from(body.freeze()))
+}
+
+impl crate::delivery::SubscriptionTable for Subscribers {
+    fn on_message(&self, peer: PeerKey, msg: Message, batch: &mut Vec<Inbound>) {
+        Subscribers::on_message(self, peer, msg, batch);
+    }
+
+    fn on_subscription(
+        &self,
+        peer: PeerKey,
+        subscribe: bool,
+        topic: Bytes,
+        batch: &mut Vec<Inbound>,
+    ) {
+        Subscribers::on_subscription(self, peer, subscribe, topic, batch);
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use super::greeting::MechanismName;
 use super::handshake::HandshakeError;
 use super::metadata::{Metadata, IDENTITY};
-use crate::auth::{AuthRequest, Authenticator, Credentials};
+use crate::proto::authenticator::{AuthRequest, Authenticator, Credentials};
 
 /// Which mechanism a socket uses, with its settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

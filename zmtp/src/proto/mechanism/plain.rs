@@ -19,7 +19,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::guard::{check_login, Guard};
-use crate::auth::{AuthRequest, Authenticator, Credentials};
+use crate::proto::authenticator::{AuthRequest, Authenticator, Credentials};
 use crate::proto::command::Command;
 use crate::proto::handshake::HandshakeError;
 use crate::proto::metadata::{Metadata, IDENTITY};
