@@ -192,6 +192,9 @@ pub(crate) async fn run(
     let mut pipe_ready = true;
     let wake = pipe.wait_for_messages();
     tokio::pin!(wake);
+    // Registered once, not per turn of the loop (each registration takes a lock).
+    let cancelled = close.cancelled();
+    tokio::pin!(cancelled);
     // The connection's next deadline, or the end of the linger period.
     let mut linger_until: Option<Instant> = None;
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -308,7 +311,7 @@ pub(crate) async fn run(
                     return fault.into();
                 }
             }
-            () = close.cancelled(), if linger_until.is_none() => {
+            () = &mut cancelled, if linger_until.is_none() => {
                 linger_until = Some(Instant::now() + config.linger);
             }
         }

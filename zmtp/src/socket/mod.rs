@@ -295,12 +295,12 @@ impl Socket {
             notified.as_mut().enable();
             match self.try_send_once(msg) {
                 Ok(Attempt::Done) => {
-                    self.send_ready = None;
+                    self.rearm_send_ready();
                     return Poll::Ready(Ok(()));
                 }
                 Ok(Attempt::Full(msg)) => *slot = Some(msg),
                 Err(e) => {
-                    self.send_ready = None;
+                    self.rearm_send_ready();
                     return Poll::Ready(Err(e));
                 }
             }
@@ -311,7 +311,17 @@ impl Socket {
                 continue;
             };
             std::task::ready!(notified.as_mut().poll(cx));
-            self.send_ready = None;
+            self.rearm_send_ready();
+        }
+    }
+
+    /// Replaces the wake-up `poll_send` waited for with a fresh one in the same
+    /// allocation (a sender at its HWM waits often; this keeps it from allocating
+    /// each time).
+    fn rearm_send_ready(&mut self) {
+        let writable = self.core.peers.writable.clone();
+        if let Some(notified) = self.send_ready.as_mut() {
+            notified.set(writable.notified_owned());
         }
     }
 
