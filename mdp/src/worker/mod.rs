@@ -42,7 +42,7 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 pub type HandlerResult = Result<Message, HandlerError>;
 
 /// Every kind of handler, reduced to one: a request in, a stream of reply parts out.
-type Serve = Arc<dyn Fn(Message) -> BoxStream<'static, HandlerResult> + Send + Sync>;
+type Respond = Arc<dyn Fn(Message) -> BoxStream<'static, HandlerResult> + Send + Sync>;
 
 /// Worker settings; the defaults are zguide's (2.5 s heartbeats, liveness 3). Start
 /// from [`WorkerOptions::default`] and change what you need.
@@ -235,8 +235,8 @@ impl Worker {
         H: Fn(Message) -> F + Send + Sync + 'static,
         F: Future<Output = HandlerResult> + Send + 'static,
     {
-        let serve: Serve = Arc::new(move |req| futures_util::stream::once(handler(req)).boxed());
-        self.serve_all(serve, shutdown).await
+        let respond: Respond = Arc::new(move |req| futures_util::stream::once(handler(req)).boxed());
+        self.run_sessions(respond, shutdown).await
     }
 
     /// Serves requests with a handler that streams its reply, until the process ends
@@ -263,8 +263,8 @@ impl Worker {
         H: Fn(Message) -> S + Send + Sync + 'static,
         S: Stream<Item = HandlerResult> + Send + 'static,
     {
-        let serve: Serve = Arc::new(move |req| handler(req).boxed());
-        self.serve_all(serve, shutdown).await
+        let respond: Respond = Arc::new(move |req| handler(req).boxed());
+        self.run_sessions(respond, shutdown).await
     }
 
     /// Serves requests with a typed handler until the process ends (see
@@ -310,7 +310,7 @@ impl Worker {
     {
         let format = self.options.format;
         let handler = Arc::new(handler);
-        let serve: Serve = Arc::new(move |req: Message| {
+        let respond: Respond = Arc::new(move |req: Message| {
             let handler = handler.clone();
             futures_util::stream::once(async move {
                 let frame = req.first().ok_or("the request has no body frame")?;
@@ -320,12 +320,12 @@ impl Worker {
             })
             .boxed()
         });
-        self.serve_all(serve, shutdown).await
+        self.run_sessions(respond, shutdown).await
     }
 
-    async fn serve_all(
+    async fn run_sessions(
         self,
-        serve: Serve,
+        respond: Respond,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), WorkerError> {
         if is_mmi(&self.service) {
@@ -339,8 +339,8 @@ impl Worker {
         let this = Arc::new(self);
         let mut sessions = JoinSet::new();
         for _ in 0..this.options.concurrency.max(1) {
-            let (this, serve, stop) = (this.clone(), serve.clone(), stop.clone());
-            sessions.spawn(async move { this.serve(serve, stop).await });
+            let (this, respond, stop) = (this.clone(), respond.clone(), stop.clone());
+            sessions.spawn(async move { this.keep_session(respond, stop).await });
         }
         tokio::pin!(shutdown);
         let mut outcome = Ok(());
@@ -356,13 +356,13 @@ impl Worker {
     }
 
     /// One broker connection, re-established whenever it is lost.
-    async fn serve(&self, serve: Serve, stop: CancellationToken) -> Result<(), zmtp::Error> {
+    async fn keep_session(&self, respond: Respond, stop: CancellationToken) -> Result<(), zmtp::Error> {
         let mut backoff = Backoff::new(
             self.options.reconnect_interval,
             Some(self.options.reconnect_interval_max),
         );
         loop {
-            let wait = match self.session(&serve, &stop).await? {
+            let wait = match self.session(&respond, &stop).await? {
                 End::Reconnect {
                     reason,
                     established,
@@ -380,7 +380,7 @@ impl Worker {
     }
 
     /// One session: a fresh socket, driven by a [`Session`] until it ends.
-    async fn session(&self, serve: &Serve, stop: &CancellationToken) -> Result<End, zmtp::Error> {
+    async fn session(&self, respond: &Respond, stop: &CancellationToken) -> Result<End, zmtp::Error> {
         let dialect = self.options.dialect;
         let options = SocketOptions::default()
             .linger(Duration::from_secs(1))
@@ -408,7 +408,7 @@ impl Worker {
                     Action::Send(msg) => socket.send(msg).await?,
                     Action::Serve { client, body } => {
                         let task = drive(
-                            serve(body),
+                            respond(body),
                             client.clone(),
                             dialect.streams(),
                             partials_tx.clone(),

@@ -26,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::pair::PairOwner;
 use super::peers::PeerKey;
-use super::session::{announce, attach, detach, Core, Settings};
+use super::session::{announce, attach, detach};
+use super::settings::Settings;
+use super::shared::Core;
 use crate::delivery::Delivery;
 use crate::engine::ConnectionError;
 use crate::monitor::SocketEvent;

@@ -16,8 +16,10 @@ mod rep;
 mod req;
 mod router;
 mod session;
-mod subscribe;
-mod subscribers;
+mod settings;
+mod shared;
+mod sub;
+mod subscriber_table;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,9 +34,9 @@ use tracing::Instrument;
 use hwm::Attempt;
 pub use peers::PeerKey;
 pub use router::{PeerId, RouterEvent};
-pub(crate) use subscribers::Subscribers;
-use subscribers::SubscriptionCaps;
-pub use subscribers::XpubVerbosity;
+pub(crate) use subscriber_table::Subscribers;
+use subscriber_table::SubscriptionCaps;
+pub use subscriber_table::XpubVerbosity;
 
 use crate::error::Error;
 use crate::inbound::{Inbound, InboundKind, InboundQueue};
@@ -44,7 +46,8 @@ use crate::proto::SocketType;
 use crate::transport::{Endpoint, Listener};
 use crate::Message;
 use peers::{PeerSnapshot, Peers};
-use session::{Core, Settings};
+use settings::Settings;
+use shared::Core;
 
 /// A ZeroMQ socket of any type, talking ZMTP 3.1 over tcp:// and ipc://, and linked
 /// directly (no framing, no copy) to sockets of the same process over inproc://.

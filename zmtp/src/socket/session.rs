@@ -1,138 +1,30 @@
-//! Background tasks of a socket: listeners, connecting endpoints (with reconnect and
-//! backoff), and the life of one connection from handshake to table removal.
+//! Background tasks of a socket (libzmq's sessions): listeners, connecting endpoints
+//! (with reconnect and backoff), and the life of one connection from handshake to
+//! table removal.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::admission::{Admission, Admitted};
-use super::pair::{PairOwner, PairSlot};
-use super::peers::{DuplicateRoutingId, PeerKey, Peers};
-use super::subscribe::resubscribe;
-use super::Subscribers;
+use super::admission::Admitted;
+use super::pair::PairOwner;
+use super::peers::{DuplicateRoutingId, PeerKey};
+use super::settings::Settings;
+use super::shared::Core;
+use super::sub::resubscribe;
 use crate::backoff::Backoff;
 use crate::defense::{Refusal, Topic};
 use crate::delivery::{Delivery, SubscriptionTable};
-use crate::engine::{self, ConnectionError, EngineConfig};
-use crate::inbound::{InboundKind, InboundQueue};
+use crate::engine::{self, ConnectionError};
+use crate::inbound::InboundKind;
 use crate::input_gate::InputGate;
-use crate::monitor::{EventSink, SocketEvent};
-use crate::options::SocketOptions;
+use crate::monitor::SocketEvent;
 use crate::pipe::Pipe;
-use crate::proto::{
-    ConnectionConfig, HandshakeConfig, HandshakeError, HeartbeatConfig, SocketType,
-};
-use crate::send_budget::{AddressBudgets, SendBudget};
-use crate::subscriptions::Subscriptions;
+use crate::proto::{HandshakeError, SocketType};
 use crate::transport::{self, Endpoint, Listener, Stream};
 use crate::util::printable;
-
-/// What the socket's background tasks share with it.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) socket_type: SocketType,
-    pub(crate) peers: Peers,
-    pub(crate) inbound: Arc<InboundQueue>,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) tasks: TaskTracker,
-    pub(crate) events: EventSink,
-    /// PAIR: which connection is the one peer.
-    pub(crate) pair: PairSlot,
-    /// SUB/XSUB: our subscriptions (counted), resent to every new connection.
-    pub(crate) subscriptions: Mutex<Subscriptions>,
-    /// PUB/XPUB: what each peer subscribed to.
-    pub(crate) subscribers: Option<Arc<Subscribers>>,
-}
-
-impl Core {
-    pub(crate) fn subscriptions(&self) -> MutexGuard<'_, Subscriptions> {
-        // Subscriptions updates are single map operations: a poisoned lock is usable.
-        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The options one endpoint runs with, fixed when it is bound or connected.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    handshake: HandshakeConfig,
-    engine: EngineConfig,
-    send_hwm: usize,
-    send_hwm_bytes: Option<usize>,
-    /// What all this endpoint's pipes may hold together.
-    send_budget: Option<Arc<SendBudget>>,
-    /// What the pipes of one address's peers may hold together.
-    address_budgets: Option<AddressBudgets>,
-    handover: bool,
-    reconnect_interval: Duration,
-    reconnect_interval_max: Option<Duration>,
-    /// XPUB: sent to each new peer first (ZMQ_XPUB_WELCOME_MSG).
-    welcome: Option<crate::Message>,
-    /// A bound endpoint's caps on connections.
-    admission: Admission,
-}
-
-impl Settings {
-    pub(crate) fn new(socket_type: SocketType, options: &SocketOptions) -> Settings {
-        Settings {
-            handshake: HandshakeConfig {
-                socket_type,
-                identity: options.routing_id.clone(),
-                mechanism: options.mechanism.clone(),
-                authenticator: options.authenticator.clone(),
-            },
-            engine: EngineConfig {
-                connection: ConnectionConfig::new(options.max_message_size).with_heartbeat(
-                    HeartbeatConfig {
-                        interval: options.heartbeat_interval,
-                        timeout: options.heartbeat_timeout,
-                        ttl: options.heartbeat_ttl,
-                    },
-                ),
-                handshake_timeout: options.handshake_timeout,
-                linger: options.linger,
-            },
-            send_hwm: options.send_hwm,
-            send_hwm_bytes: options.send_hwm_bytes,
-            send_budget: options.send_hwm_bytes_total.map(SendBudget::new),
-            address_budgets: options.send_hwm_bytes_per_address.map(AddressBudgets::new),
-            handover: options.router_handover,
-            reconnect_interval: options.reconnect_interval,
-            reconnect_interval_max: options.reconnect_interval_max,
-            welcome: options
-                .xpub_welcome_message
-                .clone()
-                .filter(|_| socket_type == SocketType::XPub),
-            admission: Admission::new(options),
-        }
-    }
-
-    /// A new outbound queue for one peer, bounded by this endpoint's send limits
-    /// and, for a peer whose address is known (accepted), its address's.
-    pub(crate) fn new_pipe(
-        &self,
-        writable: Arc<tokio::sync::Notify>,
-        peer_address: Option<&str>,
-    ) -> Arc<Pipe> {
-        let mut budgets: Vec<Arc<SendBudget>> = self.send_budget.iter().cloned().collect();
-        if let (Some(address_budgets), Some(peer)) = (&self.address_budgets, peer_address) {
-            budgets.push(address_budgets.of(peer));
-        }
-        Pipe::sharing(self.send_hwm, self.send_hwm_bytes, budgets, writable)
-    }
-
-    /// The routing id this endpoint announces.
-    pub(crate) fn identity(&self) -> bytes::Bytes {
-        self.handshake.identity.clone()
-    }
-
-    /// How long queued messages are still delivered after the socket closes.
-    pub(crate) fn linger(&self) -> Duration {
-        self.engine.linger
-    }
-}
 
 /// Accepts connections on `listener` until the socket closes.
 ///

@@ -6,7 +6,7 @@
 //! upstream and a cancel only when a topic's count falls to zero
 //! ([`Subscriptions::add`] and [`Subscriptions::remove`] say when). Publishers keep
 //! their peers' subscriptions differently (a set per peer): see
-//! `socket/subscribers.rs`.
+//! `socket/subscriber_table.rs`.
 //!
 //! Topics live in a [`TopicTrie`], so matching a message costs one walk down its
 //! first frame, whatever the number and lengths of the topics.
