@@ -70,6 +70,23 @@ pub(crate) enum ConnectionError {
 }
 
 impl ConnectionError {
+    /// The monitor's account of this ending.
+    pub(crate) fn reason(&self) -> crate::monitor::Reason {
+        use crate::monitor::ReasonKind as Kind;
+        let kind = match self {
+            ConnectionError::Closed => Kind::PeerClosed,
+            ConnectionError::Io(_) | ConnectionError::Fault(Fault::Frame(FrameError::Io(_))) => {
+                Kind::Io
+            }
+            ConnectionError::Handshake(_) => Kind::Handshake,
+            ConnectionError::Fault(Fault::HeartbeatTimeout(_)) => Kind::HeartbeatTimeout,
+            ConnectionError::Fault(_) => Kind::Protocol,
+            ConnectionError::DuplicateRoutingId(_) | ConnectionError::PairTaken => Kind::Refused,
+            ConnectionError::LocalClose | ConnectionError::SubscriptionsLost => Kind::Local,
+        };
+        crate::monitor::Reason::new(kind, self.to_string())
+    }
+
     /// Whether a connecting socket should reconnect. libzmq does after connection and
     /// timeout errors, not after protocol errors (session_base.cpp `engine_error`).
     pub(crate) fn is_retryable(&self) -> bool {

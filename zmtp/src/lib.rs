@@ -41,7 +41,7 @@ pub use backoff::Backoff;
 pub use defense::HandshakeDefenses;
 pub use error::Error;
 pub use message::Message;
-pub use monitor::{Monitor, SocketEvent};
+pub use monitor::{Monitor, Reason, ReasonKind, SocketEvent};
 pub use options::SocketOptions;
 pub use proto::mechanism::curve::CurveKeyPair;
 pub use proto::SocketType;

@@ -39,6 +39,63 @@ use tokio::sync::mpsc;
 
 use crate::transport::Endpoint;
 
+/// What kind of thing ended a handshake or a connection (see [`Reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReasonKind {
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The operating system reported an error (reset, broken pipe, ...).
+    Io,
+    /// The handshake failed: bad greeting, wrong mechanism or socket type, bad
+    /// credentials, timeout.
+    Handshake,
+    /// Refused before or after the handshake by a cap or a defence (too many
+    /// connections, a blocked address, a routing id in use, PAIR taken).
+    Refused,
+    /// The peer broke the protocol after its handshake (oversized or malformed
+    /// message, a CURVE box that does not open).
+    Protocol,
+    /// Nothing came from the peer within the heartbeat window.
+    HeartbeatTimeout,
+    /// We closed it (the socket closed, or dropped the peer).
+    Local,
+}
+
+/// Why a handshake failed or a connection ended: a [`ReasonKind`] to match on, and
+/// the details in words (its `Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    kind: ReasonKind,
+    detail: String,
+}
+
+impl Reason {
+    /// A reason of `kind`, described by `detail`.
+    pub fn new(kind: ReasonKind, detail: impl Into<String>) -> Reason {
+        Reason {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// What kind of thing it was.
+    pub fn kind(&self) -> ReasonKind {
+        self.kind
+    }
+
+    /// The details, in words.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
 /// Events a monitor holds before it starts dropping them.
 pub const MONITOR_CAPACITY: usize = 4096;
 
@@ -84,8 +141,8 @@ pub enum SocketEvent {
     HandshakeFailed {
         /// The peer.
         peer: String,
-        /// Why, in words.
-        reason: String,
+        /// Why.
+        reason: Reason,
     },
     /// A connection whose handshake had succeeded is closed.
     Disconnected {
@@ -94,8 +151,8 @@ pub enum SocketEvent {
         /// The routing id the peer had on a ROUTER (None for other socket types).
         /// Once this event is sent the id may name a new connection.
         routing_id: Option<Bytes>,
-        /// Why, in words.
-        reason: String,
+        /// Why.
+        reason: Reason,
     },
     /// The socket closed: no more events will come.
     Closed,

@@ -235,7 +235,8 @@ async fn incompatible_types_and_a_second_pair_are_refused() {
     loop {
         match timeout(WAIT, events.recv()).await.expect("an event") {
             Some(SocketEvent::HandshakeFailed { reason, .. }) => {
-                assert!(reason.contains("PULL"), "{reason}");
+                assert_eq!(reason.kind(), zmtp::ReasonKind::Handshake, "{reason}");
+                assert!(reason.detail().contains("PULL"), "{reason}");
                 break;
             }
             Some(_) => {}

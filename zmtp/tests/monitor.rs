@@ -116,7 +116,8 @@ async fn bad_greeting_is_a_failed_handshake() {
     else {
         unreachable!()
     };
-    assert!(reason.contains("handshake"), "{reason}");
+    assert_eq!(reason.kind(), zmtp::ReasonKind::Handshake, "{reason}");
+    assert!(reason.detail().contains("handshake"), "{reason}");
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(WAIT, raw.read_to_end(&mut rest)).await;
     assert!(

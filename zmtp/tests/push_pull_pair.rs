@@ -191,7 +191,7 @@ async fn wait_for_refusal(events: &mut zmtp::Monitor) {
             .expect("no refusal event within the wait")
             .expect("monitor closed");
         if let SocketEvent::HandshakeFailed { reason, .. } = &event {
-            if reason.contains("PAIR") {
+            if reason.detail().contains("PAIR") {
                 return;
             }
         }

@@ -204,7 +204,7 @@ async fn link(
         tracing::warn!(peer = %peer_addr, reason = %e, "refusing peer");
         ours.core.events.emit(|| SocketEvent::HandshakeFailed {
             peer: peer_addr.clone(),
-            reason: e.to_string(),
+            reason: ConnectionError::from(e).reason(),
         });
         return LinkEnd::Refused;
     }
@@ -233,7 +233,7 @@ async fn link(
         Err(e) => {
             ours.core.events.emit(|| SocketEvent::HandshakeFailed {
                 peer: peer_addr.clone(),
-                reason: e.to_string(),
+                reason: e.reason(),
             });
             detach(&ours.core, our_end, &peer_addr, &e).await;
             return LinkEnd::Refused;

@@ -20,7 +20,7 @@ use crate::delivery::{Delivery, SubscriptionTable};
 use crate::engine::{self, ConnectionError};
 use crate::inbound::InboundKind;
 use crate::input_gate::InputGate;
-use crate::monitor::SocketEvent;
+use crate::monitor::{Reason, ReasonKind, SocketEvent};
 use crate::pipe::Pipe;
 use crate::proto::{HandshakeError, SocketType};
 use crate::transport::{self, Endpoint, Listener, Stream};
@@ -85,7 +85,10 @@ pub(crate) async fn listen(
 fn refuse_over_cap(core: &Core, peer: &str, refusal: &Refusal) {
     core.events.emit(|| SocketEvent::HandshakeFailed {
         peer: peer.to_owned(),
-        reason: format!("connection refused: {refusal}"),
+        reason: Reason::new(
+            ReasonKind::Refused,
+            format!("connection refused: {refusal}"),
+        ),
     });
 }
 
@@ -198,7 +201,7 @@ async fn connection(
             }
             core.events.emit(|| SocketEvent::HandshakeFailed {
                 peer: peer_addr.to_owned(),
-                reason: e.to_string(),
+                reason: e.reason(),
             });
             return (e, false);
         }
@@ -260,7 +263,7 @@ pub(crate) fn attach(
         tracing::warn!(peer = peer_addr, reason = %e, "refusing peer");
         core.events.emit(|| SocketEvent::HandshakeFailed {
             peer: peer_addr.to_owned(),
-            reason: e.to_string(),
+            reason: e.reason(),
         });
         e
     };
@@ -376,7 +379,7 @@ pub(crate) async fn detach(
     core.events.emit(|| SocketEvent::Disconnected {
         peer: peer_addr.to_owned(),
         routing_id: released,
-        reason: end.to_string(),
+        reason: end.reason(),
     });
 }
 

@@ -12,8 +12,10 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub async fn next_failure(events: &mut Monitor, disconnects: bool) -> String {
     loop {
         match tokio::time::timeout(WAIT, events.recv()).await {
-            Ok(Some(SocketEvent::HandshakeFailed { reason, .. })) => return reason,
-            Ok(Some(SocketEvent::Disconnected { reason, .. })) if disconnects => return reason,
+            Ok(Some(SocketEvent::HandshakeFailed { reason, .. })) => return reason.to_string(),
+            Ok(Some(SocketEvent::Disconnected { reason, .. })) if disconnects => {
+                return reason.to_string()
+            }
             Ok(Some(_)) => {}
             Ok(None) => panic!("monitor ended"),
             Err(_) => panic!("no failure within {WAIT:?}"),
