@@ -29,16 +29,21 @@ pub fn describe(event: &SocketEvent, separator: &str) -> String {
             format!("# handshake_ok peer={peer}{}", id(routing_id))
         }
         SocketEvent::HandshakeFailed { peer, reason } => {
-            format!("# handshake_failed peer={peer} reason={}", one_line(reason))
+            format!(
+                "# handshake_failed peer={peer} kind={:?} reason={}",
+                reason.kind(),
+                one_line(reason.detail())
+            )
         }
         SocketEvent::Disconnected {
             peer,
             routing_id,
             reason,
         } => format!(
-            "# disconnected peer={peer}{} reason={}",
+            "# disconnected peer={peer}{} kind={:?} reason={}",
             id(routing_id),
-            one_line(reason)
+            reason.kind(),
+            one_line(reason.detail())
         ),
         SocketEvent::Closed => "# closed".into(),
         // Events added to the library later: still one line, with a stable prefix.
@@ -99,9 +104,9 @@ mod tests {
                 SocketEvent::Disconnected {
                     peer: "p".into(),
                     routing_id: Some(Bytes::from_static(b"client-1")),
-                    reason: "connection reset\nby peer".into(),
+                    reason: zmtp::Reason::new(zmtp::ReasonKind::Io, "connection reset\nby peer"),
                 },
-                "# disconnected peer=p routing_id=client-1 reason=connection reset by peer",
+                "# disconnected peer=p routing_id=client-1 kind=Io reason=connection reset by peer",
             ),
             (SocketEvent::Closed, "# closed"),
         ];

@@ -103,7 +103,7 @@ pub async fn run(args: Args) -> Result<(), Stop> {
         eprintln!("zmtp-cat: bound {bound}");
     }
     for endpoint in &args.connect {
-        socket.connect(endpoint).await?;
+        socket.connect(endpoint)?;
     }
     let reads_stdin = sends(socket_type) && !(socket_type == SocketType::Rep && args.echo);
     let input = if reads_stdin {

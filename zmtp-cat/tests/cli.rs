@@ -402,7 +402,7 @@ fn monitor_prints_one_line_per_socket_event() {
     let gone = server.stderr_line("# disconnected ");
     assert!(
         gone.starts_with(&format!(
-            "# disconnected peer={peer} routing_id=client-1 reason="
+            "# disconnected peer={peer} routing_id=client-1 kind="
         )),
         "{gone}"
     );
