@@ -32,7 +32,7 @@ async fn main() -> Result<(), zmtp::Error> {
     for name in ["alice", "bob", "carol"] {
         let options = SocketOptions::default().routing_id(name);
         let mut client = Socket::with_options(SocketType::Dealer, options)?;
-        client.connect(&endpoint.to_string()).await?;
+        client.connect(&endpoint.to_string())?;
         client.send(["hello from", name]).await?;
         let reply = client.recv().await?;
         println!("{name} got back {:?}", printable(&reply));
@@ -44,7 +44,7 @@ async fn main() -> Result<(), zmtp::Error> {
     let mut rep = Socket::new(SocketType::Rep);
     rep.bind(&ipc).await?;
     let mut req = Socket::new(SocketType::Req);
-    req.connect(&ipc).await?;
+    req.connect(&ipc)?;
     req.send("ping").await?;
     let request = rep.recv().await?;
     let asked = String::from_utf8_lossy(&request[0]).into_owned();

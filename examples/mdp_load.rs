@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut clients = Vec::new();
     for _ in 0..args.clients {
         let mut socket = Socket::new(SocketType::Dealer);
-        socket.connect(&args.broker).await?;
+        socket.connect(&args.broker)?;
         let request = Request {
             dialect,
             enveloped: dialect.leading_empty(),

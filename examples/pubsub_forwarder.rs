@@ -55,13 +55,13 @@ async fn main() -> Result<(), zmtp::Error> {
 
     let mut weather = Socket::new(SocketType::Sub);
     weather.subscribe("weather.")?;
-    weather.connect(&subscribers).await?;
+    weather.connect(&subscribers)?;
     let mut everything = Socket::new(SocketType::Sub);
     everything.subscribe("")?;
-    everything.connect(&subscribers).await?;
+    everything.connect(&subscribers)?;
 
     let mut publisher = Socket::new(SocketType::Pub);
-    publisher.connect(&publishers).await?;
+    publisher.connect(&publishers)?;
 
     // Subscriptions travel up through the forwarder while connections come up; a
     // publisher drops what nobody has subscribed to yet, so publish until both

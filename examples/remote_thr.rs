@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: u64 = count.parse()?;
     let options = SocketOptions::default().linger(std::time::Duration::from_secs(60));
     let mut dealer = Socket::with_options(SocketType::Dealer, options)?;
-    dealer.connect(endpoint).await?;
+    dealer.connect(endpoint)?;
     let msg = Message::from(vec![0u8; size]);
     for _ in 0..count {
         dealer.send(msg.clone()).await?;

@@ -239,10 +239,10 @@ mod tests {
         .await
         .expect("bound");
         let mut publisher = Socket::new(SocketType::Pub);
-        publisher.connect(&events_in).await.unwrap();
+        publisher.connect(&events_in).unwrap();
         let mut subscriber = Socket::new(SocketType::Sub);
         subscriber.subscribe("t").unwrap();
-        subscriber.connect(&events_out).await.unwrap();
+        subscriber.connect(&events_out).unwrap();
         let wait = std::time::Duration::from_secs(60);
         let deadline = tokio::time::Instant::now() + wait;
         loop {

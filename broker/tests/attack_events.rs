@@ -138,7 +138,7 @@ impl Reader {
     async fn start(endpoint: &str, topic: &'static str) -> Reader {
         let mut socket = Socket::new(SocketType::Sub);
         socket.subscribe(topic).unwrap();
-        socket.connect(endpoint).await.unwrap();
+        socket.connect(endpoint).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let notes = seen.clone();
         tokio::spawn(async move {

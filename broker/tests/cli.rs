@@ -26,7 +26,7 @@ fn sigterm(broker: &BrokerProcess) {
 /// A registered worker of `dialect` on a raw DEALER (so the test sees every frame).
 async fn raw_worker(endpoint: &str, dialect: Dialect) -> Socket {
     let mut worker = Socket::new(SocketType::Dealer);
-    worker.connect(endpoint).await.unwrap();
+    worker.connect(endpoint).unwrap();
     let ready = WorkerCommand::Ready {
         service: "echo".into(),
     };
@@ -116,7 +116,7 @@ async fn log_file_is_written_and_rotated() {
     ]);
     // At -vv every message in and out is a line: plenty to rotate 4 KiB files.
     let mut peer = Socket::new(SocketType::Dealer);
-    peer.connect(&broker.endpoint).await.unwrap();
+    peer.connect(&broker.endpoint).unwrap();
     for i in 0..200 {
         let mut msg = zmtp::Message::from(["", "MDPC01", "mmi.service"]);
         msg.push_back(format!("service-{i}"));

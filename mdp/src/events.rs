@@ -72,7 +72,7 @@ impl Publisher {
     ) -> Result<Publisher, Error> {
         let options = SocketOptions::default().mechanism(mechanism);
         let mut socket = Socket::with_options(SocketType::Pub, options)?;
-        socket.connect(endpoint).await?;
+        socket.connect(endpoint)?;
         Ok(Publisher { socket })
     }
 
@@ -143,7 +143,7 @@ impl Subscriber {
         for topic in topics {
             socket.subscribe(topic)?;
         }
-        socket.connect(endpoint).await?;
+        socket.connect(endpoint)?;
         Ok(Subscriber { socket })
     }
 

@@ -23,7 +23,7 @@ use crate::wait::{wait_until, within};
 pub async fn flood_mdp(endpoint: &str, rounds: usize) -> Result<usize, String> {
     let options = SocketOptions::default().linger(Duration::ZERO);
     let mut socket = Socket::with_options(SocketType::Dealer, options).map_err(text)?;
-    socket.connect(endpoint).await.map_err(text)?;
+    socket.connect(endpoint).map_err(text)?;
     let mut junk = Junk(0x9e37_79b9_7f4a_7c15);
     let big = Bytes::from(vec![0x5a; 4 << 20]);
     let mut sent = 0;
@@ -129,7 +129,7 @@ pub async fn flood_unread(
 ) -> Result<Socket, String> {
     let options = SocketOptions::default().recv_hwm(1).linger(Duration::ZERO);
     let mut socket = Socket::with_options(SocketType::Dealer, options).map_err(text)?;
-    socket.connect(endpoint).await.map_err(text)?;
+    socket.connect(endpoint).map_err(text)?;
     let body = Bytes::from(vec![0x42; 16 << 10]);
     let start = sink_served.load(Ordering::SeqCst);
     for _ in 0..requests {

@@ -32,7 +32,7 @@ fn dealer(endpoint_identity: Option<&str>) -> Result<Socket, String> {
 
 async fn connected(endpoint: &str, identity: Option<&str>) -> Result<Socket, String> {
     let mut socket = dealer(identity)?;
-    socket.connect(endpoint).await.map_err(text)?;
+    socket.connect(endpoint).map_err(text)?;
     Ok(socket)
 }
 

@@ -193,7 +193,7 @@ pub async fn send(
 ) -> Result<(), BoxError> {
     security.check(endpoint)?;
     let mut socket = Socket::with_options(sender_type(pattern), options(hwm, security.client()?))?;
-    socket.connect(endpoint).await?;
+    socket.connect(endpoint)?;
     send_all(&mut socket, size, count).await?;
     if hold {
         // On a blocking thread: the runtime keeps writing meanwhile.
@@ -218,7 +218,7 @@ pub async fn inproc(pattern: Pattern, size: usize, count: u64, hwm: usize) -> Re
     receiver.bind(&endpoint).await?;
     let mut sender =
         Socket::with_options(sender_type(pattern), options(hwm, MechanismConfig::Null))?;
-    sender.connect(&endpoint).await?;
+    sender.connect(&endpoint)?;
     let sending = tokio::spawn(async move {
         send_all(&mut sender, size, count).await?;
         sender.close().await;
@@ -267,7 +267,7 @@ pub async fn req(
 ) -> Result<(), BoxError> {
     security.check(endpoint)?;
     let mut socket = Socket::with_options(SocketType::Req, options(hwm, security.client()?))?;
-    socket.connect(endpoint).await?;
+    socket.connect(endpoint)?;
     let body = Bytes::from(vec![0u8; size]);
     for _ in 0..warmup {
         round_trip(&mut socket, &body).await?;
@@ -430,7 +430,7 @@ async fn subscriber(
     ready_tx: mpsc::UnboundedSender<()>,
 ) -> Result<u64, BoxError> {
     let mut socket = Socket::with_options(SocketType::Sub, options(hwm, security.client()?))?;
-    socket.connect(endpoint).await?;
+    socket.connect(endpoint)?;
     socket.subscribe(Bytes::new())?;
     let mut ready = false;
     let mut received = 0u64;

@@ -17,7 +17,7 @@
 //! assert!(matches!(events.recv().await, Some(SocketEvent::Listening { .. })));
 //!
 //! let mut client = Socket::new(SocketType::Dealer);
-//! client.connect(&endpoint.to_string()).await?;
+//! client.connect(&endpoint.to_string())?;
 //! loop {
 //!     if let Some(SocketEvent::HandshakeSucceeded { routing_id, .. }) = events.recv().await {
 //!         assert!(routing_id.is_some(), "a ROUTER names every peer");

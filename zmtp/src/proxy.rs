@@ -26,9 +26,9 @@
 //! });
 //!
 //! let mut worker = Socket::new(SocketType::Rep);
-//! worker.connect(&workers.to_string()).await?;
+//! worker.connect(&workers.to_string())?;
 //! let mut client = Socket::new(SocketType::Req);
-//! client.connect(&clients.to_string()).await?;
+//! client.connect(&clients.to_string())?;
 //!
 //! client.send("ping").await?;
 //! let request = worker.recv().await?;

@@ -119,7 +119,7 @@ async fn our_client_and_server_exchange_multipart_large_and_heartbeats() {
     )
     .unwrap();
     let mut events = client.monitor();
-    client.connect(&endpoint).await.unwrap();
+    client.connect(&endpoint).unwrap();
 
     let big = vec![0xA5u8; 1 << 20];
     let sent = Message::from(vec![
@@ -156,7 +156,7 @@ async fn our_hook_refuses_an_unlisted_client_of_ours() {
     )
     .unwrap();
     let mut events = client.monitor();
-    client.connect(&endpoint).await.unwrap();
+    client.connect(&endpoint).unwrap();
     client.send("should never arrive").await.unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("400 (authentication failed)"), "{reason}");
@@ -183,7 +183,7 @@ async fn our_pub_and_sub_filter_inside_curve() {
     )
     .unwrap();
     subscriber.subscribe("weather").unwrap();
-    subscriber.connect(&endpoint).await.unwrap();
+    subscriber.connect(&endpoint).unwrap();
     // The subscription travels boxed too.
     let got = first_delivery(&mut publisher, &mut subscriber, "sports", "weather").await;
     assert_eq!(got, Message::from("weather"));
@@ -206,7 +206,7 @@ async fn our_dealer_with_a_pyzmq_router_and_zmq_auth() {
     let options =
         client_options(&ours, server_keys.public).heartbeat(Duration::from_millis(20), WAIT);
     let mut client = Socket::with_options(SocketType::Dealer, options).unwrap();
-    client.connect(py.endpoint()).await.unwrap();
+    client.connect(py.endpoint()).unwrap();
     client
         .send(Message::from(vec![
             bytes::Bytes::from_static(b"hello"),
@@ -236,7 +236,7 @@ async fn our_dealer_with_a_pyzmq_router_and_zmq_auth() {
     )
     .unwrap();
     let mut events = refused.monitor();
-    refused.connect(py.endpoint()).await.unwrap();
+    refused.connect(py.endpoint()).unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("400 (authentication failed)"), "{reason}");
 }
@@ -257,7 +257,7 @@ async fn a_wrong_server_key_is_reported_as_such() {
     )
     .unwrap();
     let mut events = client.monitor();
-    client.connect(py.endpoint()).await.unwrap();
+    client.connect(py.endpoint()).unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("server public key"), "{reason}");
 }
@@ -309,7 +309,7 @@ async fn a_pyzmq_pub_with_our_sub() {
     let mut subscriber =
         Socket::with_options(SocketType::Sub, client_options(&ours, server_keys.public)).unwrap();
     subscriber.subscribe("news").unwrap();
-    subscriber.connect(py.endpoint()).await.unwrap();
+    subscriber.connect(py.endpoint()).unwrap();
     // libzmq filters on its side, so only what our boxed SUBSCRIBE asked for comes.
     let got = first_delivery(&mut py, &mut subscriber, "other", "news").await;
     assert_eq!(got, Message::from("news"));

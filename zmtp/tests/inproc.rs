@@ -47,9 +47,9 @@ async fn bind_before_connect_and_connect_before_bind() {
         let mut push = Socket::new(SocketType::Push);
         if bind_first {
             pull.bind(&endpoint).await.unwrap();
-            push.connect(&endpoint).await.unwrap();
+            push.connect(&endpoint).unwrap();
         } else {
-            push.connect(&endpoint).await.unwrap();
+            push.connect(&endpoint).unwrap();
             // Queued before the name exists; delivered once it is bound.
             send(&mut push, "early").await;
             pull.bind(&endpoint).await.unwrap();
@@ -68,7 +68,7 @@ async fn frames_arrive_without_a_copy() {
     let mut pull = Socket::new(SocketType::Pull);
     pull.bind(&endpoint).await.unwrap();
     let mut push = Socket::new(SocketType::Push);
-    push.connect(&endpoint).await.unwrap();
+    push.connect(&endpoint).unwrap();
     let payload = Bytes::from(vec![42u8; 1 << 20]);
     let address = payload.as_ptr();
     send(&mut push, Message::from(payload)).await;
@@ -84,7 +84,7 @@ async fn router_sees_the_dealer_routing_id_and_replies() {
     router.bind(&endpoint).await.unwrap();
     let options = SocketOptions::default().routing_id("dealer-1");
     let mut dealer = Socket::with_options(SocketType::Dealer, options).unwrap();
-    dealer.connect(&endpoint).await.unwrap();
+    dealer.connect(&endpoint).unwrap();
     send(&mut dealer, ["", "request"]).await;
     let msg = recv(&mut router).await;
     assert_eq!(msg.frames(), ["dealer-1", "", "request"]);
@@ -96,7 +96,7 @@ async fn router_sees_the_dealer_routing_id_and_replies() {
     let mut req = Socket::new(SocketType::Req);
     req.bind(&endpoint).await.unwrap();
     let mut rep = Socket::new(SocketType::Rep);
-    rep.connect(&endpoint).await.unwrap();
+    rep.connect(&endpoint).unwrap();
     send(&mut req, "ping").await;
     assert_eq!(recv(&mut rep).await, Message::from("ping"));
     send(&mut rep, "pong").await;
@@ -110,7 +110,7 @@ async fn pub_sub_filters_and_xpub_sees_subscriptions() {
     let mut xpub = Socket::with_options(SocketType::XPub, options).unwrap();
     xpub.bind(&endpoint).await.unwrap();
     let mut sub = Socket::new(SocketType::Sub);
-    sub.connect(&endpoint).await.unwrap();
+    sub.connect(&endpoint).unwrap();
     sub.subscribe("a").unwrap();
     // The subscription is seen before anything is published: no warm-up needed.
     assert_eq!(recv(&mut xpub).await, Message::from(&b"\x01a"[..]));
@@ -135,7 +135,7 @@ async fn a_link_whose_subscription_changes_fall_behind_restarts_with_the_full_se
     let mut sub = Socket::with_options(SocketType::Sub, options).unwrap();
     let mut events = sub.monitor();
     sub.subscribe("first").unwrap();
-    sub.connect(&endpoint).await.unwrap();
+    sub.connect(&endpoint).unwrap();
     assert_eq!(recv(&mut xpub).await, Message::from("\x01first"));
 
     // On this one thread the link does not run during the loop: 100 changes of 100
@@ -168,7 +168,7 @@ async fn a_name_is_bound_once_and_connectors_follow_a_rebind() {
     assert!(matches!(err, Error::Bind { .. }), "{err}");
 
     let mut push = Socket::new(SocketType::Push);
-    push.connect(&endpoint).await.unwrap();
+    push.connect(&endpoint).unwrap();
     send(&mut push, "to first").await;
     assert_eq!(recv(&mut first).await, Message::from("to first"));
     drop(first);
@@ -192,7 +192,7 @@ async fn push_blocks_when_both_high_water_marks_are_full() {
     pull.bind(&endpoint).await.unwrap();
     let mut push =
         Socket::with_options(SocketType::Push, SocketOptions::default().hwm(HWM)).unwrap();
-    push.connect(&endpoint).await.unwrap();
+    push.connect(&endpoint).unwrap();
     let mut sent = 0;
     while timeout(Duration::from_millis(500), push.send(format!("m{sent}")))
         .await
@@ -214,7 +214,7 @@ async fn what_a_closed_sender_queued_is_still_delivered() {
     let mut pull = Socket::new(SocketType::Pull);
     pull.bind(&endpoint).await.unwrap();
     let mut push = Socket::new(SocketType::Push);
-    push.connect(&endpoint).await.unwrap();
+    push.connect(&endpoint).unwrap();
     for i in 0..500 {
         send(&mut push, format!("m{i}")).await;
     }
@@ -231,7 +231,7 @@ async fn incompatible_types_and_a_second_pair_are_refused() {
     pull.bind(&endpoint).await.unwrap();
     let mut sub = Socket::new(SocketType::Sub);
     let mut events = sub.monitor();
-    sub.connect(&endpoint).await.unwrap();
+    sub.connect(&endpoint).unwrap();
     loop {
         match timeout(WAIT, events.recv()).await.expect("an event") {
             Some(SocketEvent::HandshakeFailed { reason, .. }) => {
@@ -248,12 +248,12 @@ async fn incompatible_types_and_a_second_pair_are_refused() {
     let mut bound = Socket::new(SocketType::Pair);
     bound.bind(&endpoint).await.unwrap();
     let mut one = Socket::new(SocketType::Pair);
-    one.connect(&endpoint).await.unwrap();
+    one.connect(&endpoint).unwrap();
     send(&mut one, "from one").await;
     assert_eq!(recv(&mut bound).await, Message::from("from one"));
     let mut two = Socket::new(SocketType::Pair);
     let mut events = two.monitor();
-    two.connect(&endpoint).await.unwrap();
+    two.connect(&endpoint).unwrap();
     loop {
         match timeout(WAIT, events.recv()).await.expect("an event") {
             Some(SocketEvent::HandshakeFailed { .. }) => break,

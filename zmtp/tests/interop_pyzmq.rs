@@ -44,7 +44,7 @@ async fn pair(ours: &mut Socket, args: ZmqArgs, transport: Transport, side: Side
         }
         Side::TheyBind => {
             let py = Py::start(args.bind(&their_bind_endpoint(transport))).await;
-            ours.connect(py.endpoint()).await.expect("connect");
+            ours.connect(py.endpoint()).expect("connect");
             py
         }
     }
@@ -541,7 +541,7 @@ async fn our_dealer_reconnects_after_pyzmq_router_restarts() {
         let options = SocketOptions::default().routing_id("rust-dealer");
         let mut dealer = Socket::with_options(SocketType::Dealer, options).expect("options");
         let mut router = Py::start(py("ROUTER").bind(&ep)).await;
-        dealer.connect(&ep).await.expect("connect");
+        dealer.connect(&ep).expect("connect");
         send(&mut dealer, "before").await;
         assert_eq!(
             router.recv().await,
@@ -608,7 +608,7 @@ async fn our_req_reconnects_after_pyzmq_rep_restarts() {
         let ep = fixed_endpoint(t);
         let mut req = Socket::new(SocketType::Req);
         let mut rep = Py::start(py("REP").bind(&ep).monitor()).await;
-        req.connect(&ep).await.expect("connect");
+        req.connect(&ep).expect("connect");
         send(&mut req, "first").await;
         assert_eq!(rep.recv().await, Message::from("first"));
         rep.send("first reply").await;
@@ -805,7 +805,7 @@ async fn close_flushes_queued_messages_to_a_connected_pyzmq_peer() {
         eprintln!("--- {t:?}");
         let mut router = Py::start(py("ROUTER").bind(&their_bind_endpoint(t))).await;
         let mut dealer = Socket::new(SocketType::Dealer);
-        dealer.connect(router.endpoint()).await.expect("connect");
+        dealer.connect(router.endpoint()).expect("connect");
         send(&mut dealer, "hello").await;
         let id = router.recv().await[0].clone();
         for i in 0..200 {
@@ -832,7 +832,7 @@ async fn linger_delivers_to_a_peer_that_binds_after_close() {
     let ep = testkit::tcp_endpoint();
     let options = SocketOptions::default().linger(WAIT);
     let mut dealer = Socket::with_options(SocketType::Dealer, options).expect("options");
-    dealer.connect(&ep).await.expect("connect");
+    dealer.connect(&ep).expect("connect");
     send(&mut dealer, "queued before the peer exists").await;
     drop(dealer); // the runtime lives on, so background tasks could keep lingering
     let mut router = Py::start(py("ROUTER").bind(&ep)).await;

@@ -21,7 +21,7 @@ async fn echo_server(options: SocketOptions) -> (Socket, String) {
 /// Connects a DEALER, sends `text` and checks the ROUTER gets it and can answer.
 async fn served(server: &mut Socket, endpoint: &str, text: &str) -> Socket {
     let mut client = Socket::new(SocketType::Dealer);
-    client.connect(endpoint).await.unwrap();
+    client.connect(endpoint).unwrap();
     client.send(text.to_owned()).await.unwrap();
     let got = tokio::time::timeout(WAIT, server.recv())
         .await
@@ -119,7 +119,7 @@ async fn open_connections_are_capped_and_slots_come_back() {
     let _second = served(&mut server, &endpoint, "two").await;
 
     let mut third = Socket::new(SocketType::Dealer);
-    third.connect(&endpoint).await.unwrap();
+    third.connect(&endpoint).unwrap();
     third.send("three").await.unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("2 connections already open"), "{reason}");

@@ -40,7 +40,7 @@ async fn router_reports_each_peer_from_accept_to_disconnect() {
     );
 
     let mut dealer = Socket::new(SocketType::Dealer);
-    dealer.connect(&bound.to_string()).await.unwrap();
+    dealer.connect(&bound.to_string()).unwrap();
     dealer.send("hi").await.unwrap();
     let SocketEvent::Accepted { endpoint, .. } = next(&mut events).await else {
         panic!("accept comes first");
@@ -76,7 +76,7 @@ async fn connecting_socket_reports_retries_then_connection() {
     let endpoint = format!("tcp://127.0.0.1:{port}");
     let mut dealer = Socket::new(SocketType::Dealer);
     let mut events = dealer.monitor();
-    dealer.connect(&endpoint).await.unwrap();
+    dealer.connect(&endpoint).unwrap();
     let SocketEvent::ConnectRetried { endpoint: ep, .. } = next(&mut events).await else {
         panic!("nothing listens yet: a retry");
     };

@@ -99,7 +99,7 @@ async fn echo(server: &mut Socket) {
 async fn our_plain_client_and_server() {
     let (mut server, endpoint) = plain_server().await;
     let mut good = plain_client("admin", "secret");
-    good.connect(&endpoint).await.unwrap();
+    good.connect(&endpoint).unwrap();
     good.send("hello").await.unwrap();
     echo(&mut server).await;
     let reply = tokio::time::timeout(WAIT, good.recv())
@@ -110,7 +110,7 @@ async fn our_plain_client_and_server() {
 
     let mut bad = plain_client("admin", "wrong");
     let mut events = bad.monitor();
-    bad.connect(&endpoint).await.unwrap();
+    bad.connect(&endpoint).unwrap();
     bad.send("should never arrive").await.unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("400 (authentication failed)"), "{reason}");
@@ -128,7 +128,7 @@ async fn our_plain_client_with_a_pyzmq_server_using_zmq_auth() {
     let endpoint = ready.trim_start_matches("READY ").to_owned();
 
     let mut good = plain_client("admin", "secret");
-    good.connect(&endpoint).await.unwrap();
+    good.connect(&endpoint).unwrap();
     good.send("hello").await.unwrap();
     let reply = tokio::time::timeout(WAIT, good.recv())
         .await
@@ -140,7 +140,7 @@ async fn our_plain_client_with_a_pyzmq_server_using_zmq_auth() {
     // form, see plain.rs), and we fail the handshake with it.
     let mut bad = plain_client("admin", "wrong");
     let mut events = bad.monitor();
-    bad.connect(&endpoint).await.unwrap();
+    bad.connect(&endpoint).unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("refused the handshake: 400"), "{reason}");
 }
@@ -172,7 +172,7 @@ async fn null_with_an_authenticator_decides_by_address() {
     let endpoint = server.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let mut client = Socket::new(SocketType::Dealer);
     let mut events = client.monitor();
-    client.connect(&endpoint).await.unwrap();
+    client.connect(&endpoint).unwrap();
     let reason = next_failure(&mut events, false).await;
     assert!(reason.contains("400 (authentication failed)"), "{reason}");
     let logged = next_failure(&mut server_events, false).await;

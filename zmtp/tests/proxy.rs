@@ -34,7 +34,7 @@ async fn queue_sockets() -> (Socket, Endpoint, Socket, Endpoint) {
 /// A REP worker that answers each request `R` with `name:R`, forever.
 async fn spawn_worker(name: String, endpoint: &Endpoint) -> tokio::task::JoinHandle<()> {
     let mut worker = Socket::new(SocketType::Rep);
-    worker.connect(&endpoint.to_string()).await.unwrap();
+    worker.connect(&endpoint.to_string()).unwrap();
     tokio::spawn(async move {
         while let Ok(request) = worker.recv().await {
             let mut reply = Vec::from(name.as_bytes());
@@ -59,7 +59,7 @@ async fn queue_between_our_req_clients_and_rep_workers() {
     let mut client_tasks = Vec::new();
     for c in 0..4 {
         let mut client = Socket::new(SocketType::Req);
-        client.connect(&clients.to_string()).await.unwrap();
+        client.connect(&clients.to_string()).unwrap();
         client_tasks.push(tokio::spawn(async move {
             for i in 0..10 {
                 let request = format!("c{c}-{i}");
@@ -134,14 +134,14 @@ async fn capture_gets_a_copy_of_each_forwarded_message() {
     let mut reader = Socket::new(SocketType::Dealer);
     let copies = reader.bind("tcp://127.0.0.1:0").await.unwrap();
     let mut capture = Socket::new(SocketType::Dealer);
-    capture.connect(&copies.to_string()).await.unwrap();
+    capture.connect(&copies.to_string()).unwrap();
     let (control, commands) = proxy::control();
     let queue = tokio::spawn(async move {
         proxy::proxy_steerable(&mut frontend, &mut backend, Some(&mut capture), commands).await
     });
     let _worker = spawn_worker("w".into(), &workers).await;
     let mut client = Socket::new(SocketType::Req);
-    client.connect(&clients.to_string()).await.unwrap();
+    client.connect(&clients.to_string()).unwrap();
 
     for i in 0..3 {
         client.send(format!("ping{i}")).await.unwrap();
@@ -180,7 +180,7 @@ async fn pause_holds_messages_resume_forwards_terminate_returns_ok() {
     });
     let _worker = spawn_worker("w".into(), &workers).await;
     let mut client = Socket::new(SocketType::Req);
-    client.connect(&clients.to_string()).await.unwrap();
+    client.connect(&clients.to_string()).unwrap();
 
     client.send("before").await.unwrap();
     let reply = within("a reply", client.recv()).await.unwrap();
@@ -232,7 +232,7 @@ async fn terminate_while_paused_and_dropped_handles_leave_it_running() {
     drop(control);
     let _worker = spawn_worker("w".into(), &workers).await;
     let mut client = Socket::new(SocketType::Req);
-    client.connect(&clients.to_string()).await.unwrap();
+    client.connect(&clients.to_string()).unwrap();
     client.send("unsteered").await.unwrap();
     let reply = within("a reply", client.recv()).await.unwrap();
     assert_eq!(reply, Message::from("w:unsteered"));
@@ -266,9 +266,9 @@ async fn a_backed_up_backend_does_not_hold_replies() {
         proxy::proxy_steerable(&mut frontend, &mut backend, None, commands).await
     });
     let mut worker = Socket::with_options(SocketType::Dealer, small).unwrap();
-    worker.connect("inproc://proxy-backed-up").await.unwrap();
+    worker.connect("inproc://proxy-backed-up").unwrap();
     let mut client = Socket::new(SocketType::Dealer);
-    client.connect(&clients.to_string()).await.unwrap();
+    client.connect(&clients.to_string()).unwrap();
 
     client.send(["", "first"]).await.unwrap();
     let mut reply = within("the first request", worker.recv()).await.unwrap();

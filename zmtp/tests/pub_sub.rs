@@ -67,7 +67,7 @@ async fn pub_sub_pair(transport: &str) -> (Socket, Socket) {
     let mut publisher = Socket::new(SocketType::Pub);
     let endpoint = publisher.bind(transport).await.expect("bind");
     let mut sub = Socket::new(SocketType::Sub);
-    sub.connect(&endpoint.to_string()).await.expect("connect");
+    sub.connect(&endpoint.to_string()).expect("connect");
     (publisher, sub)
 }
 
@@ -153,7 +153,7 @@ async fn fan_out_to_several_subscribers_with_different_topics() {
         let mut sub = Socket::new(SocketType::Sub);
         sub.subscribe(topic).unwrap();
         sub.subscribe("probe").unwrap();
-        sub.connect(&endpoint).await.unwrap();
+        sub.connect(&endpoint).unwrap();
         warm_up(&mut publisher, &mut sub, "probe").await;
         subs.push(sub);
     }
@@ -188,7 +188,7 @@ async fn a_subscriber_that_never_reads_does_not_block_or_grow_the_publisher() {
     let endpoint = publisher.bind("tcp://127.0.0.1:0").await.unwrap();
     let mut sub = Socket::with_options(SocketType::Sub, SocketOptions::default().hwm(HWM)).unwrap();
     sub.subscribe("").unwrap();
-    sub.connect(&endpoint.to_string()).await.unwrap();
+    sub.connect(&endpoint.to_string()).unwrap();
     warm_up(&mut publisher, &mut sub, "probe").await;
 
     let body = Bytes::from(vec![7u8; 16 * 1024]);
@@ -228,7 +228,7 @@ async fn sub_resubscribes_after_the_publisher_restarts() {
     publisher.bind(&endpoint).await.unwrap();
     let mut sub = Socket::new(SocketType::Sub);
     sub.subscribe("t").unwrap();
-    sub.connect(&endpoint).await.unwrap();
+    sub.connect(&endpoint).unwrap();
     warm_up(&mut publisher, &mut sub, "t.probe").await;
 
     drop(publisher);
@@ -253,7 +253,7 @@ async fn xpub_sees_subscriptions_and_sends_a_welcome_message() {
     let mut first = Socket::new(SocketType::Sub);
     first.subscribe("welcome").unwrap();
     first.subscribe("t").unwrap();
-    first.connect(&endpoint).await.unwrap();
+    first.connect(&endpoint).unwrap();
     assert_eq!(text(&recv(&mut first).await), ["welcome"]);
     let mut seen = [recv(&mut xpub).await, recv(&mut xpub).await];
     seen.sort_by(|a, b| a[0].cmp(&b[0]));
@@ -264,7 +264,7 @@ async fn xpub_sees_subscriptions_and_sends_a_welcome_message() {
     let mut second = Socket::new(SocketType::Sub);
     second.subscribe("t").unwrap();
     second.subscribe("u").unwrap();
-    second.connect(&endpoint).await.unwrap();
+    second.connect(&endpoint).unwrap();
     assert_eq!(text(&recv(&mut xpub).await), ["\x01u"]);
     drop(second);
     assert_eq!(
@@ -285,7 +285,7 @@ async fn subscriptions_past_a_peers_cap_are_ignored_and_counted() {
     for topic in ["a", "b", "c", "d"] {
         greedy.subscribe(topic).unwrap();
     }
-    greedy.connect(&endpoint).await.unwrap();
+    greedy.connect(&endpoint).unwrap();
     // Which two get in depends on the order the SUB sends them in.
     let mut taken: Vec<String> = Vec::new();
     for _ in 0..2 {
@@ -307,7 +307,7 @@ async fn subscriptions_past_a_peers_cap_are_ignored_and_counted() {
     // Another peer has a share of its own.
     let mut modest = Socket::new(SocketType::Sub);
     modest.subscribe("e").unwrap();
-    modest.connect(&endpoint).await.unwrap();
+    modest.connect(&endpoint).unwrap();
     assert_eq!(text(&recv(&mut xpub).await), ["\x01e"]);
     warm_up(&mut xpub, &mut modest, "e").await;
     for topic in ["a", "b", "c", "d"] {
@@ -335,7 +335,7 @@ async fn xpub_verbose_passes_every_subscribe() {
     for _ in 0..2 {
         let mut sub = Socket::new(SocketType::Sub);
         sub.subscribe("t").unwrap();
-        sub.connect(&endpoint).await.unwrap();
+        sub.connect(&endpoint).unwrap();
         subs.push(sub);
     }
     assert_eq!(text(&recv(&mut xpub).await), ["\x01t"]);
@@ -347,7 +347,7 @@ async fn xsub_subscribes_by_message_and_talks_to_xpub_both_ways() {
     let mut xpub = Socket::new(SocketType::XPub);
     let endpoint = xpub.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let mut xsub = Socket::new(SocketType::XSub);
-    xsub.connect(&endpoint).await.unwrap();
+    xsub.connect(&endpoint).unwrap();
     xsub.send(&b"\x01news"[..]).await.unwrap();
     assert_eq!(text(&recv(&mut xpub).await), ["\x01news"]);
     xpub.send(["news", "hello"]).await.unwrap();
@@ -438,7 +438,7 @@ async fn a_zmtp_3_0_publisher_gets_legacy_subscription_messages() {
     let addr = listener.local_addr().unwrap();
     let mut sub = Socket::new(SocketType::Sub);
     sub.subscribe("weather").unwrap();
-    sub.connect(&format!("tcp://{addr}")).await.unwrap();
+    sub.connect(&format!("tcp://{addr}")).unwrap();
     let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
 
     let mut peer = Zmtp30Peer::handshake(stream, "PUB", true).await;
@@ -465,7 +465,7 @@ async fn a_publisher_that_falls_behind_on_subscriptions_is_reconnected_with_the_
     let addr = listener.local_addr().unwrap();
     let options = SocketOptions::default().send_hwm_bytes(4096);
     let mut sub = Socket::with_options(SocketType::Sub, options).unwrap();
-    sub.connect(&format!("tcp://{addr}")).await.unwrap();
+    sub.connect(&format!("tcp://{addr}")).unwrap();
     let (stream, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
     let mut first = Zmtp30Peer::handshake(stream, "PUB", true).await;
 

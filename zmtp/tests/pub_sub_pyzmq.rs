@@ -56,7 +56,7 @@ async fn link(ours: &mut Socket, socket_type: &str, t: Transport, side: Side) ->
         }
         Side::TheyBind => {
             let py = Py::bind(socket_type, &their_bind_endpoint(t)).await;
-            ours.connect(py.endpoint()).await.expect("connect");
+            ours.connect(py.endpoint()).expect("connect");
             py
         }
     }
@@ -460,7 +460,7 @@ async fn verbose_xpubs_see_every_subscribe_from_the_other_library() {
         for _ in 0..2 {
             let mut sub = Socket::new(SocketType::Sub);
             sub.subscribe("t").expect("subscribe");
-            sub.connect(xpub.endpoint()).await.expect("connect");
+            sub.connect(xpub.endpoint()).expect("connect");
             assert_eq!(xpub.recv().await, Message::from("\x01t"), "{t:?}");
             subs.push(sub);
         }
@@ -559,9 +559,9 @@ async fn pyzmq_xsub_xpub_proxy_between_our_pub_and_our_sub() {
         let xpub_ep = answer(&mut proxy, "READY xpub").await;
 
         let mut publisher = Socket::new(SocketType::Pub);
-        publisher.connect(&xsub_ep).await.expect("connect");
+        publisher.connect(&xsub_ep).expect("connect");
         let mut sub = Socket::new(SocketType::Sub);
-        sub.connect(&xpub_ep).await.expect("connect");
+        sub.connect(&xpub_ep).expect("connect");
         let (mut publisher, mut sub) = (End::Ours(Box::new(publisher)), End::Ours(Box::new(sub)));
         topic_filtering(&mut publisher, &mut sub, &format!("{t:?} via zmq.proxy")).await;
 
@@ -626,7 +626,7 @@ async fn our_sub_resubscribes_after_the_pyzmq_pub_restarts() {
         socket.subscribe("t").expect("subscribe");
         socket.subscribe("probe.").expect("subscribe");
         let first = Py::bind("PUB", &ep).await;
-        socket.connect(&ep).await.expect("connect");
+        socket.connect(&ep).expect("connect");
         let mut sub = End::Ours(Box::new(socket));
         let mut publisher = End::Theirs(first);
         warm_up(&mut publisher, &mut sub, "probe.first").await;

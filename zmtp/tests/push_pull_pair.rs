@@ -50,7 +50,7 @@ async fn linked(t: Transport, bound: SocketType, connected: SocketType) -> (Sock
     let mut b = Socket::new(bound);
     let endpoint = b.bind(&our_bind_endpoint(t)).await.expect("bind");
     let mut c = Socket::new(connected);
-    c.connect(&endpoint.to_string()).await.expect("connect");
+    c.connect(&endpoint.to_string()).expect("connect");
     (b, c)
 }
 
@@ -104,7 +104,7 @@ async fn our_push_blocks_at_the_hwm_when_nobody_reads() {
             SocketOptions::default().send_hwm(SEND_HWM),
         )
         .unwrap();
-        push.connect(&endpoint.to_string()).await.unwrap();
+        push.connect(&endpoint.to_string()).unwrap();
 
         let payload = vec![7u8; SIZE];
         let mut sent = 0;
@@ -152,12 +152,12 @@ async fn our_bound_pair_refuses_a_second_pair() {
         let mut events = a.monitor();
         let endpoint = a.bind(&our_bind_endpoint(t)).await.unwrap().to_string();
         let mut first = Socket::new(SocketType::Pair);
-        first.connect(&endpoint).await.unwrap();
+        first.connect(&endpoint).unwrap();
         send(&mut first, "hello").await;
         assert_eq!(text(&recv(&mut a).await), "hello");
 
         let mut second = Socket::new(SocketType::Pair);
-        second.connect(&endpoint).await.unwrap();
+        second.connect(&endpoint).unwrap();
         send(&mut second, "intruder").await; // queued on its own pipe
         wait_for_refusal(&mut events).await;
 
@@ -210,7 +210,7 @@ async fn incompatible_types_are_refused() {
         let mut events = b.monitor();
         let endpoint = b.bind("tcp://127.0.0.1:0").await.unwrap();
         let mut c = Socket::new(connected);
-        c.connect(&endpoint.to_string()).await.unwrap();
+        c.connect(&endpoint.to_string()).unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
             let event = timeout(deadline - Instant::now(), events.recv())
@@ -244,7 +244,7 @@ async fn with_py(t: Transport, we_bind: bool, ours: SocketType, theirs: &str) ->
         Py::connect(theirs, &endpoint.to_string()).await
     } else {
         let py = Py::bind(theirs, &their_bind_endpoint(t)).await;
-        s.connect(py.endpoint()).await.unwrap();
+        s.connect(py.endpoint()).unwrap();
         py
     };
     (s, py)
@@ -267,8 +267,8 @@ async fn our_push_load_balances_over_two_pyzmq_pullers() {
             } else {
                 let a = Py::bind("PULL", &their_bind_endpoint(t)).await;
                 let b = Py::bind("PULL", &their_bind_endpoint(t)).await;
-                push.connect(a.endpoint()).await.unwrap();
-                push.connect(b.endpoint()).await.unwrap();
+                push.connect(a.endpoint()).unwrap();
+                push.connect(b.endpoint()).unwrap();
                 (a, b)
             };
             for i in 0..N {
@@ -403,7 +403,7 @@ async fn a_push_sink_waits_at_the_hwm_and_loses_nothing() {
         let mut items = futures_util::stream::iter(
             (0..2000u32).map(|i| Ok(Message::from(i.to_be_bytes().to_vec()))),
         );
-        push.connect(&endpoint).await.unwrap();
+        push.connect(&endpoint).unwrap();
         push.send_all(&mut items).await.unwrap();
         push
     });

@@ -38,7 +38,7 @@ async fn stalled_subscriber(publisher: &mut Socket, endpoint: &str) -> Socket {
     let options = SocketOptions::default().recv_hwm(1);
     let mut subscriber = Socket::with_options(SocketType::Sub, options).unwrap();
     subscriber.subscribe("").unwrap();
-    subscriber.connect(endpoint).await.unwrap();
+    subscriber.connect(endpoint).unwrap();
     let wait = tokio::time::Instant::now() + WAIT;
     loop {
         publisher.send("probe").await.unwrap();
@@ -73,7 +73,7 @@ async fn router_drops_at_the_byte_limit() {
         SocketOptions::default().routing_id("reader"),
     )
     .unwrap();
-    dealer.connect(&endpoint).await.unwrap();
+    dealer.connect(&endpoint).unwrap();
     dealer.send("hello").await.unwrap();
     recv(&mut router).await;
 
@@ -139,7 +139,7 @@ async fn dealer_waits_at_the_byte_limit_and_loses_nothing() {
     drop(probe);
     let options = SocketOptions::default().send_hwm_bytes(LIMIT);
     let mut dealer = Socket::with_options(SocketType::Dealer, options).unwrap();
-    dealer.connect(&endpoint).await.unwrap();
+    dealer.connect(&endpoint).unwrap();
     let mut sent = 0;
     while sent < 1000 {
         match dealer.send(body(sent)).now_or_never() {
@@ -186,7 +186,7 @@ async fn an_empty_queue_takes_a_message_larger_than_the_limit() {
     let mut push = Socket::with_options(SocketType::Push, options).unwrap();
     let endpoint = push.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let mut pull = Socket::new(SocketType::Pull);
-    pull.connect(&endpoint).await.unwrap();
+    pull.connect(&endpoint).unwrap();
     for i in 0..5 {
         tokio::time::timeout(WAIT, push.send(body(i)))
             .await
@@ -214,7 +214,7 @@ async fn a_receiver_at_its_byte_limit_stops_reading_and_the_sender_waits() {
     let endpoint = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let mut push =
         Socket::with_options(SocketType::Push, SocketOptions::default().send_hwm(10)).unwrap();
-    push.connect(&endpoint).await.unwrap();
+    push.connect(&endpoint).unwrap();
     // 1000 messages of 64 KiB fit the receive HWM (1000 messages) but not 256 KiB:
     // the receiver stops reading, the kernel's buffers and the sender's queue fill,
     // and a send waits. (A stalled machine could only make it stop sooner.)
@@ -252,7 +252,7 @@ async fn peers_that_do_not_read_cannot_take_the_budget_of_one_that_does() {
     for name in ["idle-0", "idle-1", "idle-2", "idle-3", "reader"] {
         let options = SocketOptions::default().routing_id(name);
         let mut dealer = Socket::with_options(SocketType::Dealer, options).unwrap();
-        dealer.connect(&endpoint).await.unwrap();
+        dealer.connect(&endpoint).unwrap();
         dealer.send("hello").await.unwrap();
         recv(&mut router).await;
         peers.push(dealer);
@@ -309,7 +309,7 @@ async fn one_address_cannot_use_up_the_budget_of_the_others() {
         SocketOptions::default().routing_id("reader"),
     )
     .unwrap();
-    reader.connect(&endpoint).await.unwrap();
+    reader.connect(&endpoint).unwrap();
     reader.send("hello").await.unwrap();
     recv(&mut router).await;
 

@@ -82,7 +82,7 @@ async fn arrival_messages_and_departure_come_in_order() {
     for endpoint in endpoints() {
         let (mut router, bound) = bound_router(&endpoint).await;
         let mut client = dealer("client");
-        client.connect(&bound).await.expect("connect");
+        client.connect(&bound).expect("connect");
         for n in ["1", "2", "3"] {
             client.send(n).await.expect("send");
         }
@@ -109,7 +109,7 @@ async fn arrival_messages_and_departure_come_in_order() {
 async fn plain_recv_sees_messages_only() {
     let (mut router, bound) = bound_router("tcp://127.0.0.1:0").await;
     let mut client = dealer("plain");
-    client.connect(&bound).await.expect("connect");
+    client.connect(&bound).expect("connect");
     client.send("hello").await.expect("send");
     let msg = recv(&mut router).await;
     assert_eq!(msg, Message::from(vec!["plain", "hello"]));
@@ -127,7 +127,7 @@ async fn a_departed_connections_reply_never_reaches_the_next_holder_of_its_id() 
     for endpoint in endpoints() {
         let (mut router, bound) = bound_router(&endpoint).await;
         let mut first = dealer("same-id");
-        first.connect(&bound).await.expect("connect");
+        first.connect(&bound).expect("connect");
         first.send("mine").await.expect("send");
         let departed = joined(&mut router).await;
         message_from(&mut router, &departed).await;
@@ -135,7 +135,7 @@ async fn a_departed_connections_reply_never_reaches_the_next_holder_of_its_id() 
         left(&mut router, &departed).await;
 
         let mut second = dealer("same-id");
-        second.connect(&bound).await.expect("connect");
+        second.connect(&bound).expect("connect");
         second.send("hello").await.expect("send");
         let newcomer = joined(&mut router).await;
         assert_eq!(newcomer.routing_id(), departed.routing_id());
@@ -217,7 +217,7 @@ async fn a_paused_connection_is_slowed_and_loses_nothing() {
         let (mut router, bound) = bound_router(&endpoint).await;
         let options = SocketOptions::default().routing_id("flood").hwm(100);
         let mut client = Socket::with_options(SocketType::Dealer, options).expect("options");
-        client.connect(&bound).await.expect("connect");
+        client.connect(&bound).expect("connect");
         let first = Message::from(vec![b"first".to_vec(), 0u32.to_be_bytes().to_vec()]);
         client.send(first).await.expect("send");
         let peer = joined(&mut router).await;
@@ -284,7 +284,7 @@ async fn a_paused_connection_that_goes_away_leaves() {
     for endpoint in endpoints() {
         let (mut router, bound) = bound_router(&endpoint).await;
         let mut client = dealer("short-lived");
-        client.connect(&bound).await.expect("connect");
+        client.connect(&bound).expect("connect");
         client.send("hello").await.expect("send");
         let peer = joined(&mut router).await;
         message_from(&mut router, &peer).await;
@@ -292,7 +292,7 @@ async fn a_paused_connection_that_goes_away_leaves() {
         drop(client);
         left(&mut router, &peer).await;
         let mut next = dealer("short-lived");
-        next.connect(&bound).await.expect("connect");
+        next.connect(&bound).expect("connect");
         next.send("again").await.expect("send");
         let newcomer = joined(&mut router).await;
         assert_eq!(

@@ -24,7 +24,7 @@ async fn req_rep_over_tcp_and_ipc() {
         let mut rep = Socket::new(SocketType::Rep);
         let bound = rep.bind(&ep).await.unwrap();
         let mut req = Socket::new(SocketType::Req);
-        req.connect(&bound.to_string()).await.unwrap();
+        req.connect(&bound.to_string()).unwrap();
         for i in 0..10 {
             req.send(format!("hello {i}")).await.unwrap();
             assert_eq!(recv(&mut rep).await, Message::from(format!("hello {i}")));
@@ -44,9 +44,9 @@ async fn dealer_router_identities() {
         SocketOptions::default().routing_id("alice"),
     )
     .unwrap();
-    named.connect(&ep).await.unwrap();
+    named.connect(&ep).unwrap();
     let mut anon = Socket::new(SocketType::Dealer);
-    anon.connect(&ep).await.unwrap();
+    anon.connect(&ep).unwrap();
 
     named.send(["a", "", "b"]).await.unwrap();
     let m = recv(&mut router).await;
@@ -73,7 +73,7 @@ async fn connect_before_bind_queues_then_delivers() {
     drop(probe);
     let ep = format!("tcp://127.0.0.1:{port}");
     let mut dealer = Socket::new(SocketType::Dealer);
-    dealer.connect(&ep).await.unwrap();
+    dealer.connect(&ep).unwrap();
     for i in 0..5 {
         dealer.send(format!("early {i}")).await.unwrap();
     }
@@ -91,7 +91,7 @@ async fn large_multipart_messages_arrive_intact() {
     let mut a = Socket::new(SocketType::Dealer);
     let ep = a.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let mut b = Socket::new(SocketType::Dealer);
-    b.connect(&ep).await.unwrap();
+    b.connect(&ep).unwrap();
     let sizes = [0usize, 255, 256, 1 << 20, 0];
     let msg: Message = sizes.iter().map(|&n| vec![(n % 251) as u8; n]).collect();
     for _ in 0..3 {
@@ -131,11 +131,11 @@ async fn router_handover_gives_the_identity_to_the_newcomer() {
         .unwrap()
     };
     let mut first = same();
-    first.connect(&ep).await.unwrap();
+    first.connect(&ep).unwrap();
     first.send("one").await.unwrap();
     assert_eq!(recv(&mut router).await, Message::from(["dup", "one"]));
     let mut second = same();
-    second.connect(&ep).await.unwrap();
+    second.connect(&ep).unwrap();
     second.send("two").await.unwrap();
     assert_eq!(recv(&mut router).await, Message::from(["dup", "two"]));
     router.send(["dup", "for the newcomer"]).await.unwrap();
@@ -150,7 +150,7 @@ async fn dealer_send_waits_at_the_hwm_and_router_drops() {
     drop(probe);
     let mut dealer =
         Socket::with_options(SocketType::Dealer, SocketOptions::default().send_hwm(5)).unwrap();
-    dealer.connect(&ep).await.unwrap();
+    dealer.connect(&ep).unwrap();
     for i in 0..5 {
         dealer.send(format!("{i}")).await.unwrap();
     }
@@ -166,7 +166,7 @@ async fn dealer_send_waits_at_the_hwm_and_router_drops() {
         SocketOptions::default().routing_id("slow"),
     )
     .unwrap();
-    slow.connect(&rep).await.unwrap();
+    slow.connect(&rep).unwrap();
     slow.send("hi").await.unwrap();
     recv(&mut router).await;
     for _ in 0..100_000 {
@@ -184,8 +184,8 @@ async fn dealer_load_balances_and_fair_queues() {
     let mut b = Socket::new(SocketType::Dealer);
     let eb = b.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let mut client = Socket::new(SocketType::Dealer);
-    client.connect(&ea).await.unwrap();
-    client.connect(&eb).await.unwrap();
+    client.connect(&ea).unwrap();
+    client.connect(&eb).unwrap();
     for i in 0..10 {
         client.send(format!("{i}")).await.unwrap();
     }
@@ -206,7 +206,7 @@ async fn try_recv_drains_without_waiting() {
     let ep = a.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     assert!(matches!(a.try_recv(), Err(zmtp::Error::WouldBlock)));
     let mut b = Socket::new(SocketType::Dealer);
-    b.connect(&ep).await.unwrap();
+    b.connect(&ep).unwrap();
     for i in 0..3 {
         b.send(format!("{i}")).await.unwrap();
     }

@@ -509,7 +509,7 @@ async fn connection(
     let Ok(mut socket) = Socket::with_options(SocketType::Dealer, options) else {
         return;
     };
-    if socket.connect(&endpoint).await.is_err() {
+    if socket.connect(&endpoint).is_err() {
         return;
     }
     loop {

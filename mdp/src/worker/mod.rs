@@ -235,7 +235,8 @@ impl Worker {
         H: Fn(Message) -> F + Send + Sync + 'static,
         F: Future<Output = HandlerResult> + Send + 'static,
     {
-        let respond: Respond = Arc::new(move |req| futures_util::stream::once(handler(req)).boxed());
+        let respond: Respond =
+            Arc::new(move |req| futures_util::stream::once(handler(req)).boxed());
         self.run_sessions(respond, shutdown).await
     }
 
@@ -356,7 +357,11 @@ impl Worker {
     }
 
     /// One broker connection, re-established whenever it is lost.
-    async fn keep_session(&self, respond: Respond, stop: CancellationToken) -> Result<(), zmtp::Error> {
+    async fn keep_session(
+        &self,
+        respond: Respond,
+        stop: CancellationToken,
+    ) -> Result<(), zmtp::Error> {
         let mut backoff = Backoff::new(
             self.options.reconnect_interval,
             Some(self.options.reconnect_interval_max),
@@ -380,13 +385,17 @@ impl Worker {
     }
 
     /// One session: a fresh socket, driven by a [`Session`] until it ends.
-    async fn session(&self, respond: &Respond, stop: &CancellationToken) -> Result<End, zmtp::Error> {
+    async fn session(
+        &self,
+        respond: &Respond,
+        stop: &CancellationToken,
+    ) -> Result<End, zmtp::Error> {
         let dialect = self.options.dialect;
         let options = SocketOptions::default()
             .linger(Duration::from_secs(1))
             .mechanism(self.options.mechanism.clone());
         let mut socket = Socket::with_options(SocketType::Dealer, options)?;
-        socket.connect(&self.endpoint).await?;
+        socket.connect(&self.endpoint)?;
         let config = SessionConfig::new(
             dialect,
             self.service.clone(),

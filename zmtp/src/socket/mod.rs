@@ -73,7 +73,7 @@ use shared::Core;
 /// let endpoint = server.bind("tcp://127.0.0.1:0").await?;
 ///
 /// let mut client = Socket::new(SocketType::Req);
-/// client.connect(&endpoint.to_string()).await?;
+/// client.connect(&endpoint.to_string())?;
 ///
 /// client.send("ping").await?;
 /// let request = server.recv().await?;
@@ -225,8 +225,9 @@ impl Socket {
     /// returns at once, messages queue (up to the HWM) until the peer is there, and a
     /// lost connection is re-established after the reconnect interval. An
     /// `inproc://` name may be connected before it is bound: the link is made when it
-    /// is.
-    pub async fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
+    /// is. Nothing here waits (as `zmq_connect`): only a malformed endpoint is an
+    /// error; an unreachable peer is retried, and seen on the [`Monitor`].
+    pub fn connect(&mut self, endpoint: &str) -> Result<(), Error> {
         let endpoint: Endpoint = endpoint.parse()?;
         let settings = Arc::new(Settings::new(self.core.socket_type, &self.options));
         let pipe = settings.new_pipe(self.core.peers.writable.clone(), None);
@@ -499,7 +500,7 @@ impl Drop for Socket {
 /// let mut pull = Socket::new(SocketType::Pull);
 /// let endpoint = pull.bind("tcp://127.0.0.1:0").await?;
 /// let mut push = Socket::new(SocketType::Push);
-/// push.connect(&endpoint.to_string()).await?;
+/// push.connect(&endpoint.to_string())?;
 /// push.send_all(&mut futures_util::stream::iter(
 ///     ["a", "b"].map(|s| Ok(Message::from(s))),
 /// ))

@@ -131,7 +131,7 @@ impl Socket {
     /// let mut server = Socket::new(SocketType::Router);
     /// let endpoint = server.bind("tcp://127.0.0.1:0").await?;
     /// let mut client = Socket::new(SocketType::Dealer);
-    /// client.connect(&endpoint.to_string()).await?;
+    /// client.connect(&endpoint.to_string())?;
     /// client.send("hello").await?;
     ///
     /// let RouterEvent::Joined { peer, .. } = server.recv_event().await? else { panic!() };

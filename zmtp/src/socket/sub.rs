@@ -31,7 +31,7 @@ impl Socket {
     /// let endpoint = publisher.bind("tcp://127.0.0.1:0").await?;
     /// let mut subscriber = Socket::new(SocketType::Sub);
     /// subscriber.subscribe("weather.")?;
-    /// subscriber.connect(&endpoint.to_string()).await?;
+    /// subscriber.connect(&endpoint.to_string())?;
     ///
     /// // The subscription reaches the publisher shortly after the connection is up;
     /// // until then a publisher drops what nobody subscribed to.
