@@ -8,7 +8,9 @@
 //! - [`events`]: publish and subscribe through the broker's event bus;
 //! - [`worker`]: an async worker serving one service through a broker.
 
-// Peer-controlled data must never panic the process: no unwrap/expect in the library.
+// Every public item is documented; peer-controlled data must never panic the
+// process: no unwrap/expect in the library.
+#![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod blocking;

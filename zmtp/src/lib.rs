@@ -9,7 +9,9 @@
 //! - [`proto`] is the sans-IO protocol core (greeting, frames, commands, handshake),
 //!   usable on its own.
 
-// Peer-controlled data must never panic the process: no unwrap/expect in the library.
+// Every public item is documented; peer-controlled data must never panic the
+// process: no unwrap/expect in the library.
+#![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;

@@ -16,7 +16,7 @@
 //! - one socket serves every dialect; each peer is answered in the dialect it spoke, and
 //!   a client of one dialect can be served by a worker of another;
 //! - idle workers are used oldest first; the requests waiting for a service are
-//!   taken client by client in turn ([`fair_queue`]), so one client's flood delays
+//!   taken client by client in turn (`fair_queue`), so one client's flood delays
 //!   another client by one request per turn, not by the whole flood; heartbeats go to
 //!   idle *and* busy workers; every expired worker is purged;
 //! - a worker that leaves or expires while holding a request: the request goes to

@@ -1,4 +1,4 @@
-//! [`Notices`]: the broker's warnings about what peers do, rate-limited.
+//! `Notices`: the broker's warnings about what peers do, rate-limited.
 //!
 //! Anything a peer can cause at will (a dropped request, a malformed message, a
 //! refused READY) is logged once with its details the first time in a second, then

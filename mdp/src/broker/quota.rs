@@ -2,7 +2,7 @@
 //!
 //! Every request the broker holds (waiting for a worker, or in flight) is charged to
 //! the connection that sent it, to that connection's source address and to the
-//! broker's total, in requests and in bytes ([`Usage`]). The [`Ledger`] keeps those
+//! broker's total, in requests and in bytes ([`Usage`]). The `Ledger` keeps those
 //! sums and decides, at each charge and release:
 //!
 //! - **pause**: a connection that sends while its own usage, its address's or the

@@ -1,7 +1,7 @@
 //! Byte-stream transports: TCP and Unix domain sockets (`ipc://`).
 //!
-//! Everything above this module sees a [`Stream`] that splits into owned read and write
-//! halves (no lock between them), and a [`Listener`] that yields streams.
+//! Everything above this module sees a `Stream` that splits into owned read and write
+//! halves (no lock between them), and a `Listener` that yields streams.
 
 mod endpoint;
 
