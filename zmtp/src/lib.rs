@@ -48,6 +48,6 @@ pub use options::SocketOptions;
 pub use proto::mechanism::curve::CurveKeyPair;
 pub use proto::SocketType;
 pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStatistics};
-pub use socket::{PeerId, PeerKey, RouterEvent, Socket, XpubVerbosity};
+pub use socket::{PeerId, PeerKey, RecvHalf, RouterEvent, SendHalf, Socket, XpubVerbosity};
 pub use transport::Endpoint;
 pub use util::printable;

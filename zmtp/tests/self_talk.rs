@@ -229,3 +229,45 @@ async fn try_recv_drains_without_waiting() {
     .unwrap();
     assert_eq!(got, Message::from("3"));
 }
+
+/// The halves of a split DEALER work from two tasks at once: one sends 1 000
+/// requests without waiting for answers while the other receives the ROUTER's
+/// echoes; a receive waiting for an echo never holds up a send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_send_and_receive_from_two_tasks() {
+    let mut router = Socket::new(SocketType::Router);
+    let ep = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut dealer = Socket::new(SocketType::Dealer);
+    dealer.connect(&ep).unwrap();
+    let (mut tx, mut rx) = dealer.split();
+    let echo = tokio::spawn(async move {
+        for _ in 0..1000 {
+            let msg = router.recv().await.unwrap();
+            router.send(msg).await.unwrap();
+        }
+        router
+    });
+    let receiver = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..1000 {
+            got.push(rx.recv().await.unwrap());
+        }
+        got
+    });
+    for i in 0..1000u32 {
+        tx.send(i.to_be_bytes().to_vec()).await.unwrap();
+    }
+    let wait = std::time::Duration::from_secs(60);
+    let got = tokio::time::timeout(wait, receiver)
+        .await
+        .expect("all echoes")
+        .unwrap();
+    let expected: Vec<zmtp::Message> = (0..1000u32)
+        .map(|i| i.to_be_bytes().to_vec().into())
+        .collect();
+    assert_eq!(got, expected);
+    tokio::time::timeout(wait, echo)
+        .await
+        .expect("echo done")
+        .unwrap();
+}

@@ -18,6 +18,7 @@ mod router;
 mod session;
 mod settings;
 mod shared;
+mod split;
 mod sub;
 mod subscriber_table;
 
@@ -34,6 +35,7 @@ use tracing::Instrument;
 use hwm::Attempt;
 pub use peers::PeerKey;
 pub use router::{PeerId, RouterEvent};
+pub use split::{RecvHalf, SendHalf};
 pub(crate) use subscriber_table::Subscribers;
 use subscriber_table::SubscriptionCaps;
 pub use subscriber_table::XpubVerbosity;
