@@ -30,7 +30,7 @@ use tokio_util::codec::Decoder;
 use super::frame::encode_header;
 use super::liveness::{HeartbeatConfig, Liveness};
 use super::mechanism::curve::{CurveCodec, CurveOpener, CurveSealer, MESSAGE_OVERHEAD};
-use super::{Command, FrameCodec, FrameError, HandshakeError, Version, WireQueue};
+use super::{Command, FrameCodec, FrameError, Version, WireQueue};
 use crate::proto::Message;
 
 /// A message may not have more frames than this: without a cap, a peer could send
@@ -106,18 +106,6 @@ impl From<FrameError> for Fault {
     }
 }
 
-/// A CURVE MESSAGE that could not be opened or sealed, in words that fit the time
-/// after the handshake.
-fn security(e: HandshakeError) -> Fault {
-    Fault::Security(match e {
-        HandshakeError::Crypto(detail) => detail,
-        HandshakeError::UnexpectedCommand(name) => {
-            format!("a {name} command where only MESSAGE may come")
-        }
-        other => other.to_string(),
-    })
-}
-
 /// One established ZMTP connection.
 #[derive(Debug)]
 pub struct Connection {
@@ -184,7 +172,7 @@ impl Connection {
             };
             let frame = match &mut self.opener {
                 None => frame,
-                Some(opener) => opener.open_frame(frame).map_err(security)?,
+                Some(opener) => opener.open_frame(frame)?,
             };
             if frame.command {
                 if let Some(event) = self.command(frame.body, now) {
@@ -256,9 +244,7 @@ impl Connection {
         };
         let last = msg.len().saturating_sub(1);
         for (i, frame) in msg.iter().enumerate() {
-            sealer
-                .seal_frame(i < last, false, frame, out.tail())
-                .map_err(security)?;
+            sealer.seal_frame(i < last, false, frame, out.tail())?;
         }
         Ok(())
     }
@@ -320,9 +306,7 @@ impl Connection {
         command.encode_body(&mut self.scratch);
         let out = out.tail();
         match &mut self.sealer {
-            Some(sealer) => sealer
-                .seal_frame(false, true, &self.scratch, out)
-                .map_err(security),
+            Some(sealer) => sealer.seal_frame(false, true, &self.scratch, out),
             None => {
                 encode_header(out, false, true, self.scratch.len());
                 out.put_slice(&self.scratch);

@@ -12,8 +12,17 @@ use crypto_box::SalsaBox;
 use super::{
     open, short_nonce, MAC_LEN, MESSAGE_MIN_LEN, MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER,
 };
+use crate::proto::connection::Fault;
 use crate::proto::frame::{encode_header, Frame};
 use crate::proto::handshake::HandshakeError;
+
+/// A shared CURVE helper's error, in words that fit the time after the handshake.
+fn after_handshake(e: HandshakeError) -> Fault {
+    Fault::Security(match e {
+        HandshakeError::Crypto(detail) => detail,
+        other => other.to_string(),
+    })
+}
 
 /// The MESSAGE command name with its length byte.
 const MESSAGE_NAME: &[u8; 8] = b"\x07MESSAGE";
@@ -102,17 +111,12 @@ impl CurveCodec {
     }
 
     /// Appends a whole MESSAGE command body; see [`CurveSealer::encrypt`].
-    pub fn encrypt(
-        &mut self,
-        flags: u8,
-        data: &[u8],
-        out: &mut BytesMut,
-    ) -> Result<(), HandshakeError> {
+    pub fn encrypt(&mut self, flags: u8, data: &[u8], out: &mut BytesMut) -> Result<(), Fault> {
         self.sealer.encrypt(flags, data, out)
     }
 
     /// Opens a MESSAGE command body; see [`CurveOpener::decrypt`].
-    pub fn decrypt(&mut self, body: Bytes) -> Result<(u8, Bytes), HandshakeError> {
+    pub fn decrypt(&mut self, body: Bytes) -> Result<(u8, Bytes), Fault> {
         self.opener.decrypt(body)
     }
 
@@ -126,16 +130,11 @@ impl CurveSealer {
     /// Appends a whole MESSAGE command body (`\7MESSAGE nonce Box[flags data]`) to
     /// `out`. `flags` keeps only [`FLAG_MORE`] and [`FLAG_COMMAND`], as libzmq does.
     /// Fails only when the nonce counter is exhausted.
-    pub fn encrypt(
-        &mut self,
-        flags: u8,
-        data: &[u8],
-        out: &mut BytesMut,
-    ) -> Result<(), HandshakeError> {
+    pub fn encrypt(&mut self, flags: u8, data: &[u8], out: &mut BytesMut) -> Result<(), Fault> {
         let nonce = self.nonce;
         let next = nonce
             .checked_add(1)
-            .ok_or_else(|| HandshakeError::Crypto("CURVE nonce counter exhausted".into()))?;
+            .ok_or_else(|| Fault::Security("CURVE nonce counter exhausted".into()))?;
         let start = out.len();
         out.reserve(MESSAGE_MIN_LEN + data.len());
         out.put_slice(MESSAGE_NAME);
@@ -157,7 +156,7 @@ impl CurveSealer {
             }
             Err(_) => {
                 out.truncate(start);
-                Err(HandshakeError::Crypto("cannot encrypt MESSAGE".into()))
+                Err(Fault::Security("cannot encrypt MESSAGE".into()))
             }
         }
     }
@@ -170,7 +169,7 @@ impl CurveSealer {
         command: bool,
         data: &[u8],
         out: &mut BytesMut,
-    ) -> Result<(), HandshakeError> {
+    ) -> Result<(), Fault> {
         let flags = if more { FLAG_MORE } else { 0 } | if command { FLAG_COMMAND } else { 0 };
         encode_header(out, false, false, MESSAGE_MIN_LEN + data.len());
         self.encrypt(flags, data, out)
@@ -181,23 +180,24 @@ impl CurveOpener {
     /// Opens a MESSAGE command body; returns the inner flags ([`FLAG_MORE`],
     /// [`FLAG_COMMAND`]) and the data. Refuses a body that is not MESSAGE, is too short, reuses
     /// or goes back on a nonce, or fails the box.
-    pub fn decrypt(&mut self, body: Bytes) -> Result<(u8, Bytes), HandshakeError> {
+    pub fn decrypt(&mut self, body: Bytes) -> Result<(u8, Bytes), Fault> {
         if !body.starts_with(MESSAGE_NAME) {
-            return Err(HandshakeError::UnexpectedCommand(
-                super::command_name(&body)
-                    .map(|n| String::from_utf8_lossy(n).into_owned())
-                    .unwrap_or_else(|| "malformed".into()),
-            ));
+            let name = super::command_name(&body)
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_else(|| "malformed".into());
+            return Err(Fault::Security(format!(
+                "a {name} command where only MESSAGE may come"
+            )));
         }
         if body.len() < MESSAGE_MIN_LEN {
-            return Err(HandshakeError::Crypto(format!(
+            return Err(Fault::Security(format!(
                 "MESSAGE is {} bytes, at least {MESSAGE_MIN_LEN} expected",
                 body.len()
             )));
         }
-        let nonce = super::read_u64(&body, 8)?;
+        let nonce = super::read_u64(&body, 8).map_err(after_handshake)?;
         if nonce <= self.peer_nonce {
-            return Err(HandshakeError::Crypto(format!(
+            return Err(Fault::Security(format!(
                 "MESSAGE nonce {nonce} not above {}",
                 self.peer_nonce
             )));
@@ -207,11 +207,12 @@ impl CurveOpener {
             &short_nonce(self.prefix, nonce),
             &body[16..], // ok: length is at least MESSAGE_MIN_LEN, checked above
             "MESSAGE",
-        )?;
+        )
+        .map_err(after_handshake)?;
         self.peer_nonce = nonce;
         let mut plaintext = plaintext.freeze();
         let Some(&flags) = plaintext.first() else {
-            return Err(HandshakeError::Crypto("MESSAGE without flags".into()));
+            return Err(Fault::Security("MESSAGE without flags".into()));
         };
         let data = plaintext.split_off(1);
         let command = if flags & FLAG_COMMAND_FRAME_BIT != 0 {
@@ -224,7 +225,7 @@ impl CurveOpener {
 
     /// Opens a frame that carries a MESSAGE (with or without the outer COMMAND bit,
     /// libzmq sends it without); returns the frame inside.
-    pub fn open_frame(&mut self, frame: Frame) -> Result<Frame, HandshakeError> {
+    pub fn open_frame(&mut self, frame: Frame) -> Result<Frame, Fault> {
         let (flags, body) = self.decrypt(frame.body)?;
         Ok(Frame {
             more: flags & FLAG_MORE != 0,
