@@ -19,7 +19,6 @@ use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zmtp::proto::handshake::{Handshake, HandshakeConfig};
-use zmtp::proto::mechanism::MechanismConfig;
 use zmtp::SocketType;
 
 /// Measures a broker's memory per idle connected client.
@@ -90,12 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// One connection through the ZMTP handshake, as a DEALER with the NULL mechanism.
 async fn connect(address: String) -> Result<TcpStream, Box<dyn std::error::Error + Send + Sync>> {
     let mut stream = TcpStream::connect(&address).await?;
-    let mut handshake = Handshake::new(HandshakeConfig {
-        socket_type: SocketType::Dealer,
-        identity: Default::default(),
-        mechanism: MechanismConfig::Null,
-        authenticator: None,
-    });
+    let mut handshake = Handshake::new(HandshakeConfig::new(SocketType::Dealer));
     let mut input = BytesMut::with_capacity(512);
     let exchange = async {
         loop {

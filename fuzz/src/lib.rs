@@ -20,7 +20,7 @@ use zmtp::proto::frame::encode_header;
 use zmtp::proto::greeting::GREETING_LEN;
 use zmtp::proto::{
     Command, Frame, FrameCodec, FrameError, Greeting, Handshake, HandshakeConfig, HandshakeError,
-    MechanismConfig, Metadata, PeerInfo, SocketType,
+    Metadata, PeerInfo, SocketType,
 };
 
 /// The `mdp` target's body and input encoding (not in zmtp's tests: see above).
@@ -194,12 +194,8 @@ struct HandshakeEnd {
 }
 
 fn handshake_pieces(pieces: &[&[u8]]) -> HandshakeEnd {
-    let mut handshake = Handshake::new(HandshakeConfig {
-        socket_type: SocketType::Dealer,
-        identity: Bytes::from_static(b"fuzz"),
-        mechanism: MechanismConfig::Null,
-        authenticator: None,
-    });
+    let mut handshake =
+        Handshake::new(HandshakeConfig::new(SocketType::Dealer).identity(&b"fuzz"[..]));
     let first = handshake
         .take_output()
         .expect("our greeting goes out at once");

@@ -148,12 +148,10 @@ fn config(
     mechanism: MechanismConfig,
     authenticator: Option<Authenticator>,
 ) -> HandshakeConfig {
-    HandshakeConfig {
-        socket_type,
-        identity: Bytes::from_static(b"fuzz"),
-        mechanism,
-        authenticator,
-    }
+    HandshakeConfig::new(socket_type)
+        .identity(&b"fuzz"[..])
+        .mechanism(mechanism)
+        .authenticator(authenticator)
 }
 
 /// Our side's handshake settings in a handshake role (None for `CurveMessages`).

@@ -21,8 +21,18 @@ use super::socket_type::SocketType;
 /// Handshake frames are small (metadata); refuse anything bigger before allocating.
 const MAX_HANDSHAKE_FRAME: u64 = 64 * 1024;
 
-/// What we announce during the handshake.
+/// What we announce during the handshake: start from [`HandshakeConfig::new`].
+///
+/// ```
+/// use zmtp::proto::{HandshakeConfig, MechanismConfig, SocketType};
+///
+/// let config = HandshakeConfig::new(SocketType::Dealer)
+///     .identity("client-1")
+///     .mechanism(MechanismConfig::Null);
+/// assert_eq!(&config.identity[..], b"client-1");
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HandshakeConfig {
     /// Our socket type.
     pub socket_type: SocketType,
@@ -32,6 +42,39 @@ pub struct HandshakeConfig {
     pub mechanism: MechanismConfig,
     /// Decides which peers may connect (servers of PLAIN and CURVE; NULL by address).
     pub authenticator: Option<crate::proto::Authenticator>,
+}
+
+impl HandshakeConfig {
+    /// A `socket_type` with no routing id, NULL security and no authenticator.
+    pub fn new(socket_type: SocketType) -> HandshakeConfig {
+        HandshakeConfig {
+            socket_type,
+            identity: Bytes::new(),
+            mechanism: MechanismConfig::Null,
+            authenticator: None,
+        }
+    }
+
+    /// Our routing id.
+    pub fn identity(mut self, identity: impl Into<Bytes>) -> HandshakeConfig {
+        self.identity = identity.into();
+        self
+    }
+
+    /// The security mechanism.
+    pub fn mechanism(mut self, mechanism: MechanismConfig) -> HandshakeConfig {
+        self.mechanism = mechanism;
+        self
+    }
+
+    /// Who may connect (servers).
+    pub fn authenticator(
+        mut self,
+        authenticator: Option<crate::proto::Authenticator>,
+    ) -> HandshakeConfig {
+        self.authenticator = authenticator;
+        self
+    }
 }
 
 /// What we learnt about the peer.
