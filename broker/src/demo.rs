@@ -59,10 +59,7 @@ pub async fn run(seconds: u64) -> Result<(), String> {
         let _ = stop.wait_for(|s| *s).await;
     };
     let (stats, questions) = StatsHandle::new();
-    let config = BrokerConfig {
-        heartbeat_interval: HEARTBEAT,
-        ..BrokerConfig::default()
-    };
+    let config = BrokerConfig::default().heartbeat_interval(HEARTBEAT);
     let broker = tokio::spawn(serve::serve(
         socket,
         Broker::new(config),

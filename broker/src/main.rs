@@ -171,13 +171,12 @@ impl QuotaArgs {
             requests: requests.max(1),
             bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
         };
-        Quotas {
-            total: usage(self.max_requests, self.max_request_bytes),
-            per_connection: usage(self.client_quota, self.client_quota_bytes),
-            per_address: usage(self.address_quota, self.address_quota_bytes),
-            unserved_total: usage(self.max_unserved, self.max_unserved_bytes),
-            unserved_per_address: usage(self.address_unserved, self.address_unserved_bytes),
-        }
+        Quotas::default()
+            .total(usage(self.max_requests, self.max_request_bytes))
+            .per_connection(usage(self.client_quota, self.client_quota_bytes))
+            .per_address(usage(self.address_quota, self.address_quota_bytes))
+            .unserved_total(usage(self.max_unserved, self.max_unserved_bytes))
+            .unserved_per_address(usage(self.address_unserved, self.address_unserved_bytes))
     }
 }
 
@@ -283,21 +282,19 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let config = BrokerConfig {
-        heartbeat_interval: Duration::from_millis(args.heartbeat_interval.max(1)),
-        liveness: args.heartbeat_liveness.max(1),
-        request_ttl: Duration::from_millis(args.request_ttl),
-        max_queue: args.max_queue,
-        quotas: args.quotas.quotas(),
-        max_message_size: usize::try_from(args.max_message_size).unwrap_or(usize::MAX),
-        max_service_name: args.max_service_name,
-        max_mmi_reply: usize::try_from(args.max_mmi_reply).unwrap_or(usize::MAX),
-        on_worker_death: match args.on_worker_death {
+    let config = BrokerConfig::default()
+        .heartbeat_interval(Duration::from_millis(args.heartbeat_interval.max(1)))
+        .liveness(args.heartbeat_liveness.max(1))
+        .request_ttl(Duration::from_millis(args.request_ttl))
+        .max_queue(args.max_queue)
+        .quotas(args.quotas.quotas())
+        .max_message_size(usize::try_from(args.max_message_size).unwrap_or(usize::MAX))
+        .max_service_name(args.max_service_name)
+        .max_mmi_reply(usize::try_from(args.max_mmi_reply).unwrap_or(usize::MAX))
+        .on_worker_death(match args.on_worker_death {
             Death::Requeue => WorkerDeath::Requeue,
             Death::Drop => WorkerDeath::Drop,
-        },
-        ..BrokerConfig::default()
-    };
+        });
     let options = SocketOptions::default()
         .max_message_size(config.max_message_size as u64)
         .linger(Duration::from_secs(1));

@@ -174,31 +174,30 @@ pub fn config(byte: u8) -> BrokerConfig {
         requests: (total / divisor).max(1),
         bytes: total * BYTES_PER_REQUEST / divisor,
     };
-    BrokerConfig {
-        heartbeat_interval: Duration::from_millis(HEARTBEAT_MS),
-        liveness: LIVENESS,
-        request_ttl: Duration::from_millis(TTL_MS),
-        max_queue: usize::from((byte >> 1) & 7),
-        quotas: Quotas {
-            total: share(1),
-            per_connection: share(4),
-            per_address: share(2),
-            unserved_total: share(2),
-            unserved_per_address: share(4),
-        },
-        mmi_cache: Duration::ZERO,
-        on_worker_death: if byte & 1 == 0 {
+    BrokerConfig::default()
+        .heartbeat_interval(Duration::from_millis(HEARTBEAT_MS))
+        .liveness(LIVENESS)
+        .request_ttl(Duration::from_millis(TTL_MS))
+        .max_queue(usize::from((byte >> 1) & 7))
+        .quotas(
+            Quotas::default()
+                .total(share(1))
+                .per_connection(share(4))
+                .per_address(share(2))
+                .unserved_total(share(2))
+                .unserved_per_address(share(4)),
+        )
+        .mmi_cache(Duration::ZERO)
+        .on_worker_death(if byte & 1 == 0 {
             WorkerDeath::Requeue
         } else {
             WorkerDeath::Drop
-        },
-        max_message_size: if byte & 0x80 == 0 {
+        })
+        .max_message_size(if byte & 0x80 == 0 {
             1 << 20
         } else {
             SMALL_MESSAGE
-        },
-        ..BrokerConfig::default()
-    }
+        })
 }
 
 /// One step of an input.

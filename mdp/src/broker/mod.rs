@@ -85,8 +85,19 @@ pub enum WorkerDeath {
     Drop,
 }
 
-/// Broker settings.
+/// Broker settings: start from [`BrokerConfig::default`] and change what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use mdp::broker::BrokerConfig;
+///
+/// let config = BrokerConfig::default()
+///     .heartbeat_interval(Duration::from_secs(1))
+///     .max_queue(10_000);
+/// assert_eq!(config.liveness, 3);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BrokerConfig {
     /// Heartbeat interval (RFC 7: 2500 ms).
     pub heartbeat_interval: Duration,
@@ -109,6 +120,68 @@ pub struct BrokerConfig {
     /// How long an MMI list answer (`mmi.services`, `mmi.workers`, `mmi.stats`) may
     /// be given again instead of computed anew; zero: always fresh.
     pub mmi_cache: Duration,
+}
+
+impl BrokerConfig {
+    /// Heartbeat interval (RFC 7: 2500 ms).
+    pub fn heartbeat_interval(mut self, heartbeat_interval: Duration) -> BrokerConfig {
+        self.heartbeat_interval = heartbeat_interval;
+        self
+    }
+
+    /// Missed heartbeats before a worker is declared dead (RFC 7: 3).
+    pub fn liveness(mut self, liveness: u32) -> BrokerConfig {
+        self.liveness = liveness;
+        self
+    }
+
+    /// How long a request may wait for a worker.
+    pub fn request_ttl(mut self, request_ttl: Duration) -> BrokerConfig {
+        self.request_ttl = request_ttl;
+        self
+    }
+
+    /// Most requests waiting in one service's queue; more are dropped.
+    pub fn max_queue(mut self, max_queue: usize) -> BrokerConfig {
+        self.max_queue = max_queue;
+        self
+    }
+
+    /// What the broker holds, per connection, per address and in all.
+    pub fn quotas(mut self, quotas: Quotas) -> BrokerConfig {
+        self.quotas = quotas;
+        self
+    }
+
+    /// What to do with the request of a worker that died.
+    pub fn on_worker_death(mut self, on_worker_death: WorkerDeath) -> BrokerConfig {
+        self.on_worker_death = on_worker_death;
+        self
+    }
+
+    /// Largest reply gathered for a client without partial replies.
+    pub fn max_message_size(mut self, max_message_size: usize) -> BrokerConfig {
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Longest service name (bytes) a request or READY may carry.
+    pub fn max_service_name(mut self, max_service_name: usize) -> BrokerConfig {
+        self.max_service_name = max_service_name;
+        self
+    }
+
+    /// Largest MMI answer body (bytes): longer lists are cut short.
+    pub fn max_mmi_reply(mut self, max_mmi_reply: usize) -> BrokerConfig {
+        self.max_mmi_reply = max_mmi_reply;
+        self
+    }
+
+    /// How long an MMI list answer may be given again instead of computed anew.
+    pub fn mmi_cache(mut self, mmi_cache: Duration) -> BrokerConfig {
+        self.mmi_cache = mmi_cache;
+        self
+    }
 }
 
 impl Default for BrokerConfig {

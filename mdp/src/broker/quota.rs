@@ -87,8 +87,10 @@ impl Usage {
     }
 }
 
-/// The broker's quotas; see the module documentation for what each one does.
+/// The broker's quotas; see the module documentation for what each one does. Start
+/// from [`Quotas::default`] and change what you need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Quotas {
     /// Most the broker holds in all, never exceeded; senders are paused from three
     /// quarters of it.
@@ -103,6 +105,38 @@ pub struct Quotas {
     pub unserved_total: Usage,
     /// The same, per source address.
     pub unserved_per_address: Usage,
+}
+
+impl Quotas {
+    /// Most the broker holds in all.
+    pub fn total(mut self, total: Usage) -> Quotas {
+        self.total = total;
+        self
+    }
+
+    /// What one connection may hold before it is paused.
+    pub fn per_connection(mut self, per_connection: Usage) -> Quotas {
+        self.per_connection = per_connection;
+        self
+    }
+
+    /// What one source address may hold before it is paused.
+    pub fn per_address(mut self, per_address: Usage) -> Quotas {
+        self.per_address = per_address;
+        self
+    }
+
+    /// Most held for services that had no worker when the request came.
+    pub fn unserved_total(mut self, unserved_total: Usage) -> Quotas {
+        self.unserved_total = unserved_total;
+        self
+    }
+
+    /// The same, per source address.
+    pub fn unserved_per_address(mut self, unserved_per_address: Usage) -> Quotas {
+        self.unserved_per_address = unserved_per_address;
+        self
+    }
 }
 
 impl Default for Quotas {
