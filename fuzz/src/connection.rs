@@ -78,7 +78,7 @@ impl<'a> Input<'a> {
 }
 
 /// What a run produced, to compare with the same bytes fed at once.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Outcome {
     events: Vec<Event>,
     fault: Option<Fault>,
@@ -138,10 +138,7 @@ pub fn connection(data: &[u8]) {
     let mut conn = Connection::new(config, version, None, now);
     let mut peer_bytes = BytesMut::new(); // everything the peer sent, in order
     let mut buffer = BytesMut::new(); // what arrived and is not decoded yet
-    let mut outcome = Outcome {
-        events: Vec::new(),
-        fault: None,
-    };
+    let mut outcome = Outcome::default();
     let mut out = WireQueue::new();
     let mut sent: Vec<Event> = Vec::new();
     let mut listening = true;
@@ -293,10 +290,7 @@ pub fn connection(data: &[u8]) {
         None,
         t0,
     );
-    let mut echoed = Outcome {
-        events: Vec::new(),
-        fault: None,
-    };
+    let mut echoed = Outcome::default();
     drain(&mut peer, &mut wire, t0, u64::MAX, &mut echoed);
     assert_eq!(echoed.fault, None, "our own bytes do not decode");
     assert_eq!(echoed.events, sent, "what we sent is not what arrived");
@@ -305,10 +299,7 @@ pub fn connection(data: &[u8]) {
     // The same peer bytes at once end the same way, unless silence ended it first.
     if !matches!(outcome.fault, Some(Fault::HeartbeatTimeout(_))) && listening {
         let mut again = Connection::new(config, version, None, t0);
-        let mut whole = Outcome {
-            events: Vec::new(),
-            fault: None,
-        };
+        let mut whole = Outcome::default();
         drain(
             &mut again,
             &mut peer_bytes,

@@ -136,7 +136,7 @@ impl Dispatch {
         let Some(mut p) = self.pending.remove(&id) else {
             return;
         };
-        match self.unplace(id, &mut p) {
+        match self.unplace(id, &mut p, true) {
             Some(conn) => self.after_free(conn, now),
             None => self.waiting.retain(|&waiting| waiting != id),
         }
@@ -172,7 +172,7 @@ impl Dispatch {
         self.actions.push_back(Action::Deliver(id, part));
         if last {
             if let Some(mut p) = self.pending.remove(&id) {
-                self.unplace_answered(id, &mut p);
+                self.unplace(id, &mut p, false);
             }
             self.after_free(conn, now);
         } else if let Some((_, deadline)) = &mut p.placed {
@@ -198,7 +198,7 @@ impl Dispatch {
                 self.deadlines.remove(&(at, id));
                 continue;
             };
-            let Some(conn) = self.unplace(id, &mut p) else {
+            let Some(conn) = self.unplace(id, &mut p, true) else {
                 self.pending.insert(id, p);
                 continue;
             };
@@ -275,26 +275,19 @@ impl Dispatch {
         conn
     }
 
-    /// Takes a call that will get no reply off its connection: its key is retired
-    /// there (a late reply must be dropped). Returns the connection.
-    fn unplace(&mut self, id: CallId, p: &mut Pending) -> Option<ConnId> {
+    /// Takes call `id` off its connection, returning the connection. A call that
+    /// will get no reply (timed out, cancelled) has its key `retired` there: a late
+    /// reply must be dropped; an answered call leaves the key free.
+    fn unplace(&mut self, id: CallId, p: &mut Pending, retire: bool) -> Option<ConnId> {
         let (conn, deadline) = p.placed.take()?;
         self.deadlines.remove(&(deadline, id));
         if let Some(c) = self.connections.get_mut(&conn) {
             c.busy.remove(&p.key);
-            c.retired.insert(p.key.clone());
-        }
-        Some(conn)
-    }
-
-    /// Takes an answered call off its connection: its key is free again there.
-    fn unplace_answered(&mut self, id: CallId, p: &mut Pending) {
-        if let Some((conn, deadline)) = p.placed.take() {
-            self.deadlines.remove(&(deadline, id));
-            if let Some(c) = self.connections.get_mut(&conn) {
-                c.busy.remove(&p.key);
+            if retire {
+                c.retired.insert(p.key.clone());
             }
         }
+        Some(conn)
     }
 
     /// A place on `conn` was freed: close it if it has retired keys and nothing
