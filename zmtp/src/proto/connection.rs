@@ -202,7 +202,9 @@ impl Connection {
                 context,
             }) => {
                 if self.pongs.len() < MAX_PENDING_PONGS {
-                    self.pongs.push_back(context);
+                    // Copied (at most 16 bytes): a slice would keep the whole read
+                    // buffer it came from alive until the PONG is written.
+                    self.pongs.push_back(Bytes::copy_from_slice(&context));
                 }
                 let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
                 self.liveness.on_peer_ttl(ttl, now);
