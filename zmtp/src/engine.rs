@@ -108,15 +108,6 @@ impl ConnectionError {
     }
 }
 
-/// Engine settings, taken from the socket options when the endpoint was set up.
-#[derive(Debug, Clone)]
-pub(crate) struct EngineConfig {
-    /// What the connection core enforces (message size, heartbeats).
-    pub connection: ConnectionConfig,
-    pub handshake_timeout: Duration,
-    pub linger: Duration,
-}
-
 /// A finished handshake.
 #[derive(Debug)]
 pub(crate) struct Established {
@@ -179,17 +170,20 @@ pub(crate) async fn handshake(
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.
+/// `connection` is what the connection core enforces (message size, heartbeats);
+/// after `close`, queued output still goes for `linger`.
 pub(crate) async fn run(
     stream: Stream,
     established: Established,
-    config: &EngineConfig,
+    connection: ConnectionConfig,
+    linger: Duration,
     pipe: Arc<Pipe>,
     delivery: Delivery,
     close: CancellationToken,
 ) -> ConnectionError {
     let (mut read, mut write) = stream.into_split();
     let mut conn = Connection::new(
-        config.connection,
+        connection,
         established.peer.version,
         established.curve,
         crate::clock::now(),
@@ -329,7 +323,7 @@ pub(crate) async fn run(
                 }
             }
             () = &mut cancelled, if linger_until.is_none() => {
-                linger_until = Some(Instant::now() + config.linger);
+                linger_until = Some(Instant::now() + linger);
             }
         }
     }

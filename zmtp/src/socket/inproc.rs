@@ -254,13 +254,13 @@ async fn link(
         our_end.pipe.clone(),
         their_end.delivery.clone(),
         (&stop, &our_end.close),
-        ours.settings.linger(),
+        ours.settings.linger,
     );
     let to_us = forward(
         their_end.pipe.clone(),
         our_end.delivery.clone(),
         (&stop, &their_end.close),
-        theirs.settings.linger(),
+        theirs.settings.linger,
     );
     tokio::join!(watch, to_them, to_us);
 

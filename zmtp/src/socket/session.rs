@@ -43,7 +43,7 @@ pub(crate) async fn listen(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let deadline = tokio::time::Instant::now() + settings.engine.handshake_timeout;
+                let deadline = tokio::time::Instant::now() + settings.handshake_timeout;
                 core.events.emit(|| SocketEvent::Accepted {
                     endpoint: endpoint.clone(),
                     peer: addr.clone(),
@@ -107,7 +107,7 @@ pub(crate) async fn keep_connected(
 ) {
     let stop = CancellationToken::new();
     let _stop_guard = stop.clone().drop_guard();
-    let linger = settings.engine.linger;
+    let linger = settings.linger;
     let (cancel, stop2, pipe2) = (core.cancel.clone(), stop.clone(), pipe.clone());
     core.tasks.spawn(async move {
         tokio::select! {
@@ -138,7 +138,7 @@ pub(crate) async fn keep_connected(
                 });
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
-                let deadline = tokio::time::Instant::now() + settings.engine.handshake_timeout;
+                let deadline = tokio::time::Instant::now() + settings.handshake_timeout;
                 let (end, handshaken) = connection(
                     &core, stream, &peer, &settings, session, &stop, None, deadline,
                 )
@@ -222,7 +222,8 @@ async fn connection(
     let end = engine::run(
         stream,
         established,
-        &settings.engine,
+        settings.connection,
+        settings.linger,
         attached.pipe.clone(),
         attached.delivery.clone(),
         attached.close.clone(),

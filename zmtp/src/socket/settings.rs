@@ -1,11 +1,15 @@
 //! [`Settings`]: the options one endpoint runs with, taken from the socket's
 //! options when it is bound or connected.
+//!
+//! The configuration types, from the user down: [`SocketOptions`] (public, what a
+//! user sets) becomes one `Settings` per endpoint, which hands each sans-IO core
+//! its own part: [`HandshakeConfig`] to the handshake, [`ConnectionConfig`] to the
+//! connection after it. Nothing else carries options.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::Admission;
-use crate::engine::EngineConfig;
 use crate::options::SocketOptions;
 use crate::pipe::Pipe;
 use crate::proto::{ConnectionConfig, HandshakeConfig, HeartbeatConfig, SocketType};
@@ -14,8 +18,14 @@ use crate::send_budget::{AddressBudgets, SendBudget};
 /// The options one endpoint runs with, fixed when it is bound or connected.
 #[derive(Debug)]
 pub(crate) struct Settings {
+    /// What the handshake core announces and checks.
     pub(super) handshake: HandshakeConfig,
-    pub(super) engine: EngineConfig,
+    /// How long a peer has to finish its handshake.
+    pub(super) handshake_timeout: Duration,
+    /// What the connection core enforces after it (message size, heartbeats).
+    pub(super) connection: ConnectionConfig,
+    /// How long queued messages are still delivered after the socket closes.
+    pub(super) linger: Duration,
     pub(super) send_hwm: usize,
     pub(super) send_hwm_bytes: Option<usize>,
     /// What all this endpoint's pipes may hold together.
@@ -40,17 +50,15 @@ impl Settings {
                 mechanism: options.mechanism.clone(),
                 authenticator: options.authenticator.clone(),
             },
-            engine: EngineConfig {
-                connection: ConnectionConfig::new(options.max_message_size).with_heartbeat(
-                    HeartbeatConfig {
-                        interval: options.heartbeat_interval,
-                        timeout: options.heartbeat_timeout,
-                        ttl: options.heartbeat_ttl,
-                    },
-                ),
-                handshake_timeout: options.handshake_timeout,
-                linger: options.linger,
-            },
+            handshake_timeout: options.handshake_timeout,
+            connection: ConnectionConfig::new(options.max_message_size).with_heartbeat(
+                HeartbeatConfig {
+                    interval: options.heartbeat_interval,
+                    timeout: options.heartbeat_timeout,
+                    ttl: options.heartbeat_ttl,
+                },
+            ),
+            linger: options.linger,
             send_hwm: options.send_hwm,
             send_hwm_bytes: options.send_hwm_bytes,
             send_budget: options.send_hwm_bytes_total.map(SendBudget::new),
@@ -83,10 +91,5 @@ impl Settings {
     /// The routing id this endpoint announces.
     pub(crate) fn identity(&self) -> bytes::Bytes {
         self.handshake.identity.clone()
-    }
-
-    /// How long queued messages are still delivered after the socket closes.
-    pub(crate) fn linger(&self) -> Duration {
-        self.engine.linger
     }
 }
