@@ -498,6 +498,8 @@ impl Harness {
                         state.dialects |= 1 << dialect_index(dialect);
                         parsed = Some(FromPeer::Worker { dialect, command });
                     }
+                    // A peered broker's messages (MDPB01).
+                    Ok(_) => {}
                     Err(_) => {}
                 }
                 self.broker.handle_message(&id, frames, self.now);

@@ -98,7 +98,8 @@ fn check_error(error: &ParseError, frames: &[Bytes]) {
         ParseError::NotEmpty { index }
         | ParseError::UnknownHeader { index, .. }
         | ParseError::WrongHeader { index, .. }
-        | ParseError::UnknownCommand { index, .. } => {
+        | ParseError::UnknownCommand { index, .. }
+        | ParseError::Peering { index, .. } => {
             assert!(*index < frames.len(), "{error}: no such frame");
         }
     }
@@ -133,6 +134,7 @@ fn from_peer(frames: &[Bytes]) {
     let encoded = match &parsed {
         FromPeer::Client(request) => request.encode(),
         FromPeer::Worker { dialect, command } => command.encode(*dialect),
+        FromPeer::Broker(command) => command.encode(),
     };
     assert_eq!(
         FromPeer::parse(encoded.frames()).as_ref(),
@@ -172,6 +174,7 @@ fn from_peer(frames: &[Bytes]) {
                 );
             }
         }
+        FromPeer::Broker(_) => {}
     }
 }
 

@@ -66,13 +66,26 @@ impl Broker {
     fn check_requests(&self) -> Result<(), String> {
         let names: BTreeSet<&Bytes> = self.services.keys().collect();
         for (id, r) in &self.requests {
-            if !names.contains(&r.service) {
+            let on_link = r.worker.as_ref().and_then(|w| self.peers.links.get(w));
+            if let Some(link) = on_link {
+                if link.holding.get(id) != Some(&r.service) {
+                    return Err(format!(
+                        "request {id} is in flight on a link that does not hold it"
+                    ));
+                }
+                if r.from_peer.is_some() {
+                    return Err(format!("request {id} came from a peer and was passed on"));
+                }
+            } else if !names.contains(&r.service) {
                 return Err(format!(
                     "request {id} is for {}, which has no service entry",
                     Name(&r.service)
                 ));
             }
-            if let Some(w) = &r.worker {
+            if r.from_peer.is_some() && r.charged && !self.peers.is_link(&r.client) {
+                return Err(format!("request {id} is charged to a peer that is gone"));
+            }
+            if let Some(w) = r.worker.as_ref().filter(|_| on_link.is_none()) {
                 match self.workers.get(w) {
                     Some(state) if state.busy == Some(*id) && state.service == r.service => {}
                     _ => {
@@ -117,6 +130,27 @@ impl Broker {
                     "request {id}: charged {} but held by its client {held}",
                     r.charged
                 ));
+            }
+        }
+        for (link_id, link) in &self.peers.links {
+            let mut per_service: BTreeMap<&Bytes, u32> = BTreeMap::new();
+            for (id, service) in &link.holding {
+                if self.requests.get(id).and_then(|r| r.worker.as_ref()) != Some(link_id) {
+                    return Err(format!(
+                        "{link_id:?} holds request {id}, not in flight on it"
+                    ));
+                }
+                *per_service.entry(service).or_default() += 1;
+            }
+            for (service, offer) in &link.offers {
+                let holding = per_service.get(service).copied().unwrap_or(0);
+                if offer.holding != holding {
+                    return Err(format!(
+                        "{link_id:?} counts {} requests of {} held, holds {holding}",
+                        offer.holding,
+                        Name(service)
+                    ));
+                }
             }
         }
         for (client, ids) in &self.held_by {

@@ -80,7 +80,8 @@ impl Broker {
         let body = match &request.service[..] {
             b"mmi.service" => {
                 let asked = asked.unwrap_or_default();
-                let live = self.services.get(&asked).is_some_and(|s| s.workers > 0);
+                let live = self.services.get(&asked).is_some_and(|s| s.workers > 0)
+                    || self.peers.serves(&asked);
                 Bytes::from_static(if live { b"200" } else { b"404" })
             }
             b"mmi.services" | b"mmi.workers" | b"mmi.stats" => {

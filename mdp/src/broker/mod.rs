@@ -47,7 +47,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zmtp::{printable, Message, PeerId};
 
-use crate::proto::{is_mmi, Dialect, FromPeer, Reply, ReplyKind, Request, ToWorker, WorkerCommand};
+use crate::proto::{
+    is_mmi, Dialect, FromPeer, PeerCommand, Reply, ReplyKind, Request, ToWorker, WorkerCommand,
+};
 
 mod fair_queue;
 mod history;
@@ -55,6 +57,8 @@ mod invariants;
 pub mod latency;
 mod mmi;
 pub mod notices;
+mod peering;
+mod peers;
 pub mod quota;
 pub mod snapshot;
 
@@ -62,6 +66,8 @@ use fair_queue::{FairQueue, RequestId};
 use history::History;
 pub use history::MAX_SERVICE_HISTORY;
 use notices::Notices;
+use peers::Peers;
+pub use peers::MAX_PEER_SERVICES;
 pub use quota::{Flow, Quotas, Source, Usage};
 use quota::{Ledger, Refusal};
 
@@ -120,6 +126,11 @@ pub struct BrokerConfig {
     /// How long an MMI list answer (`mmi.services`, `mmi.workers`, `mmi.stats`) may
     /// be given again instead of computed anew; zero: always fresh.
     pub mmi_cache: Duration,
+    /// This broker's name, told to peered brokers (logs and MMI).
+    pub name: String,
+    /// Random per broker process: a peer link that says HELLO with our own
+    /// instance is ourselves (our address in our own peer list).
+    pub instance: u64,
 }
 
 impl BrokerConfig {
@@ -182,6 +193,26 @@ impl BrokerConfig {
         self.mmi_cache = mmi_cache;
         self
     }
+
+    /// This broker's name, told to peered brokers.
+    pub fn name(mut self, name: impl Into<String>) -> BrokerConfig {
+        self.name = name.into();
+        self
+    }
+
+    /// This broker process's instance (random by default).
+    pub fn instance(mut self, instance: u64) -> BrokerConfig {
+        self.instance = instance;
+        self
+    }
+}
+
+/// A number that differs between processes and between brokers of one process.
+fn random_instance() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 impl Default for BrokerConfig {
@@ -197,6 +228,8 @@ impl Default for BrokerConfig {
             max_service_name: 255,
             max_mmi_reply: 1 << 20,
             mmi_cache: Duration::from_millis(100),
+            name: String::from("mdp-broker"),
+            instance: random_instance(),
         }
     }
 }
@@ -242,10 +275,14 @@ struct PendingRequest {
     unserved: bool,
     /// False once its client left: its reply is discarded, nothing is charged.
     charged: bool,
+    /// It came from a peered broker (its client), with that broker's tag: served
+    /// here or bounced, never passed on.
+    from_peer: Option<u64>,
 }
 
 /// Counters for logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BrokerStats {
     /// Requests received from clients (MMI included).
     pub requests: u64,
@@ -259,6 +296,12 @@ pub struct BrokerStats {
     pub malformed: u64,
     /// Messages the socket could not deliver (the peer's queue was full or it left).
     pub undelivered: u64,
+    /// Requests handed to a peered broker.
+    pub handed_to_peers: u64,
+    /// Requests served here for a peered broker.
+    pub served_for_peers: u64,
+    /// Requests a peered broker bounced back (or held when it left), kept here.
+    pub returned_by_peers: u64,
 }
 
 /// The broker's state. See the module documentation for the rules.
@@ -290,6 +333,8 @@ pub struct Broker {
     due: Option<Instant>,
     /// When the last tick ran: ticks are at least [`Broker::tick_resolution`] apart.
     last_tick: Option<Instant>,
+    /// The links to peered brokers.
+    peers: Peers,
 }
 
 /// How a request ended, for the counters.
@@ -299,6 +344,8 @@ enum Outcome {
     Served,
     /// Dropped, or its client left before the reply.
     Failed,
+    /// Given back to the peered broker it came from (not counted as dropped).
+    Bounced,
 }
 
 impl Broker {
@@ -322,6 +369,7 @@ impl Broker {
             generation: 0,
             due: None,
             last_tick: None,
+            peers: Peers::default(),
         }
     }
 
@@ -367,6 +415,7 @@ impl Broker {
 
     /// Messages to send, each to one connection. Drain after every input.
     pub fn drain_outgoing(&mut self) -> std::vec::Drain<'_, (PeerId, Message)> {
+        self.advertise();
         self.outgoing.drain(..)
     }
 
@@ -405,7 +454,7 @@ impl Broker {
     /// (for the trace line at `-vv`).
     fn send(&mut self, peer: &PeerId, what: Outgoing<'_>, msg: Message) {
         tracing::trace!(peer = %printable(peer.routing_id()), connection = peer.connection(),
-            command = what.command, dialect = %what.dialect, service = %printable(what.service),
+            command = what.command, dialect = %what.dialect.map_or("MDPB01".to_string(), |d| d.to_string()), service = %printable(what.service),
             frames = msg.len(), bytes = msg.byte_len(), "out");
         self.outgoing.push((peer.clone(), msg));
     }
@@ -432,6 +481,7 @@ impl Broker {
             Ok(FromPeer::Worker { dialect, command }) => {
                 self.on_worker(peer, dialect, command, now)
             }
+            Ok(FromPeer::Broker(command)) => self.on_peer(peer, command, now),
             Err(e) => {
                 self.stats.malformed += 1;
                 if self.notices.note("dropping a malformed message", b"", now) {
@@ -443,11 +493,22 @@ impl Broker {
     }
 
     fn on_request(&mut self, client: &PeerId, request: Request, now: Instant) {
+        self.admit(client, request, None, now);
+    }
+
+    /// Takes a request of `client` (a peered broker's, with its `tag`, when
+    /// `from_peer`) into the service's queue, or refuses it: dropped for a client,
+    /// bounced for a peer.
+    fn admit(&mut self, client: &PeerId, request: Request, from_peer: Option<u64>, now: Instant) {
         self.stats.requests += 1;
         tracing::trace!(peer = %printable(client.routing_id()), dialect = %request.dialect,
             command = "REQUEST", service = %printable(&request.service),
             frames = request.body.len(), bytes = request.body.byte_len(), "in");
         if request.service.len() > self.config.max_service_name {
+            if let Some(tag) = from_peer {
+                self.bounce(client, tag);
+                return;
+            }
             self.stats.dropped += 1;
             let name = request
                 .service
@@ -460,7 +521,7 @@ impl Broker {
             );
             return;
         }
-        if is_mmi(&request.service) {
+        if is_mmi(&request.service) && from_peer.is_none() {
             self.answer_mmi(client, request, now);
             return;
         }
@@ -469,6 +530,14 @@ impl Broker {
             .services
             .get(&name)
             .map_or((0, 0), |s| (s.workers, s.queue.len()));
+        if let Some(tag) = from_peer {
+            // Served here or not at all: without a worker, or with a full queue,
+            // the peer keeps it.
+            if workers == 0 || queued >= self.config.max_queue {
+                self.bounce(client, tag);
+                return;
+            }
+        }
         // Unserved: nobody serves it now and nobody is remembered to have (a
         // service whose worker is restarting keeps the quotas of served ones).
         let unserved = workers == 0 && self.history.get(&name).is_none();
@@ -484,6 +553,10 @@ impl Broker {
         }
         let cost = Usage::one(request_cost(&request));
         if let Err(refusal) = self.ledger.admit(client, cost, unserved) {
+            if let Some(tag) = from_peer {
+                self.bounce(client, tag);
+                return;
+            }
             self.count_failed(&name);
             let what = match refusal {
                 Refusal::Connection => "dropping a request: its connection holds twice its quota",
@@ -515,6 +588,7 @@ impl Broker {
                 cost,
                 unserved,
                 charged: true,
+                from_peer,
             },
         );
         self.held_by.entry(client.clone()).or_default().insert(id);
@@ -663,6 +737,16 @@ impl Broker {
         };
         let (client, service) = (request.client.clone(), request.service.clone());
         let dialect = request.dialect;
+        if let Some(tag) = request.from_peer {
+            let command = if kind == ReplyKind::Final {
+                "FINAL"
+            } else {
+                "PARTIAL"
+            };
+            let msg = PeerCommand::Reply { tag, kind, body }.encode();
+            self.send(&client, Outgoing::peer(command, &service), msg);
+            return;
+        }
         if dialect.streams() {
             let msg = Reply {
                 service: Some(service.clone()),
@@ -727,6 +811,7 @@ impl Broker {
             self.ledger.release(&r.client, r.cost);
         }
         match outcome {
+            Outcome::Served if r.from_peer.is_some() => self.stats.served_for_peers += 1,
             Outcome::Served => {
                 self.stats.replies += 1;
                 if let Some(h) = self.history.touch(&r.service, now) {
@@ -736,6 +821,7 @@ impl Broker {
                 }
             }
             Outcome::Failed => self.count_failed(&r.service),
+            Outcome::Bounced => {}
         }
         Some(r.service)
     }
@@ -751,10 +837,13 @@ impl Broker {
             let what = Outgoing::new("DISCONNECT", w.dialect, &w.service);
             self.send(peer, what, ToWorker::Disconnect.encode(w.dialect));
         }
+        let mut last = false;
         if let Some(s) = self.services.get_mut(&w.service) {
             s.workers = s.workers.saturating_sub(1);
             s.idle.retain(|id| id != peer);
+            last = s.workers == 0;
         }
+        self.peers.touch(&w.service);
         if let Some(id) = w.busy {
             let orphan = self.requests.get(&id).is_some_and(|r| !r.charged);
             match self.config.on_worker_death {
@@ -772,6 +861,9 @@ impl Broker {
                     );
                 }
             }
+        }
+        if last {
+            self.bounce_waiting(&w.service, now);
         }
         self.dispatch(&w.service);
     }
@@ -851,6 +943,8 @@ impl Broker {
             }
             self.send(&worker, Outgoing::new("REQUEST", dialect, name), msg);
         }
+        self.peers.touch(name);
+        self.hand_to_peers(name);
         self.forget_if_unused(name);
     }
 
@@ -874,6 +968,20 @@ impl Broker {
         if self.workers.contains_key(peer) {
             self.remove_worker(peer, now, false);
         }
+        if self.peers.is_link(peer) {
+            self.drop_link(peer, now);
+            self.peers.links.remove(peer);
+        }
+        self.drop_requests_of(peer, now);
+        // Its in-flight requests are no longer charged: forgetting the connection
+        // releases what they cost.
+        self.ledger.disconnect(peer);
+    }
+
+    /// Drops the waiting requests of client `peer` (which left, or a peered broker
+    /// that said BYE or went silent); the replies of those in flight will be
+    /// discarded.
+    fn drop_requests_of(&mut self, peer: &PeerId, now: Instant) {
         if let Some(held) = self.held_by.remove(peer) {
             let mut services = HashSet::new();
             for id in held {
@@ -900,9 +1008,6 @@ impl Broker {
             }
             tracing::debug!(peer = %printable(peer.routing_id()), "client gone: its requests dropped");
         }
-        // Its in-flight requests are no longer charged: forgetting the connection
-        // releases what they cost.
-        self.ledger.disconnect(peer);
     }
 
     /// The socket could not deliver a message to `peer` (its queue was full, or it
@@ -910,7 +1015,17 @@ impl Broker {
     /// requeued); for a client it is counted.
     pub fn handle_undeliverable(&mut self, peer: &PeerId, now: Instant) {
         self.stats.undelivered += 1;
-        if self.workers.contains_key(peer) {
+        if self.peers.is_link(peer) {
+            // What was lost may have been a request of ours or a reply it waits
+            // for: start the link afresh (its requests come back here).
+            self.notice(
+                "a peered broker does not take its messages: restarting the link",
+                peer,
+                b"",
+                now,
+            );
+            self.restart_link(peer, now);
+        } else if self.workers.contains_key(peer) {
             self.notice(
                 "dropping a worker that does not take its messages",
                 peer,
@@ -957,6 +1072,7 @@ impl Broker {
                     .push((id.clone(), ToWorker::Heartbeat.encode(w.dialect)));
             }
         }
+        self.tick_links(now);
         self.expire_waiting(now);
         self.history.rotate(now);
         self.notices.flush(now);
@@ -967,10 +1083,10 @@ impl Broker {
             .map(|w| w.next_heartbeat.min(w.expiry))
             .min();
         let deadline = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        self.due = match (heartbeats, deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.due = [heartbeats, deadline, self.peers.next_due()]
+            .into_iter()
+            .flatten()
+            .min();
     }
 
     /// Drops the waiting requests whose TTL passed; sweeps stale deadline entries
@@ -985,14 +1101,20 @@ impl Broker {
                 .requests
                 .get(&id)
                 .filter(|r| r.worker.is_none() && r.deadline == at)
-                .map(|r| (r.client.clone(), r.service.clone()));
-            let Some((client, name)) = waiting else {
+                .map(|r| (r.client.clone(), r.service.clone(), r.from_peer));
+            let Some((client, name, from_peer)) = waiting else {
                 continue;
             };
             if let Some(s) = self.services.get_mut(&name) {
                 if s.queue.remove(&client, id) {
                     self.waiting -= 1;
                 }
+            }
+            if let Some(tag) = from_peer {
+                self.bounce(&client, tag);
+                self.finish(id, Outcome::Bounced, now);
+                self.forget_if_unused(&name);
+                continue;
             }
             self.finish(id, Outcome::Failed, now);
             self.forget_if_unused(&name);
@@ -1019,6 +1141,9 @@ impl Broker {
             self.outgoing
                 .push((id, ToWorker::Disconnect.encode(w.dialect)));
         }
+        for (id, _) in self.peers.links.drain() {
+            self.outgoing.push((id, PeerCommand::Bye.encode()));
+        }
         for r in self.requests.values().filter(|r| r.charged) {
             if r.unserved {
                 self.ledger.served(&r.client, r.cost);
@@ -1038,7 +1163,8 @@ impl Broker {
 #[derive(Debug, Clone, Copy)]
 struct Outgoing<'a> {
     command: &'static str,
-    dialect: Dialect,
+    /// None: MDPB01.
+    dialect: Option<Dialect>,
     service: &'a [u8],
 }
 
@@ -1046,7 +1172,16 @@ impl<'a> Outgoing<'a> {
     fn new(command: &'static str, dialect: Dialect, service: &'a [u8]) -> Outgoing<'a> {
         Outgoing {
             command,
-            dialect,
+            dialect: Some(dialect),
+            service,
+        }
+    }
+
+    /// A message to a peered broker (MDPB01).
+    fn peer(command: &'static str, service: &'a [u8]) -> Outgoing<'a> {
+        Outgoing {
+            command,
+            dialect: None,
             service,
         }
     }

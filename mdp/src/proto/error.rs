@@ -47,4 +47,12 @@ pub enum ParseError {
         /// The frame, printable.
         found: String,
     },
+    /// A message between peered brokers (MDPB01) that is not well formed.
+    #[error("frame {index}: MDPB01: {reason}")]
+    Peering {
+        /// Zero-based frame index.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }

@@ -5,6 +5,7 @@ use zmtp::{printable, Message};
 
 use super::dialect::{Dialect, MDPC01, MDPC02, MDPW01, MDPW02, OVERSEER_CLIENT, OVERSEER_WORKER};
 use super::error::ParseError;
+use super::peering::{PeerCommand, MDPB01};
 
 /// Whether a reply ends its request (MDP 0.1 has only final replies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,6 +92,8 @@ pub enum FromPeer {
         /// The command.
         command: WorkerCommand,
     },
+    /// A peered broker (MDPB01, see [`PeerCommand`]).
+    Broker(PeerCommand),
 }
 
 fn need(frames: &[Bytes], what: &'static str, need: usize) -> Result<(), ParseError> {
@@ -210,6 +213,7 @@ impl FromPeer {
                 Request::parse_after_header(Dialect::Mdp02, false, frames, 2).map(FromPeer::Client)
             }
             MDPW02 => WorkerCommand::parse_at(Dialect::Mdp02, frames, 1),
+            MDPB01 => PeerCommand::parse(frames).map(FromPeer::Broker),
             other => Err(ParseError::UnknownHeader {
                 index: 0,
                 found: printable(other),

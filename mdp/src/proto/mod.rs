@@ -8,10 +8,12 @@
 mod dialect;
 mod error;
 mod message;
+mod peering;
 
 pub use dialect::{Dialect, MDPC01, MDPC02, MDPW01, MDPW02, OVERSEER_CLIENT, OVERSEER_WORKER};
 pub use error::ParseError;
 pub use message::{FromPeer, Reply, ReplyKind, Request, ToWorker, WorkerCommand};
+pub use peering::{Capacity, PeerCommand, MDPB01};
 
 /// The prefix of the Majordomo Management Interface's service names (RFC 8).
 pub const MMI_PREFIX: &[u8] = b"mmi.";

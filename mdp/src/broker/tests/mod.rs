@@ -3,6 +3,7 @@
 use super::*;
 use crate::proto::{Reply, ReplyKind, Request, ToWorker, WorkerCommand};
 
+mod peering;
 mod quotas;
 
 fn id(s: &'static str) -> Bytes {
