@@ -46,6 +46,10 @@ pub enum Error {
     /// The socket has been closed.
     #[error("the socket is closed")]
     Closed,
+    /// [`Socket::disconnect`](crate::Socket::disconnect): this socket is not
+    /// connected to that endpoint.
+    #[error("not connected to {0}")]
+    NotConnected(crate::Endpoint),
     /// The async runtime could not be started (blocking wrappers).
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),

@@ -301,3 +301,36 @@ async fn a_paused_connection_that_goes_away_leaves() {
         );
     }
 }
+
+#[tokio::test]
+async fn disconnect_closes_the_connection_and_stops_reconnecting() {
+    let mut router = Socket::new(SocketType::Router);
+    let endpoint = router.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let options = SocketOptions::default().reconnect(Duration::from_millis(10), None);
+    let mut dealer = Socket::with_options(SocketType::Dealer, options).unwrap();
+    dealer.connect(&endpoint).unwrap();
+    dealer.send("one").await.unwrap();
+    let peer = joined(&mut router).await;
+    assert_eq!(message_from(&mut router, &peer).await, Message::from("one"));
+    dealer.disconnect(&endpoint).unwrap();
+    match event(&mut router).await {
+        RouterEvent::Left { peer: left } => assert_eq!(left, peer),
+        other => panic!("expected the departure, got {other:?}"),
+    }
+    // No reconnection: many reconnect intervals pass without an arrival.
+    let quiet = timeout(Duration::from_millis(500), router.recv_event()).await;
+    assert!(quiet.is_err(), "reconnected after disconnect: {quiet:?}");
+    assert!(matches!(
+        dealer.disconnect(&endpoint),
+        Err(Error::NotConnected(_))
+    ));
+    // Connecting again works.
+    dealer.connect(&endpoint).unwrap();
+    dealer.send("two").await.unwrap();
+    let again = joined(&mut router).await;
+    assert_ne!(again, peer);
+    assert_eq!(
+        message_from(&mut router, &again).await,
+        Message::from("two")
+    );
+}

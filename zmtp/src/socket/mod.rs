@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -105,6 +105,9 @@ pub struct Socket {
     send_ready: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
     /// The message given to the `Sink` and not yet sent.
     sink_slot: Option<Message>,
+    /// Each connected tcp/ipc endpoint's stops (one per connect), for
+    /// [`Socket::disconnect`].
+    connected: HashMap<String, Vec<CancellationToken>>,
 }
 
 impl Socket {
@@ -149,6 +152,7 @@ impl Socket {
             matched: Vec::new(),
             send_ready: None,
             sink_slot: None,
+            connected: HashMap::new(),
         }
     }
 
@@ -241,11 +245,47 @@ impl Socket {
                 .core
                 .tasks
                 .spawn(inproc::keep_connected(core, name, settings, key, pipe).instrument(span)),
-            endpoint => self.core.tasks.spawn(
-                session::keep_connected(core, endpoint, settings, key, pipe).instrument(span),
-            ),
+            endpoint => {
+                let stop = self.core.cancel.child_token();
+                self.connected
+                    .entry(endpoint.to_string())
+                    .or_default()
+                    .push(stop.clone());
+                self.core.tasks.spawn(
+                    session::keep_connected(core, endpoint, settings, key, pipe, stop)
+                        .instrument(span),
+                )
+            }
         };
         Ok(())
+    }
+
+    /// Stops what [`Socket::connect`] started for `endpoint` (tcp and ipc): no more
+    /// reconnecting, and the connection, if there is one, closes after sending
+    /// what is queued for it (within the linger). Messages still queued for it are
+    /// dropped with it, as with `zmq_disconnect`.
+    ///
+    /// ```
+    /// use zmtp::{Socket, SocketType};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), zmtp::Error> {
+    /// let mut client = Socket::new(SocketType::Dealer);
+    /// client.connect("tcp://127.0.0.1:5999")?;
+    /// client.disconnect("tcp://127.0.0.1:5999")?;
+    /// assert!(client.disconnect("tcp://127.0.0.1:5999").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn disconnect(&mut self, endpoint: &str) -> Result<(), Error> {
+        let endpoint: Endpoint = endpoint.parse()?;
+        match self.connected.remove(&endpoint.to_string()) {
+            Some(stops) => {
+                stops.iter().for_each(CancellationToken::cancel);
+                Ok(())
+            }
+            None => Err(Error::NotConnected(endpoint)),
+        }
     }
 
     /// Sends a message; waits while the socket type says to wait (DEALER and REQ when

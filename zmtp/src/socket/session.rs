@@ -104,8 +104,8 @@ pub(crate) async fn keep_connected(
     settings: Arc<Settings>,
     key: PeerKey,
     pipe: Arc<Pipe>,
+    stop: CancellationToken,
 ) {
-    let stop = CancellationToken::new();
     let _stop_guard = stop.clone().drop_guard();
     let linger = settings.linger;
     let (cancel, stop2, pipe2) = (core.cancel.clone(), stop.clone(), pipe.clone());
@@ -219,7 +219,7 @@ async fn connection(
         routing_id = attached.routing_id.as_deref(),
         "connected"
     );
-    let end = engine::run(
+    let run = engine::run(
         stream,
         established,
         settings.connection,
@@ -227,8 +227,17 @@ async fn connection(
         attached.pipe.clone(),
         attached.delivery.clone(),
         attached.close.clone(),
-    )
-    .await;
+    );
+    tokio::pin!(run);
+    // A connecting endpoint that is disconnected (or the socket closing) closes
+    // the connection the same way: queued output still goes for the linger.
+    let end = tokio::select! {
+        end = &mut run => end,
+        () = stop.cancelled() => {
+            attached.close.cancel();
+            run.await
+        }
+    };
     detach(core, attached, peer_addr, &end).await;
     (end, true)
 }
