@@ -5,6 +5,7 @@
 //! - [`blocking`]: the client for synchronous code;
 //! - [`broker`]: the broker as a sans-IO state machine;
 //! - [`client`]: an async client with timeouts, retries, streaming and typed calls;
+//! - [`discovery`]: several brokers, and names that stand for several;
 //! - [`events`]: publish and subscribe through the broker's event bus;
 //! - [`worker`]: an async worker serving one service through a broker.
 
@@ -17,11 +18,13 @@ pub mod blocking;
 pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod discovery;
 pub mod events;
 pub mod proto;
 pub mod worker;
 
 pub use client::{CallOptions, Client, ClientError, ClientOptions};
 pub use codec::Format;
+pub use discovery::Brokers;
 pub use proto::Dialect;
 pub use worker::{Worker, WorkerOptions};
