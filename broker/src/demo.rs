@@ -66,7 +66,7 @@ pub async fn run(seconds: u64) -> Result<(), String> {
         stopped(stop_servers.clone()),
         serve::Extras {
             stats: Some(questions),
-            summary_every: None,
+            ..serve::Extras::default()
         },
     ));
 

@@ -4,6 +4,7 @@
 mod demo;
 mod logging;
 mod metrics;
+mod peering;
 mod pubsub;
 mod security;
 mod serve;
@@ -37,6 +38,8 @@ struct Args {
     /// tcp://$BROKER_HOST:$BROKER_PORT when those are set (as the Overseer broker).
     #[arg(short, long = "bind", value_name = "ENDPOINT")]
     bind: Vec<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Heartbeat interval in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2500)]
     heartbeat_interval: u64,
@@ -125,6 +128,30 @@ struct Args {
     bus: pubsub::BusArgs,
     #[command(flatten)]
     security: security::SecurityArgs,
+}
+
+/// Several brokers serving as one.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Cluster")]
+struct ClusterArgs {
+    /// Another broker to peer with (repeatable): a request for a service this
+    /// broker has no idle worker for goes to a peer that has one, and its reply
+    /// comes back. `tcp://name:port` means every address the name resolves to,
+    /// resolved again every 5 s (a Kubernetes headless Service); this broker's own
+    /// address among them is recognised and ignored, so every broker can be given
+    /// the same list.
+    #[arg(long = "peer", value_name = "ENDPOINT")]
+    peers: Vec<String>,
+    /// This broker's name, told to its peers (logs, mmi.workers, /metrics).
+    /// Default: $HOSTNAME, else mdp-broker.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// CURVE: the peers' public key (a public certificate or a Z85 key file).
+    /// Default: this broker's own (brokers of a cluster sharing one key pair).
+    /// Peers connect with this broker's key pair, which its own --allow-keys
+    /// always lets in.
+    #[arg(long, value_name = "FILE", requires = "curve_secret_key")]
+    peer_public_key: Option<PathBuf>,
 }
 
 /// What the broker holds for its clients; see `mdp::broker::quota`.
@@ -236,6 +263,14 @@ fn endpoints(args: &Args) -> Vec<String> {
     vec!["tcp://127.0.0.1:5555".into()]
 }
 
+fn broker_name(cluster: &ClusterArgs) -> String {
+    cluster
+        .name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "mdp-broker".into())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let log = logging::LogSettings {
@@ -294,12 +329,16 @@ async fn run(args: Args) -> Result<(), String> {
         .on_worker_death(match args.on_worker_death {
             Death::Requeue => WorkerDeath::Requeue,
             Death::Drop => WorkerDeath::Drop,
-        });
+        })
+        .name(broker_name(&args.cluster));
     let options = SocketOptions::default()
         .max_message_size(config.max_message_size as u64)
         .linger(Duration::from_secs(1));
     let (options, security) = args.security.apply(options)?;
     tracing::info!(%security, "mdp-broker security");
+    let peer_options = args
+        .security
+        .peer_options(options.clone(), args.cluster.peer_public_key.as_deref())?;
     let bytes = |size: u64| usize::try_from(size).unwrap_or(usize::MAX);
     let router = options
         .clone()
@@ -328,6 +367,12 @@ async fn run(args: Args) -> Result<(), String> {
             .then(|| Duration::from_secs(args.summary_interval)),
         ..serve::Extras::default()
     };
+    if !args.cluster.peers.is_empty() {
+        let peers = mdp::Brokers::from(args.cluster.peers.clone());
+        extras.peers = Some(
+            peering::PeerLinks::start(peers, peer_options).map_err(|e| format!("--peer: {e}"))?,
+        );
+    }
     if let Some(addr) = &args.metrics {
         let (handle, questions) = serve::StatsHandle::new();
         let bound = metrics::start(addr, handle)

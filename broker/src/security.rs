@@ -95,6 +95,7 @@ impl SecurityArgs {
         if let Some(path) = &self.curve_secret_key {
             let keys = certificate::load_secret_key(path).map_err(|e| e.to_string())?;
             let public = keys.public_z85();
+            let keys_public = keys.public;
             let options = options.mechanism(MechanismConfig::curve_server(keys));
             if self.allow_any_key {
                 let summary = format!("CURVE, public key {public}, any client key");
@@ -108,6 +109,8 @@ impl SecurityArgs {
                 );
             }
             let mut allowed = CurveKeyList::new();
+            // Peered brokers connect with this broker's own key pair.
+            allowed.insert(keys_public);
             for path in &self.allow_keys {
                 let list = CurveKeyList::load(path).map_err(|e| e.to_string())?;
                 if list.is_empty() {
@@ -117,7 +120,10 @@ impl SecurityArgs {
                     allowed.insert(*key);
                 }
             }
-            let summary = format!("CURVE, public key {public}, {} allowed keys", allowed.len());
+            let summary = format!(
+                "CURVE, public key {public}, {} allowed keys (its own included)",
+                allowed.len()
+            );
             let options = options.authenticator(Authenticator::curve_keys(allowed));
             return Ok((options, summary));
         }
@@ -133,5 +139,33 @@ impl SecurityArgs {
             return Ok((options, summary));
         }
         Ok((options, "NULL (no authentication, no encryption)".into()))
+    }
+
+    /// The options of the socket that dials peered brokers: `front` (the front
+    /// end's limits and settings) with the client side of its mechanism: CURVE
+    /// with this broker's key pair towards `peer_public_key` (default: its own
+    /// public key); NULL stays NULL. PLAIN has no client credentials to give.
+    pub fn peer_options(
+        &self,
+        front: SocketOptions,
+        peer_public_key: Option<&std::path::Path>,
+    ) -> Result<SocketOptions, String> {
+        let options = front.mechanism(MechanismConfig::Null);
+        if let Some(path) = &self.curve_secret_key {
+            let keys = certificate::load_secret_key(path).map_err(|e| e.to_string())?;
+            let server = match peer_public_key {
+                Some(path) => certificate::load_public_key(path).map_err(|e| e.to_string())?,
+                None => keys.public,
+            };
+            return Ok(options.mechanism(MechanismConfig::curve_client(keys, server)));
+        }
+        if self.plain_users.is_some() {
+            return Err(
+                "--peer is not available with PLAIN (peers would need a password \
+                        to send): use CURVE, or NULL on a trusted network"
+                    .into(),
+            );
+        }
+        Ok(options)
     }
 }

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use mdp::broker::snapshot::Stats;
 use mdp::broker::{Broker, Flow};
+
+use crate::peering::{Happened, PeerLinks};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use zmtp::clock::now;
@@ -48,8 +50,10 @@ impl StatsHandle {
 }
 
 /// What runs beside the broker loop.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Extras {
+    /// The links this broker dials to its peers.
+    pub peers: Option<PeerLinks>,
     /// Where [`StatsHandle`]s' questions arrive.
     pub stats: Option<mpsc::Receiver<oneshot::Sender<Stats>>>,
     /// Log a summary line this often.
@@ -67,6 +71,7 @@ pub async fn serve(
     let Extras {
         mut stats,
         summary_every,
+        mut peers,
     } = extras;
     let mut summary = summary_every.map(|every| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
@@ -81,6 +86,12 @@ pub async fn serve(
                 handle(&mut broker, event?);
                 drain(&mut socket, &mut broker);
             }
+            happened = next_on(&mut peers) => {
+                if let Some(links) = peers.as_mut() {
+                    links.apply(&mut broker, happened?);
+                    links.drain(&mut broker, BURST);
+                }
+            }
             () = tokio::time::sleep_until(tick) => broker.handle_tick(now()),
             Some(reply) = recv_some(&mut stats) => {
                 let _ = reply.send(broker.stats_snapshot());
@@ -91,13 +102,24 @@ pub async fn serve(
             () = &mut shutdown => {
                 tracing::info!("shutting down: disconnecting workers");
                 broker.shutdown();
-                flush(&mut socket, &mut broker);
-                // A short linger lets the DISCONNECTs out.
+                flush(&mut socket, &mut peers, &mut broker);
+                // A short linger lets the DISCONNECTs (and BYEs) out.
+                if let Some(links) = peers {
+                    links.close().await;
+                }
                 tokio::time::timeout(Duration::from_secs(2), socket.close()).await.ok();
                 return Ok(());
             }
         }
-        flush(&mut socket, &mut broker);
+        flush(&mut socket, &mut peers, &mut broker);
+    }
+}
+
+/// What the dialed links do next, or never without them.
+async fn next_on(peers: &mut Option<PeerLinks>) -> Result<Happened, Error> {
+    match peers {
+        Some(links) => links.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -168,17 +190,33 @@ fn drain(socket: &mut Socket, broker: &mut Broker) {
 /// Pauses and resumes what the state machine says, and sends what it produced. A
 /// message the socket cannot take (the peer's queue is full) goes back to the state
 /// machine, which may produce more (a request given to another worker).
-fn flush(socket: &mut Socket, broker: &mut Broker) {
+fn flush(socket: &mut Socket, peers: &mut Option<PeerLinks>, broker: &mut Broker) {
     loop {
         for flow in broker.drain_flow() {
-            match flow {
-                Flow::Pause(peer) => socket.pause(&peer),
-                Flow::Resume(peer) => socket.resume(&peer),
+            let (peer, pause) = match flow {
+                Flow::Pause(peer) => (peer, true),
+                Flow::Resume(peer) => (peer, false),
             };
+            match (PeerLinks::from_core(&peer), peers.as_mut()) {
+                (Some(dialed), Some(links)) if pause => links.pause(&dialed),
+                (Some(dialed), Some(links)) => links.resume(&dialed),
+                (Some(_), None) => {}
+                (None, _) if pause => {
+                    socket.pause(&peer);
+                }
+                (None, _) => {
+                    socket.resume(&peer);
+                }
+            }
         }
         let mut full = Vec::new();
         for (peer, msg) in broker.drain_outgoing() {
-            match socket.send_to(&peer, msg) {
+            let sent = match (PeerLinks::from_core(&peer), peers.as_mut()) {
+                (Some(dialed), Some(links)) => links.send_to(&dialed, msg),
+                (Some(_), None) => continue,
+                (None, _) => socket.send_to(&peer, msg),
+            };
+            match sent {
                 Ok(()) => {}
                 Err(Error::WouldBlock) => full.push(peer),
                 // Gone: its departure is on its way, and is handled in order.
