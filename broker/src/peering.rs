@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use mdp::broker::Broker;
-use mdp::discovery::{Brokers, Change, Resolved, RESOLVE_EVERY};
+use mdp::discovery::{Brokers, Change};
 use tokio::sync::mpsc;
 use zmtp::clock::now;
 use zmtp::{Error, Message, PeerId, RouterEvent, Socket, SocketOptions, SocketType};
@@ -26,13 +26,12 @@ pub struct PeerLinks {
 }
 
 impl PeerLinks {
-    /// Starts resolving `peers` (every [`RESOLVE_EVERY`]) and connecting to what
+    /// Starts resolving `peers` (every few seconds) and connecting to what
     /// they stand for, with `options` (the front end's security, as a client).
     pub fn start(peers: Brokers, options: SocketOptions) -> Result<PeerLinks, Error> {
         peers.validate()?;
         let socket = Socket::with_options(SocketType::Router, options)?;
-        let (tx, changes) = mpsc::channel(4);
-        tokio::spawn(resolve_forever(peers, tx));
+        let changes = mdp::discovery::watch(peers);
         Ok(PeerLinks { socket, changes })
     }
 
@@ -128,22 +127,4 @@ pub enum Happened {
     Resolved(Change),
     /// A dialed link's arrival, message or departure.
     Link(RouterEvent),
-}
-
-/// Resolves `peers` now and every [`RESOLVE_EVERY`] (names only: literal
-/// endpoints once), sending each change.
-async fn resolve_forever(peers: Brokers, changes: mpsc::Sender<Change>) {
-    let mut resolved = Resolved::default();
-    loop {
-        let change = resolved.update(peers.resolve().await);
-        if (!change.added.is_empty() || !change.removed.is_empty())
-            && changes.send(change).await.is_err()
-        {
-            return;
-        }
-        if !peers.needs_resolving() {
-            return;
-        }
-        tokio::time::sleep(RESOLVE_EVERY).await;
-    }
 }

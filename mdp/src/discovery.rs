@@ -190,11 +190,45 @@ pub struct Resolved {
 
 /// What a resolution changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Change {
     /// Concrete endpoints to connect now.
     pub added: Vec<String>,
     /// Concrete endpoints no given endpoint stands for any more.
     pub removed: Vec<String>,
+    /// Every concrete endpoint in use after it.
+    pub current: Vec<String>,
+}
+
+impl Change {
+    /// Whether anything was added or removed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Resolves `brokers` now, and again every [`RESOLVE_EVERY`] while some of them
+/// are names, sending each [`Change`] until the receiver is dropped. Runs on its
+/// own task, so a slow DNS answer delays nobody.
+pub fn watch(brokers: Brokers) -> tokio::sync::mpsc::Receiver<Change> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut resolved = Resolved::default();
+        loop {
+            let change = resolved.update(brokers.resolve().await);
+            if !change.is_empty() && tx.send(change).await.is_err() {
+                return;
+            }
+            if !brokers.needs_resolving() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RESOLVE_EVERY) => {}
+                () = tx.closed() => return,
+            }
+        }
+    });
+    rx
 }
 
 impl Resolved {
@@ -221,6 +255,7 @@ impl Resolved {
         Change {
             added: after.difference(&before).cloned().collect(),
             removed: before.difference(&after).cloned().collect(),
+            current: after.into_iter().collect(),
         }
     }
 }
@@ -286,8 +321,8 @@ mod tests {
         assert_eq!(change.removed, ["tcp://10.0.0.1:1"]);
         // DNS fails, or answers nothing: nothing changes.
         let failed = ("tcp://b:1".to_owned(), Err(io::Error::other("no answer")));
-        assert_eq!(r.update(vec![failed]), Change::default());
-        assert_eq!(r.update(vec![ok("tcp://b:1", &[])]), Change::default());
+        assert!(r.update(vec![failed]).is_empty());
+        assert!(r.update(vec![ok("tcp://b:1", &[])]).is_empty());
         assert_eq!(r.current().len(), 3);
     }
 

@@ -15,7 +15,7 @@ async fn a_dropped_request_future_frees_its_place_at_once() {
     let mut broker = Socket::new(SocketType::Router);
     let endpoint = broker.bind("tcp://127.0.0.1:0").await.expect("bind");
     let client = Client::connect_with(
-        &endpoint.to_string(),
+        endpoint.to_string(),
         ClientOptions::default().max_connections(1),
     )
     .expect("client");

@@ -16,16 +16,27 @@
 //! - a key whose request timed out or was cancelled is *retired* on its connection
 //!   (a late reply must not be taken for another request's), and a connection with
 //!   retired keys is closed and replaced once nothing is outstanding on it;
-//! - a cancelled call (its caller stopped waiting) frees its place at once.
+//! - a cancelled call (its caller stopped waiting) frees its place at once;
+//! - with several brokers, each request goes to the broker with the fewest of our
+//!   requests outstanding; a broker whose request timed out is *suspect* for one
+//!   timeout (others are preferred) and the retry goes to another broker when
+//!   there is one; a reply clears the suspicion. A connection that fails before
+//!   it was ever up delivered nothing: its requests move at once (keeping their
+//!   deadlines and attempts) to a broker that is not known to be down, if any. A broker that is no longer in the
+//!   list has its connections closed and its requests placed elsewhere, without
+//!   counting an attempt.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use zmtp::Message;
 
 use super::{CallOptions, ClientError, ReplyPart};
 use crate::proto::{Dialect, Reply, ReplyKind, Request};
+
+/// How long a broker that could not be reached is passed over for others.
+pub const DOWN_FOR: Duration = Duration::from_secs(1);
 
 /// A call, numbered by whoever submits it.
 pub type CallId = u64;
@@ -36,8 +47,9 @@ pub type ConnId = u64;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Action {
-    /// Open a broker connection known as this number from now on.
-    Open(ConnId),
+    /// Open a connection to the broker at this endpoint, known as this number
+    /// from now on.
+    Open(ConnId, String),
     /// Close this connection (nothing more goes to it, replies from it are dropped).
     Close(ConnId),
     /// Send this request on this connection.
@@ -64,12 +76,28 @@ struct Pending {
     attempts_left: u32,
     /// Where the current attempt went, and until when it may wait for a reply.
     placed: Option<(ConnId, Instant)>,
+    /// The broker whose attempt timed out last: the retry goes elsewhere if it can.
+    avoid: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Conn {
+    broker: String,
+    /// Its handshake succeeded once: what was sent on it may have arrived.
+    up: bool,
     busy: HashMap<ReplyKey, CallId>,
     retired: HashSet<ReplyKey>,
+}
+
+/// One broker we may send to.
+#[derive(Debug, Default)]
+struct BrokerState {
+    /// Our requests outstanding there.
+    outstanding: usize,
+    /// A request there timed out: others are preferred until then.
+    suspect_until: Option<Instant>,
+    /// It could not be reached: others are preferred until then.
+    down_until: Option<Instant>,
 }
 
 /// The client's state: connections, outstanding calls and their deadlines.
@@ -77,6 +105,8 @@ struct Conn {
 pub struct Dispatch {
     dialect: Dialect,
     max_connections: usize,
+    /// The brokers, by endpoint.
+    brokers: std::collections::BTreeMap<String, BrokerState>,
     connections: HashMap<ConnId, Conn>,
     pending: HashMap<CallId, Pending>,
     /// Calls with no free place yet, oldest first.
@@ -89,11 +119,16 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// A client speaking `dialect`, with at most `max_connections` (at least one)
-    /// broker connections.
-    pub fn new(dialect: Dialect, max_connections: usize) -> Dispatch {
+    /// broker connections, to the brokers at `endpoints` (see
+    /// [`Dispatch::set_brokers`]).
+    pub fn new(dialect: Dialect, max_connections: usize, endpoints: &[String]) -> Dispatch {
         Dispatch {
             dialect,
             max_connections: max_connections.max(1),
+            brokers: endpoints
+                .iter()
+                .map(|e| (e.clone(), BrokerState::default()))
+                .collect(),
             connections: HashMap::new(),
             pending: HashMap::new(),
             waiting: VecDeque::new(),
@@ -124,6 +159,7 @@ impl Dispatch {
             key,
             attempts_left: limits.attempts.max(1),
             placed: None,
+            avoid: None,
         };
         if self.pending.insert(id, pending).is_none() {
             self.place(id, now);
@@ -157,6 +193,13 @@ impl Dispatch {
             (Some(service), _) => ReplyKey::Service(service),
             (None, _) => return,
         };
+        if let Some(b) = self
+            .connections
+            .get(&conn)
+            .and_then(|c| self.brokers.get_mut(&c.broker))
+        {
+            b.suspect_until = None;
+        }
         let Some(&id) = self.connections.get(&conn).and_then(|c| c.busy.get(&key)) else {
             tracing::debug!("dropping a reply to a request that timed out or was cancelled");
             return;
@@ -202,6 +245,11 @@ impl Dispatch {
                 self.pending.insert(id, p);
                 continue;
             };
+            let broker = self.connections.get(&conn).map(|c| c.broker.clone());
+            if let Some(b) = broker.as_ref().and_then(|b| self.brokers.get_mut(b)) {
+                b.suspect_until = Some(now + p.limits.timeout);
+            }
+            p.avoid = broker;
             if p.attempts_left > 0 {
                 tracing::debug!(service = %zmtp::printable(&p.service), "request timed out; retrying");
                 self.pending.insert(id, p);
@@ -228,31 +276,67 @@ impl Dispatch {
         self.pending.is_empty()
     }
 
-    /// Sends call `id` on a connection where its reply key is free, opening one if
-    /// needed and allowed; otherwise it waits for a free place.
+    /// The brokers in the order a request of call `p` should try them: not the one
+    /// to avoid, then not suspect, then fewest outstanding (then by endpoint).
+    fn broker_order(&self, p: &Pending, now: Instant) -> Vec<String> {
+        let mut order: Vec<(&String, &BrokerState)> = self.brokers.iter().collect();
+        order.sort_by_key(|(endpoint, b)| {
+            (
+                p.avoid.as_ref() == Some(*endpoint),
+                b.down_until.is_some_and(|until| until > now),
+                b.suspect_until.is_some_and(|until| until > now),
+                b.outstanding,
+            )
+        });
+        order.into_iter().map(|(e, _)| e.clone()).collect()
+    }
+
+    /// Sends call `id` on a connection where its reply key is free (to the
+    /// brokers in [`Dispatch::broker_order`]), opening one if needed and allowed;
+    /// otherwise it waits for a free place.
     fn place(&mut self, id: CallId, now: Instant) {
+        self.place_until(id, now, None);
+    }
+
+    /// [`Dispatch::place`], as a new attempt (`keep` None) or as the same attempt
+    /// moved, keeping its deadline.
+    fn place_until(&mut self, id: CallId, now: Instant, keep: Option<Instant>) {
         let Some(p) = self.pending.get(&id) else {
             return;
         };
-        let free = self
-            .connections
-            .iter()
-            .filter(|(_, c)| !c.busy.contains_key(&p.key) && !c.retired.contains(&p.key))
-            .map(|(&conn, _)| conn)
-            .min();
-        let conn = match free {
-            Some(conn) => conn,
-            None if self.connections.len() < self.max_connections => self.open(),
-            None => {
-                self.waiting.push_back(id);
-                return;
-            }
+        let mut chosen = None;
+        for broker in self.broker_order(p, now) {
+            let free = self
+                .connections
+                .iter()
+                .filter(|(_, c)| {
+                    c.broker == broker
+                        && !c.busy.contains_key(&p.key)
+                        && !c.retired.contains(&p.key)
+                })
+                .map(|(&conn, _)| conn)
+                .min();
+            chosen = match free {
+                Some(conn) => Some(conn),
+                None if self.connections.len() < self.max_connections => Some(self.open(broker)),
+                None => continue,
+            };
+            break;
+        }
+        let Some(conn) = chosen else {
+            self.waiting.push_back(id);
+            return;
         };
         let Some(p) = self.pending.get_mut(&id) else {
             return;
         };
-        p.attempts_left = p.attempts_left.saturating_sub(1);
-        let deadline = now + p.limits.timeout;
+        let deadline = match keep {
+            Some(deadline) => deadline,
+            None => {
+                p.attempts_left = p.attempts_left.saturating_sub(1);
+                now + p.limits.timeout
+            }
+        };
         p.placed = Some((conn, deadline));
         self.deadlines.insert((deadline, id));
         let request = Request {
@@ -263,16 +347,119 @@ impl Dispatch {
         };
         if let Some(c) = self.connections.get_mut(&conn) {
             c.busy.insert(p.key.clone(), id);
+            if let Some(b) = self.brokers.get_mut(&c.broker) {
+                b.outstanding += 1;
+            }
         }
         self.actions.push_back(Action::Send(conn, request.encode()));
     }
 
-    fn open(&mut self) -> ConnId {
+    fn open(&mut self, broker: String) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.connections.insert(conn, Conn::default());
-        self.actions.push_back(Action::Open(conn));
+        self.connections.insert(
+            conn,
+            Conn {
+                broker: broker.clone(),
+                up: false,
+                busy: HashMap::new(),
+                retired: HashSet::new(),
+            },
+        );
+        self.actions.push_back(Action::Open(conn, broker));
         conn
+    }
+
+    /// Connection `conn`'s handshake succeeded.
+    pub fn handle_up(&mut self, conn: ConnId) {
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.up = true;
+            if let Some(b) = self.brokers.get_mut(&c.broker) {
+                b.down_until = None;
+            }
+        }
+    }
+
+    /// Connection `conn` failed: its broker is passed over for a while. If it
+    /// was never up, nothing sent on it arrived: when another broker is not known
+    /// to be down, the connection is closed and its requests move there (same
+    /// deadlines, same attempts). Otherwise they wait for a reply or their timeout
+    /// as before (zmtp keeps reconnecting).
+    pub fn handle_down(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.connections.get(&conn) else {
+            return;
+        };
+        let (broker, was_up) = (c.broker.clone(), c.up);
+        if let Some(b) = self.brokers.get_mut(&broker) {
+            b.down_until = Some(now + DOWN_FOR);
+        }
+        let elsewhere = self
+            .brokers
+            .iter()
+            .any(|(e, b)| *e != broker && !b.down_until.is_some_and(|until| until > now));
+        if was_up || !elsewhere {
+            return;
+        }
+        let Some(c) = self.connections.remove(&conn) else {
+            return;
+        };
+        self.actions.push_back(Action::Close(conn));
+        if let Some(b) = self.brokers.get_mut(&broker) {
+            b.outstanding = b.outstanding.saturating_sub(c.busy.len());
+        }
+        for id in c.busy.into_values() {
+            let Some(p) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            let Some((_, deadline)) = p.placed.take() else {
+                continue;
+            };
+            self.deadlines.remove(&(deadline, id));
+            self.place_until(id, now, Some(deadline));
+        }
+    }
+
+    /// The brokers are now those at `endpoints` (a name resolved again, say):
+    /// connections to brokers that left are closed, and their requests placed
+    /// elsewhere without counting an attempt. An empty list changes nothing.
+    pub fn set_brokers(&mut self, endpoints: &[String], now: Instant) {
+        if endpoints.is_empty() {
+            return;
+        }
+        let gone: Vec<String> = self
+            .brokers
+            .keys()
+            .filter(|e| !endpoints.contains(e))
+            .cloned()
+            .collect();
+        for endpoint in endpoints {
+            self.brokers.entry(endpoint.clone()).or_default();
+        }
+        for endpoint in gone {
+            self.brokers.remove(&endpoint);
+            let conns: Vec<ConnId> = self
+                .connections
+                .iter()
+                .filter(|(_, c)| c.broker == endpoint)
+                .map(|(&id, _)| id)
+                .collect();
+            let mut moved = Vec::new();
+            for conn in conns {
+                if let Some(c) = self.connections.remove(&conn) {
+                    moved.extend(c.busy.into_values());
+                }
+                self.actions.push_back(Action::Close(conn));
+            }
+            for id in moved {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    if let Some((_, deadline)) = p.placed.take() {
+                        self.deadlines.remove(&(deadline, id));
+                    }
+                    p.attempts_left += 1;
+                }
+                self.place(id, now);
+            }
+        }
     }
 
     /// Takes call `id` off its connection, returning the connection. A call that
@@ -283,6 +470,9 @@ impl Dispatch {
         self.deadlines.remove(&(deadline, id));
         if let Some(c) = self.connections.get_mut(&conn) {
             c.busy.remove(&p.key);
+            if let Some(b) = self.brokers.get_mut(&c.broker) {
+                b.outstanding = b.outstanding.saturating_sub(1);
+            }
             if retire {
                 c.retired.insert(p.key.clone());
             }

@@ -34,9 +34,10 @@ use tokio::time::Instant;
 use zmtp::clock::now;
 use zmtp::proto::MechanismConfig;
 use zmtp::CurveKeyPair;
-use zmtp::{Message, Socket, SocketOptions, SocketType};
+use zmtp::{Message, Socket, SocketEvent, SocketOptions, SocketType};
 
 use crate::codec::{CodecError, Format};
+use crate::discovery::{self, Brokers, Change};
 use crate::proto::{Dialect, ReplyKind};
 use dispatch::{Action, CallId, ConnId, Dispatch};
 
@@ -253,29 +254,45 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the broker at `endpoint` with default options (MDP 0.1). Must be
+    /// A client of the broker at `brokers` with default options (MDP 0.1). Must be
     /// called inside a tokio runtime; connecting happens in the background.
-    pub fn connect(endpoint: &str) -> Result<Client, ClientError> {
-        Client::connect_with(endpoint, ClientOptions::default())
+    ///
+    /// `brokers` is one endpoint or several ([`Brokers`]): requests spread over
+    /// them and a request that times out is retried at another; `tcp://name:port`
+    /// stands for every address of `name`, resolved again every few seconds.
+    pub fn connect(brokers: impl Into<Brokers>) -> Result<Client, ClientError> {
+        Client::connect_with(brokers, ClientOptions::default())
     }
 
     /// A client with the given options.
-    pub fn connect_with(endpoint: &str, options: ClientOptions) -> Result<Client, ClientError> {
-        endpoint
-            .parse::<zmtp::Endpoint>()
-            .map_err(zmtp::Error::from)?;
+    pub fn connect_with(
+        brokers: impl Into<Brokers>,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let brokers = brokers.into();
+        brokers.validate()?;
         let (calls, calls_rx) = mpsc::channel(1024);
         let (cancels, cancels_rx) = mpsc::unbounded_channel();
         let options = Arc::new(options);
-        let dispatch = Dispatch::new(options.dialect, options.max_connections);
+        // Names are resolved in the background; until then their requests wait.
+        let literal: Vec<String> = if brokers.needs_resolving() {
+            Vec::new()
+        } else {
+            brokers.endpoints().to_vec()
+        };
+        let dispatch = Dispatch::new(options.dialect, options.max_connections, &literal);
+        let resolved = if brokers.needs_resolving() {
+            discovery::watch(brokers)
+        } else {
+            mpsc::channel(1).1
+        };
         let task = Task {
             dispatch,
-            endpoint: endpoint.to_string(),
             options: options.clone(),
             replies: HashMap::new(),
             connections: HashMap::new(),
         };
-        tokio::spawn(task.run(calls_rx, cancels_rx));
+        tokio::spawn(task.run(calls_rx, cancels_rx, resolved));
         Ok(Client {
             calls,
             cancels,
@@ -406,7 +423,6 @@ impl Client {
 /// tasks, reply channels and a timer.
 struct Task {
     dispatch: Dispatch,
-    endpoint: String,
     options: Arc<ClientOptions>,
     /// Where each outstanding call's replies go.
     replies: HashMap<CallId, mpsc::Sender<Result<ReplyPart, ClientError>>>,
@@ -420,8 +436,9 @@ impl Task {
         mut self,
         mut calls: mpsc::Receiver<Call>,
         mut cancels: mpsc::UnboundedReceiver<CallId>,
+        mut resolved: mpsc::Receiver<Change>,
     ) {
-        let (inbox_tx, mut inbox) = mpsc::channel::<(ConnId, Message)>(1024);
+        let (inbox_tx, mut inbox) = mpsc::channel::<(ConnId, FromConn)>(1024);
         let mut accepting = true;
         loop {
             self.carry_out(&inbox_tx);
@@ -441,7 +458,12 @@ impl Task {
                     self.replies.remove(&id);
                     self.dispatch.cancel(id, now());
                 }
-                Some((conn, msg)) = inbox.recv() => self.dispatch.handle_reply(conn, &msg, now()),
+                Some((conn, from)) = inbox.recv() => match from {
+                    FromConn::Message(msg) => self.dispatch.handle_reply(conn, &msg, now()),
+                    FromConn::Up => self.dispatch.handle_up(conn),
+                    FromConn::Down => self.dispatch.handle_down(conn, now()),
+                },
+                Some(change) = resolved.recv() => self.dispatch.set_brokers(&change.current, now()),
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.dispatch.handle_timeout(now());
                 }
@@ -450,21 +472,15 @@ impl Task {
     }
 
     /// Does everything the dispatch asked for.
-    fn carry_out(&mut self, inbox: &mpsc::Sender<(ConnId, Message)>) {
+    fn carry_out(&mut self, inbox: &mpsc::Sender<(ConnId, FromConn)>) {
         while let Some(action) = self.dispatch.poll_action() {
             match action {
-                Action::Open(conn) => {
+                Action::Open(conn, endpoint) => {
                     let (outbox, rx) = mpsc::unbounded_channel();
                     let options = SocketOptions::default()
                         .linger(Duration::ZERO)
                         .mechanism(self.options.mechanism.clone());
-                    tokio::spawn(connection(
-                        conn,
-                        self.endpoint.clone(),
-                        options,
-                        rx,
-                        inbox.clone(),
-                    ));
+                    tokio::spawn(connection(conn, endpoint, options, rx, inbox.clone()));
                     self.connections.insert(conn, outbox);
                 }
                 // Dropping the sender ends the connection's task.
@@ -498,22 +514,46 @@ impl Task {
     }
 }
 
-/// One broker connection: a DEALER, fed by the dispatcher, feeding replies back.
+/// What a connection task tells the client's task.
+enum FromConn {
+    /// A message from the broker.
+    Message(Message),
+    /// The handshake succeeded.
+    Up,
+    /// Connecting failed, or the connection was lost (zmtp tries again).
+    Down,
+}
+
+/// One broker connection: a DEALER, fed by the dispatcher, feeding replies back,
+/// and telling when it comes up and goes down.
 async fn connection(
     id: ConnId,
     endpoint: String,
     options: SocketOptions,
     mut outbox: mpsc::UnboundedReceiver<Message>,
-    inbox: mpsc::Sender<(ConnId, Message)>,
+    inbox: mpsc::Sender<(ConnId, FromConn)>,
 ) {
     let Ok(mut socket) = Socket::with_options(SocketType::Dealer, options) else {
         return;
     };
+    let mut monitor = socket.monitor();
     if socket.connect(&endpoint).is_err() {
         return;
     }
     loop {
         tokio::select! {
+            Some(event) = monitor.recv() => {
+                let told = match event {
+                    SocketEvent::HandshakeSucceeded { .. } => Some(FromConn::Up),
+                    SocketEvent::ConnectRetried { .. } | SocketEvent::Disconnected { .. } => Some(FromConn::Down),
+                    _ => None,
+                };
+                if let Some(told) = told {
+                    if inbox.send((id, told)).await.is_err() {
+                        return;
+                    }
+                }
+            }
             out = outbox.recv() => match out {
                 Some(msg) => {
                     if socket.send(msg).await.is_err() {
@@ -524,7 +564,7 @@ async fn connection(
             },
             received = socket.recv() => match received {
                 Ok(msg) => {
-                    if inbox.send((id, msg)).await.is_err() {
+                    if inbox.send((id, FromConn::Message(msg))).await.is_err() {
                         return;
                     }
                 }

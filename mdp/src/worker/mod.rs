@@ -31,6 +31,7 @@ use zmtp::{Message, Socket, SocketOptions, SocketType};
 pub mod session;
 
 use crate::codec::Format;
+use crate::discovery::{self, Brokers};
 use crate::proto::{is_mmi, Dialect, ReplyKind};
 use session::{Action, End, Session, SessionConfig};
 
@@ -189,16 +190,22 @@ fn flatten(
 /// ```
 #[derive(Debug, Clone)]
 pub struct Worker {
-    endpoint: String,
+    brokers: Brokers,
     service: Bytes,
     options: WorkerOptions,
 }
 
 impl Worker {
-    /// A worker for `service` at the broker `endpoint`, with default options.
-    pub fn new(endpoint: impl Into<String>, service: impl Into<Bytes>) -> Worker {
+    /// A worker for `service` at the broker `brokers`, with default options.
+    ///
+    /// `brokers` is one endpoint or several ([`Brokers`]): the worker registers
+    /// with every broker (each gets [`WorkerOptions::concurrency`] sessions), so
+    /// it carries on through the others when one dies; `tcp://name:port` stands
+    /// for every address of `name`, resolved again every few seconds (brokers
+    /// that appear are joined, brokers that go are left).
+    pub fn new(brokers: impl Into<Brokers>, service: impl Into<Bytes>) -> Worker {
         Worker {
-            endpoint: endpoint.into(),
+            brokers: brokers.into(),
             service: service.into(),
             options: WorkerOptions::default(),
         }
@@ -333,21 +340,44 @@ impl Worker {
             return Err(WorkerError::ReservedService);
         }
         // Fail fast on a malformed endpoint rather than retrying it forever.
-        self.endpoint
-            .parse::<zmtp::Endpoint>()
-            .map_err(zmtp::Error::from)?;
+        self.brokers.validate()?;
         let stop = CancellationToken::new();
         let this = Arc::new(self);
+        let mut changes = discovery::watch(this.brokers.clone());
+        // Each broker's sessions stop together when it leaves the list.
+        let mut groups: HashMap<String, CancellationToken> = HashMap::new();
         let mut sessions = JoinSet::new();
-        for _ in 0..this.options.concurrency.max(1) {
-            let (this, respond, stop) = (this.clone(), respond.clone(), stop.clone());
-            sessions.spawn(async move { this.keep_session(respond, stop).await });
-        }
         tokio::pin!(shutdown);
         let mut outcome = Ok(());
-        tokio::select! {
-            () = &mut shutdown => {}
-            Some(done) = sessions.join_next() => outcome = flatten(done),
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(change) = changes.recv() => {
+                    for endpoint in change.removed {
+                        tracing::info!(%endpoint, "broker gone from the list: leaving it");
+                        if let Some(group) = groups.remove(&endpoint) {
+                            group.cancel();
+                        }
+                    }
+                    for endpoint in change.added {
+                        let group = stop.child_token();
+                        for _ in 0..this.options.concurrency.max(1) {
+                            let (this, respond, group) = (this.clone(), respond.clone(), group.clone());
+                            let endpoint = endpoint.clone();
+                            sessions.spawn(async move { this.keep_session(&endpoint, respond, group).await });
+                        }
+                        groups.insert(endpoint, group);
+                    }
+                }
+                Some(done) = sessions.join_next() => {
+                    // A session ends by itself only on an error (or when its
+                    // broker left the list).
+                    outcome = flatten(done);
+                    if outcome.is_err() {
+                        break;
+                    }
+                }
+            }
         }
         stop.cancel();
         while let Some(done) = sessions.join_next().await {
@@ -359,6 +389,7 @@ impl Worker {
     /// One broker connection, re-established whenever it is lost.
     async fn keep_session(
         &self,
+        endpoint: &str,
         respond: Respond,
         stop: CancellationToken,
     ) -> Result<(), zmtp::Error> {
@@ -367,12 +398,12 @@ impl Worker {
             Some(self.options.reconnect_interval_max),
         );
         loop {
-            let wait = match self.session(&respond, &stop).await? {
+            let wait = match self.session(endpoint, &respond, &stop).await? {
                 End::Reconnect {
                     reason,
                     established,
                 } => {
-                    tracing::info!(endpoint = %self.endpoint, reason, "reconnecting to the broker");
+                    tracing::info!(%endpoint, reason, "reconnecting to the broker");
                     backoff.after(established)
                 }
                 _ => return Ok(()),
@@ -387,6 +418,7 @@ impl Worker {
     /// One session: a fresh socket, driven by a [`Session`] until it ends.
     async fn session(
         &self,
+        endpoint: &str,
         respond: &Respond,
         stop: &CancellationToken,
     ) -> Result<End, zmtp::Error> {
@@ -395,7 +427,7 @@ impl Worker {
             .linger(Duration::from_secs(1))
             .mechanism(self.options.mechanism.clone());
         let mut socket = Socket::with_options(SocketType::Dealer, options)?;
-        socket.connect(&self.endpoint)?;
+        socket.connect(endpoint)?;
         let config = SessionConfig::new(
             dialect,
             self.service.clone(),

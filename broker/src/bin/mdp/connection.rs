@@ -36,16 +36,20 @@ impl From<DialectName> for Dialect {
 /// The broker and how to talk to it.
 #[derive(Debug, clap::Args)]
 pub struct BrokerArgs {
-    /// The broker's endpoint.
+    /// The broker's endpoint; repeat it (or separate endpoints with commas) for a
+    /// cluster: requests spread over the brokers and fail over on timeout, and a
+    /// worker registers with each. `tcp://name:port` means every address of the
+    /// name.
     #[arg(
         short,
         long,
         global = true,
         env = "MDP_BROKER",
         default_value = "tcp://127.0.0.1:5555",
+        value_delimiter = ',',
         value_name = "ENDPOINT"
     )]
-    pub broker: String,
+    pub broker: Vec<String>,
     /// The dialect to speak. MDP/0.2 by default: its partial replies stream as they
     /// come (an MDP/0.1 client gets them gathered into one reply).
     #[arg(long, global = true, value_enum, default_value = "mdp02")]
@@ -80,7 +84,12 @@ impl BrokerArgs {
             .timeout(timeout)
             .attempts(attempts.max(1))
             .mechanism(self.mechanism()?);
-        Client::connect_with(&self.broker, options).map_err(|e| e.to_string())
+        Client::connect_with(self.broker.clone(), options).map_err(|e| e.to_string())
+    }
+
+    /// The broker endpoints, for messages.
+    pub fn names(&self) -> String {
+        self.broker.join(", ")
     }
 
     /// Worker options for the broker.

@@ -42,7 +42,7 @@ async fn ask<T: DeserializeOwned>(
     let reply = client
         .request(format!("mmi.{name}").into_bytes(), body)
         .await
-        .map_err(|e| format!("{e} (is {} a broker?)", broker.broker))?;
+        .map_err(|e| format!("{e} (is {} a broker?)", broker.names()))?;
     let frame = reply.first().ok_or("an empty answer")?;
     if &frame[..] == b"501" {
         return Err(format!(

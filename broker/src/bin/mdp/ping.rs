@@ -38,10 +38,10 @@ pub async fn run(broker: &BrokerArgs, args: PingArgs) -> Result<ExitCode, String
         {
             Ok(_) => {
                 let ms = start.elapsed().as_secs_f64() * 1000.0;
-                println!("reply from {}: seq={n} time={ms:.3} ms", broker.broker);
+                println!("reply from {}: seq={n} time={ms:.3} ms", broker.names());
                 times.push(ms);
             }
-            Err(e) => println!("no reply from {}: seq={n}: {e}", broker.broker),
+            Err(e) => println!("no reply from {}: seq={n}: {e}", broker.names()),
         }
     }
     let answered = times.len();

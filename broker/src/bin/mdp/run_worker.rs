@@ -116,7 +116,7 @@ pub async fn run(broker: &BrokerArgs, args: WorkerArgs) -> Result<ExitCode, Stri
     eprintln!(
         "mdp worker: serving {} through {} with {}",
         args.service,
-        broker.broker,
+        broker.names(),
         args.command.join(" ")
     );
     Worker::new(broker.broker.clone(), args.service.into_bytes())
