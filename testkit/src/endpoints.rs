@@ -25,6 +25,13 @@ pub fn tcp_endpoint() -> String {
 /// nothing listens, and TCP then connects that socket to itself: the port is taken
 /// and the restarted broker cannot bind. No connect takes a port below the range.
 pub fn restartable_endpoint() -> String {
+    format!("tcp://127.0.0.1:{}", restartable_port(&["127.0.0.1"]))
+}
+
+/// A port below the ephemeral range (see [`restartable_endpoint`]) that is free on
+/// every one of `hosts` (loopback addresses such as 127.0.0.2, for several brokers
+/// on one machine with one port).
+pub fn restartable_port(hosts: &[&str]) -> u16 {
     let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse().ok())
@@ -37,8 +44,11 @@ pub fn restartable_endpoint() -> String {
             .map_or(0, |d| d.subsec_nanos());
     for i in 0..span {
         let port = floor + u16::try_from((seed.wrapping_add(i)) % span).unwrap_or(0);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return format!("tcp://127.0.0.1:{port}");
+        if hosts
+            .iter()
+            .all(|host| std::net::TcpListener::bind((*host, port)).is_ok())
+        {
+            return port;
         }
     }
     panic!("no free port in {floor}..{low}");

@@ -24,7 +24,9 @@ mod relay;
 mod setup;
 mod venv;
 
-pub use endpoints::{free_tcp_port, ipc_endpoint, ipc_path, restartable_endpoint, tcp_endpoint};
+pub use endpoints::{
+    free_tcp_port, ipc_endpoint, ipc_path, restartable_endpoint, restartable_port, tcp_endpoint,
+};
 pub use node::{node, node_examples};
 pub use peer::{PyPeer, LINE_TIMEOUT};
 pub use relay::{Relay, Tamper};

@@ -12,12 +12,17 @@
 //!   restarted once; every request must come back with its own body. Without the
 //!   kills it is the soak.
 //!
-//! The `mdp-torture` binary runs them (`torture`, `chaos`, `soak`); its tests run
+//! - [`cluster`]: three peered brokers, workers of every dialect spread over them,
+//!   clients on each and clients that know all, while a random broker is killed
+//!   and restarted: nothing may be lost.
+//!
+//! The `mdp-torture` binary runs them (`torture`, `chaos`, `soak`, `cluster`); its tests run
 //! the short modes, `scripts/torture` the long ones.
 
 pub mod attacks;
 pub mod broker_process;
 pub mod chaos;
+pub mod cluster;
 pub mod hostile;
 pub mod junk;
 pub mod malformed_mdp;

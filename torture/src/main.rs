@@ -4,7 +4,8 @@
 //! mdp-torture torture [--long] [--broker PATH]
 //! mdp-torture chaos   [--long] [--broker PATH] [--seconds S]
 //! mdp-torture soak    [--minutes M] [--broker PATH]
-//! mdp-torture worker ENDPOINT          # an echo worker (chaos kills these)
+//! mdp-torture cluster [--long] [--broker PATH] [--seconds S]
+//! mdp-torture worker ENDPOINT [--dialect D]   # an echo worker (chaos kills these)
 //! ```
 //!
 //! Each run starts its own broker (by default the `mdp-broker` next to this
@@ -16,8 +17,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mdp::Dialect;
 use mdp::{Worker, WorkerOptions};
-use mdp_torture::{chaos, torture};
+use mdp_torture::{chaos, cluster, torture};
 
 #[derive(Parser)]
 #[command(
@@ -60,10 +62,26 @@ enum Run {
         #[arg(long)]
         broker: Option<PathBuf>,
     },
+    /// Three peered brokers under load while a random one is killed and restarted:
+    /// nothing may be lost
+    Cluster {
+        /// Minutes instead of seconds (a kill every 10-20 s)
+        #[arg(long)]
+        long: bool,
+        /// The broker binary (default: mdp-broker beside this one)
+        #[arg(long)]
+        broker: Option<PathBuf>,
+        /// How long the load runs (default: 10 s, 180 s with --long)
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
     /// An echo worker for the `echo` service (what chaos starts and kills)
     Worker {
         /// The broker's endpoint
         endpoint: String,
+        /// mdp01, mdp02, majortomo or overseer
+        #[arg(long, default_value = "mdp02")]
+        dialect: String,
     },
 }
 
@@ -112,8 +130,42 @@ fn main() -> ExitCode {
                 eprintln!("soak: {config:?}");
                 passed(chaos::run(&config).await?)
             }
-            Run::Worker { endpoint } => {
+            Run::Cluster {
+                long,
+                broker,
+                seconds,
+            } => {
+                let (broker, worker) = (broker_binary(broker)?, this_binary()?);
+                let mut config = if long {
+                    cluster::Config::long(broker, worker)
+                } else {
+                    cluster::Config::short(broker, worker)
+                };
+                if let Some(seconds) = seconds {
+                    config.duration = Duration::from_secs(seconds);
+                }
+                eprintln!("cluster: {config:?}");
+                let report = cluster::run(&config).await?;
+                println!("{report}");
+                if report.passed() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} of {} requests lost, {} answered with another body",
+                        report.lost, report.sent, report.wrong
+                    ))
+                }
+            }
+            Run::Worker { endpoint, dialect } => {
+                let dialect = match dialect.as_str() {
+                    "mdp01" => Dialect::Mdp01,
+                    "mdp02" => Dialect::Mdp02,
+                    "majortomo" => Dialect::Majortomo,
+                    "overseer" => Dialect::Overseer,
+                    other => return Err(format!("unknown dialect {other:?}")),
+                };
                 let options = WorkerOptions::default()
+                    .dialect(dialect)
                     .heartbeat_interval(Duration::from_millis(200))
                     .liveness(5)
                     .reconnect_interval(Duration::from_millis(100))

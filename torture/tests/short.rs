@@ -103,3 +103,16 @@ fn chaos_short_mode_loses_nothing() {
     assert!(number(result, "kills") > 0);
     assert_eq!(number(result, "restarts"), 1);
 }
+
+#[test]
+fn cluster_short_mode_loses_nothing_when_a_broker_is_killed() {
+    let results = run(&["cluster"]);
+    let [result] = &results[..] else {
+        panic!("one RESULT line expected, got {results:?}");
+    };
+    assert_eq!(number(result, "lost"), 0);
+    assert_eq!(number(result, "wrong"), 0);
+    assert_eq!(number(result, "sent"), number(result, "answered"));
+    assert!(number(result, "answered") > 0);
+    assert_eq!(number(result, "kills"), 1);
+}

@@ -237,33 +237,43 @@ impl Dispatch {
             if at > now {
                 break;
             }
-            let Some(mut p) = self.pending.remove(&id) else {
+            if !self.pending.contains_key(&id) {
                 self.deadlines.remove(&(at, id));
                 continue;
-            };
-            let Some(conn) = self.unplace(id, &mut p, true) else {
-                self.pending.insert(id, p);
-                continue;
-            };
-            let broker = self.connections.get(&conn).map(|c| c.broker.clone());
-            if let Some(b) = broker.as_ref().and_then(|b| self.brokers.get_mut(b)) {
-                b.suspect_until = Some(now + p.limits.timeout);
             }
-            p.avoid = broker;
-            if p.attempts_left > 0 {
-                tracing::debug!(service = %zmtp::printable(&p.service), "request timed out; retrying");
-                self.pending.insert(id, p);
-                self.place(id, now);
-            } else {
-                let error = ClientError::Timeout {
-                    service: String::from_utf8_lossy(&p.service).into_owned(),
-                    attempts: p.limits.attempts.max(1),
-                    timeout: p.limits.timeout,
-                };
-                self.actions.push_back(Action::Fail(id, error));
-            }
-            self.after_free(conn, now);
+            self.give_up_attempt(id, now);
         }
+    }
+
+    /// Call `id`'s attempt will get no reply (it timed out, or its connection
+    /// dropped): its broker is suspect, and it is tried again elsewhere if it has
+    /// attempts left, else it fails.
+    fn give_up_attempt(&mut self, id: CallId, now: Instant) {
+        let Some(mut p) = self.pending.remove(&id) else {
+            return;
+        };
+        let Some(conn) = self.unplace(id, &mut p, true) else {
+            self.pending.insert(id, p);
+            return;
+        };
+        let broker = self.connections.get(&conn).map(|c| c.broker.clone());
+        if let Some(b) = broker.as_ref().and_then(|b| self.brokers.get_mut(b)) {
+            b.suspect_until = Some(now + p.limits.timeout);
+        }
+        p.avoid = broker;
+        if p.attempts_left > 0 {
+            tracing::debug!(service = %zmtp::printable(&p.service), "no reply; retrying");
+            self.pending.insert(id, p);
+            self.place(id, now);
+        } else {
+            let error = ClientError::Timeout {
+                service: String::from_utf8_lossy(&p.service).into_owned(),
+                attempts: p.limits.attempts.max(1),
+                timeout: p.limits.timeout,
+            };
+            self.actions.push_back(Action::Fail(id, error));
+        }
+        self.after_free(conn, now);
     }
 
     /// The next thing to do, if any.
@@ -383,8 +393,9 @@ impl Dispatch {
     /// Connection `conn` failed: its broker is passed over for a while. If it
     /// was never up, nothing sent on it arrived: when another broker is not known
     /// to be down, the connection is closed and its requests move there (same
-    /// deadlines, same attempts). Otherwise they wait for a reply or their timeout
-    /// as before (zmtp keeps reconnecting).
+    /// deadlines, same attempts). If it was up, no reply can come for what was sent
+    /// on it any more (a broker answers a connection, not a routing id): those
+    /// requests are tried again at once, as if they had timed out.
     pub fn handle_down(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.connections.get(&conn) else {
             return;
@@ -397,7 +408,14 @@ impl Dispatch {
             .brokers
             .iter()
             .any(|(e, b)| *e != broker && !b.down_until.is_some_and(|until| until > now));
-        if was_up || !elsewhere {
+        if was_up {
+            let calls: Vec<CallId> = c.busy.values().copied().collect();
+            for id in calls {
+                self.give_up_attempt(id, now);
+            }
+            return;
+        }
+        if !elsewhere {
             return;
         }
         let Some(c) = self.connections.remove(&conn) else {

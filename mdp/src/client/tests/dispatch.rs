@@ -358,18 +358,24 @@ fn a_request_on_a_connection_that_never_came_up_moves_to_a_broker_that_is_not_do
 }
 
 #[test]
-fn a_connection_that_was_up_keeps_its_requests_when_it_drops() {
+fn a_request_on_a_connection_that_drops_is_tried_again_at_once_elsewhere() {
     let now = Instant::now();
     let mut d = Dispatch::new(Dialect::Mdp01, 64, &brokers(&["a", "b"]));
     ask(&mut d, 1, "echo", "x", limits(100, 2), now);
     actions(&mut d);
     d.handle_up(0);
-    // It may have been delivered: no second copy before the timeout...
+    // No reply can come through a dropped connection: the second attempt goes
+    // to b now, not after the timeout.
     d.handle_down(0, now + MS);
-    assert!(actions(&mut d).is_empty());
-    // ...but new requests go to b meanwhile.
-    ask(&mut d, 2, "other", "y", limits(100, 1), now + 2 * MS);
-    assert_eq!(actions(&mut d), ["open 1 b", "send 1 |MDPC01|other|y"]);
+    assert_eq!(
+        actions(&mut d),
+        ["open 1 b", "send 1 |MDPC01|echo|x", "close 0"]
+    );
+    // With no attempt left, a drop fails the call.
+    d.handle_up(1);
+    d.handle_down(1, now + 2 * MS);
+    let failed = actions(&mut d);
+    assert!(failed[0].starts_with("fail 1"), "{failed:?}");
 }
 
 #[test]
