@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mdp::{CallOptions, Client};
-use zmtp::Message;
+use mdp::Client;
 
 use crate::broker_process::{memory_kib, BrokerProcess};
 use crate::junk::Junk;
+use crate::load::{echo_loop, Counted, Tally};
 use crate::sparkline::sparkline;
 use crate::wait::within;
 
@@ -92,14 +92,8 @@ impl Config {
 pub struct Report {
     /// `chaos`, or `soak` when nothing was killed or restarted by design.
     pub suite: &'static str,
-    /// Requests sent (each counted once, whatever its retries).
-    pub sent: u64,
-    /// Requests answered with their own body.
-    pub answered: u64,
-    /// Requests that failed after every retry.
-    pub lost: u64,
-    /// Replies that carried another request's body.
-    pub wrong: u64,
+    /// What the clients counted.
+    pub counted: Counted,
     /// Workers killed.
     pub kills: usize,
     /// Broker restarts.
@@ -115,7 +109,7 @@ pub struct Report {
 impl Report {
     /// Every request answered, with its own body.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.wrong == 0 && self.answered == self.sent && self.sent > 0
+        self.counted.passed()
     }
 }
 
@@ -130,30 +124,17 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            "RESULT {} sent={} answered={} lost={} wrong={} kills={} restarts={} \
+            "RESULT {} {} kills={} restarts={} \
              worst_ms={} secs={:.1} req_per_s={:.0} rss_last_kib={last_rss} rss_max_kib={max_rss}",
             self.suite,
-            self.sent,
-            self.answered,
-            self.lost,
-            self.wrong,
+            self.counted,
             self.kills,
             self.restarts,
             self.worst.as_millis(),
             self.elapsed.as_secs_f64(),
-            self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.counted.answered as f64 / self.elapsed.as_secs_f64().max(1e-9),
         )
     }
-}
-
-/// Counters the client tasks share.
-#[derive(Default)]
-struct Counts {
-    sent: AtomicU64,
-    answered: AtomicU64,
-    lost: AtomicU64,
-    wrong: AtomicU64,
-    worst_us: AtomicU64,
 }
 
 /// Runs the load of `config`; `Err` only when the run itself could not be set up
@@ -163,16 +144,22 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     let endpoint = format!("tcp://127.0.0.1:{}", free_port()?);
     let mut broker = BrokerProcess::launch(&config.broker, &endpoint, BROKER_ARGS)?;
     let mut workers = Workers::start(config, &endpoint)?;
-    let counts = Arc::new(Counts::default());
+    let tally = Arc::new(Tally::default());
+    let worst_us = Arc::new(AtomicU64::new(0));
     let running = Arc::new(AtomicBool::new(true));
     let mut clients = Vec::new();
     for c in 0..config.clients {
         let client = Client::connect(&endpoint).map_err(|e| e.to_string())?;
-        clients.push(tokio::spawn(client_loop(
-            c,
+        let worst_us = worst_us.clone();
+        clients.push(tokio::spawn(echo_loop(
+            format!("client {c}"),
             client,
-            counts.clone(),
+            tally.clone(),
             running.clone(),
+            move |start, end| {
+                let took = u64::try_from((end - start).as_micros()).unwrap_or(u64::MAX);
+                worst_us.fetch_max(took, Ordering::SeqCst);
+            },
         )));
     }
 
@@ -223,45 +210,13 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     let soak = config.kill_every.is_none() && !config.restart_broker;
     Ok(Report {
         suite: if soak { "soak" } else { "chaos" },
-        sent: counts.sent.load(Ordering::SeqCst),
-        answered: counts.answered.load(Ordering::SeqCst),
-        lost: counts.lost.load(Ordering::SeqCst),
-        wrong: counts.wrong.load(Ordering::SeqCst),
+        counted: tally.counted(),
         kills,
         restarts,
-        worst: Duration::from_micros(counts.worst_us.load(Ordering::SeqCst)),
+        worst: Duration::from_micros(worst_us.load(Ordering::SeqCst)),
         elapsed,
         rss_kib: rss,
     })
-}
-
-/// One client: numbered requests, one at a time, until `running` is cleared; each
-/// retried (2 s per attempt) long enough to outlast a broker restart.
-async fn client_loop(c: usize, client: Client, counts: Arc<Counts>, running: Arc<AtomicBool>) {
-    let limits = CallOptions {
-        timeout: Duration::from_secs(2),
-        attempts: 30,
-    };
-    let mut n = 0u64;
-    while running.load(Ordering::SeqCst) {
-        let body = format!("client {c} request {n}");
-        n += 1;
-        counts.sent.fetch_add(1, Ordering::SeqCst);
-        let start = Instant::now();
-        match client.request_with("echo", body.clone(), limits).await {
-            Ok(reply) if reply == Message::from(body) => {
-                counts.answered.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(_) => {
-                counts.wrong.fetch_add(1, Ordering::SeqCst);
-            }
-            Err(_) => {
-                counts.lost.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let took = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        counts.worst_us.fetch_max(took, Ordering::SeqCst);
-    }
 }
 
 /// The worker processes, killed on drop.

@@ -17,15 +17,15 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mdp::{CallOptions, Client, ClientOptions, Dialect};
-use zmtp::Message;
+use mdp::{Client, ClientOptions, Dialect};
 
 use crate::broker_process::{BrokerProcess, STARTUP};
 use crate::junk::Junk;
+use crate::load::{echo_loop, Counted, Tally};
 use crate::wait::within;
 
 /// Heartbeats short enough that a dead worker, peer or broker is noticed in about
@@ -243,14 +243,8 @@ impl Config {
 /// What the run counted.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Requests sent (each counted once, whatever its retries).
-    pub sent: u64,
-    /// Requests answered with their own body.
-    pub answered: u64,
-    /// Requests that failed after every retry.
-    pub lost: u64,
-    /// Replies that carried another request's body.
-    pub wrong: u64,
+    /// What the clients counted.
+    pub counted: Counted,
     /// Brokers killed (and restarted).
     pub kills: usize,
     /// Per kill: how long after it the last request that was in flight at the
@@ -266,7 +260,7 @@ pub struct Report {
 impl Report {
     /// Every request answered, with its own body.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.wrong == 0 && self.answered == self.sent && self.sent > 0
+        self.counted.passed()
     }
 }
 
@@ -276,17 +270,14 @@ impl fmt::Display for Report {
         let (median_one, worst_one) = median_and_worst(&self.recoveries_one_broker);
         write!(
             f,
-            "RESULT cluster sent={} answered={} lost={} wrong={} kills={} \
+            "RESULT cluster {} kills={} \
              recovery_median_ms={median} recovery_worst_ms={worst} \
              one_broker_recovery_median_ms={median_one} one_broker_recovery_worst_ms={worst_one} \
              secs={:.1} req_per_s={:.0}",
-            self.sent,
-            self.answered,
-            self.lost,
-            self.wrong,
+            self.counted,
             self.kills,
             self.elapsed.as_secs_f64(),
-            self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.counted.answered as f64 / self.elapsed.as_secs_f64().max(1e-9),
         )
     }
 }
@@ -299,22 +290,15 @@ fn median_and_worst(durations: &[Duration]) -> (u128, u128) {
     (median, ms.last().copied().unwrap_or(0))
 }
 
-/// Counters the client tasks share.
+/// The kills so far: when, and the longest recovery seen by clients that know
+/// every broker and by those that know one.
 #[derive(Default)]
-struct Counts {
-    sent: AtomicU64,
-    answered: AtomicU64,
-    lost: AtomicU64,
-    wrong: AtomicU64,
-    /// The kills so far: when, and the longest recovery seen by clients that
-    /// know every broker and by those that know one.
-    kills: Mutex<Vec<(Instant, [Duration; 2])>>,
-}
+struct Kills(Mutex<Vec<(Instant, [Duration; 2])>>);
 
-impl Counts {
+impl Kills {
     /// A request ran from `start` to `end`: it counts for every kill in between.
     fn finished(&self, start: Instant, end: Instant, knows_all: bool) {
-        let mut kills = self.kills.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kills = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for (at, worst) in kills.iter_mut() {
             if start <= *at && *at <= end {
                 let slot = &mut worst[usize::from(!knows_all)];
@@ -341,7 +325,8 @@ pub async fn run(config: &Config) -> Result<Report, String> {
             )?);
         }
     }
-    let counts = Arc::new(Counts::default());
+    let tally = Arc::new(Tally::default());
+    let kills_seen = Arc::new(Kills::default());
     let running = Arc::new(AtomicBool::new(true));
     let mut clients = Vec::new();
     for b in 0..config.brokers {
@@ -356,12 +341,13 @@ pub async fn run(config: &Config) -> Result<Report, String> {
                 (format!("b{b}c{c}"), local, false),
                 (format!("all{b}c{c}"), all, true),
             ] {
-                clients.push(tokio::spawn(client_loop(
+                let kills_seen = kills_seen.clone();
+                clients.push(tokio::spawn(echo_loop(
                     name,
                     client,
-                    knows_all,
-                    counts.clone(),
+                    tally.clone(),
                     running.clone(),
+                    move |start, end| kills_seen.finished(start, end, knows_all),
                 )));
             }
         }
@@ -379,8 +365,8 @@ pub async fn run(config: &Config) -> Result<Report, String> {
         if Instant::now() >= next_kill {
             let victim = junk.below(config.brokers as u64);
             cluster.kill(victim);
-            counts
-                .kills
+            kills_seen
+                .0
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((Instant::now(), [Duration::ZERO; 2]));
@@ -400,57 +386,20 @@ pub async fn run(config: &Config) -> Result<Report, String> {
             .map_err(|e| e.to_string())?;
     }
     drop(workers);
-    let worst: Vec<[Duration; 2]> = counts
-        .kills
+    let worst: Vec<[Duration; 2]> = kills_seen
+        .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .map(|(_, worst)| *worst)
         .collect();
     Ok(Report {
-        sent: counts.sent.load(Ordering::SeqCst),
-        answered: counts.answered.load(Ordering::SeqCst),
-        lost: counts.lost.load(Ordering::SeqCst),
-        wrong: counts.wrong.load(Ordering::SeqCst),
+        counted: tally.counted(),
         kills,
         recoveries: worst.iter().map(|w| w[0]).collect(),
         recoveries_one_broker: worst.iter().map(|w| w[1]).collect(),
         elapsed: started.elapsed(),
     })
-}
-
-/// One client: numbered requests, one at a time, until `running` is cleared; each
-/// retried (2 s per attempt) long enough to outlast its broker's restart.
-async fn client_loop(
-    name: String,
-    client: Client,
-    knows_all: bool,
-    counts: Arc<Counts>,
-    running: Arc<AtomicBool>,
-) {
-    let limits = CallOptions {
-        timeout: Duration::from_secs(2),
-        attempts: 30,
-    };
-    let mut n = 0u64;
-    while running.load(Ordering::SeqCst) {
-        let body = format!("{name} request {n}");
-        n += 1;
-        counts.sent.fetch_add(1, Ordering::SeqCst);
-        let start = Instant::now();
-        match client.request_with("echo", body.clone(), limits).await {
-            Ok(reply) if reply == Message::from(body) => {
-                counts.answered.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(_) => {
-                counts.wrong.fetch_add(1, Ordering::SeqCst);
-            }
-            Err(_) => {
-                counts.lost.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        counts.finished(start, Instant::now(), knows_all);
-    }
 }
 
 /// An echo worker process of one dialect at one broker; killed on drop.

@@ -25,6 +25,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod hostile;
 pub mod junk;
+pub mod load;
 pub mod malformed_mdp;
 pub mod raw_zmtp;
 pub mod sparkline;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use mdp::Dialect;
 use mdp::{Worker, WorkerOptions};
+use mdp_torture::load::Counted;
 use mdp_torture::{chaos, cluster, torture};
 
 #[derive(Parser)]
@@ -119,16 +120,16 @@ fn main() -> ExitCode {
                 } else {
                     chaos::Config::short(broker, worker)
                 };
-                if let Some(seconds) = seconds {
-                    config.duration = Duration::from_secs(seconds);
-                }
+                config.duration = seconds.map_or(config.duration, Duration::from_secs);
                 eprintln!("chaos: {config:?}");
-                passed(chaos::run(&config).await?)
+                let report = chaos::run(&config).await?;
+                passed(&report, report.counted)
             }
             Run::Soak { minutes, broker } => {
                 let config = chaos::Config::soak(broker_binary(broker)?, this_binary()?, minutes);
                 eprintln!("soak: {config:?}");
-                passed(chaos::run(&config).await?)
+                let report = chaos::run(&config).await?;
+                passed(&report, report.counted)
             }
             Run::Cluster {
                 long,
@@ -136,25 +137,14 @@ fn main() -> ExitCode {
                 seconds,
             } => {
                 let (broker, worker) = (broker_binary(broker)?, this_binary()?);
-                let mut config = if long {
-                    cluster::Config::long(broker, worker)
-                } else {
-                    cluster::Config::short(broker, worker)
+                let mut config = match long {
+                    true => cluster::Config::long(broker, worker),
+                    false => cluster::Config::short(broker, worker),
                 };
-                if let Some(seconds) = seconds {
-                    config.duration = Duration::from_secs(seconds);
-                }
+                config.duration = seconds.map_or(config.duration, Duration::from_secs);
                 eprintln!("cluster: {config:?}");
                 let report = cluster::run(&config).await?;
-                println!("{report}");
-                if report.passed() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{} of {} requests lost, {} answered with another body",
-                        report.lost, report.sent, report.wrong
-                    ))
-                }
+                passed(&report, report.counted)
             }
             Run::Worker { endpoint, dialect } => {
                 let dialect = match dialect.as_str() {
@@ -192,15 +182,12 @@ fn main() -> ExitCode {
 }
 
 /// Prints `report`; an error unless every request came back.
-fn passed(report: chaos::Report) -> Result<(), String> {
+fn passed(report: &impl std::fmt::Display, counted: Counted) -> Result<(), String> {
     println!("{report}");
-    if report.passed() {
+    if counted.passed() {
         Ok(())
     } else {
-        Err(format!(
-            "{} of {} requests lost, {} answered with another body",
-            report.lost, report.sent, report.wrong
-        ))
+        Err(counted.failure())
     }
 }
 

@@ -72,6 +72,14 @@ fn number(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{key} in {line}: {e}"))
 }
 
+/// Every request sent came back with its own body.
+fn assert_nothing_lost(result: &str) {
+    assert_eq!(number(result, "lost"), 0);
+    assert_eq!(number(result, "wrong"), 0);
+    assert_eq!(number(result, "sent"), number(result, "answered"));
+    assert!(number(result, "answered") > 0);
+}
+
 #[test]
 fn torture_short_mode_the_broker_survives_and_serves_the_side_client() {
     let results = run(&["torture"]);
@@ -96,10 +104,7 @@ fn chaos_short_mode_loses_nothing() {
     let [result] = &results[..] else {
         panic!("one RESULT line expected, got {results:?}");
     };
-    assert_eq!(number(result, "lost"), 0);
-    assert_eq!(number(result, "wrong"), 0);
-    assert_eq!(number(result, "sent"), number(result, "answered"));
-    assert!(number(result, "answered") > 0);
+    assert_nothing_lost(result);
     assert!(number(result, "kills") > 0);
     assert_eq!(number(result, "restarts"), 1);
 }
@@ -110,9 +115,6 @@ fn cluster_short_mode_loses_nothing_when_a_broker_is_killed() {
     let [result] = &results[..] else {
         panic!("one RESULT line expected, got {results:?}");
     };
-    assert_eq!(number(result, "lost"), 0);
-    assert_eq!(number(result, "wrong"), 0);
-    assert_eq!(number(result, "sent"), number(result, "answered"));
-    assert!(number(result, "answered") > 0);
+    assert_nothing_lost(result);
     assert_eq!(number(result, "kills"), 1);
 }
