@@ -17,6 +17,9 @@
 //!   (a late reply must not be taken for another request's), and a connection with
 //!   retired keys is closed and replaced once nothing is outstanding on it;
 //! - a cancelled call (its caller stopped waiting) frees its place at once;
+//! - a call that waits for a place (no broker known yet, every connection busy
+//!   with its service) fails with [`ClientError::Timeout`] once it waited its
+//!   timeout times its attempts;
 //! - with several brokers, each request goes to the broker with the fewest of our
 //!   requests outstanding; a broker whose request timed out is *suspect* for one
 //!   timeout (others are preferred) and the retry goes to another broker when
@@ -78,6 +81,8 @@ struct Pending {
     placed: Option<(ConnId, Instant)>,
     /// The broker whose attempt timed out last: the retry goes elsewhere if it can.
     avoid: Option<String>,
+    /// While it waits for a place: when it gives up.
+    wait_deadline: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -160,6 +165,7 @@ impl Dispatch {
             attempts_left: limits.attempts.max(1),
             placed: None,
             avoid: None,
+            wait_deadline: None,
         };
         if self.pending.insert(id, pending).is_none() {
             self.place(id, now);
@@ -172,6 +178,9 @@ impl Dispatch {
         let Some(mut p) = self.pending.remove(&id) else {
             return;
         };
+        if let Some(at) = p.wait_deadline.take() {
+            self.deadlines.remove(&(at, id));
+        }
         match self.unplace(id, &mut p, true) {
             Some(conn) => self.after_free(conn, now),
             None => self.waiting.retain(|&waiting| waiting != id),
@@ -237,7 +246,19 @@ impl Dispatch {
             if at > now {
                 break;
             }
-            if !self.pending.contains_key(&id) {
+            let Some(p) = self.pending.get(&id) else {
+                self.deadlines.remove(&(at, id));
+                continue;
+            };
+            if p.wait_deadline == Some(at) {
+                self.deadlines.remove(&(at, id));
+                self.waiting.retain(|&waiting| waiting != id);
+                if let Some(p) = self.pending.remove(&id) {
+                    self.actions.push_back(Action::Fail(id, timeout_error(&p)));
+                }
+                continue;
+            }
+            if p.placed.is_none() {
                 self.deadlines.remove(&(at, id));
                 continue;
             }
@@ -266,12 +287,7 @@ impl Dispatch {
             self.pending.insert(id, p);
             self.place(id, now);
         } else {
-            let error = ClientError::Timeout {
-                service: String::from_utf8_lossy(&p.service).into_owned(),
-                attempts: p.limits.attempts.max(1),
-                timeout: p.limits.timeout,
-            };
-            self.actions.push_back(Action::Fail(id, error));
+            self.actions.push_back(Action::Fail(id, timeout_error(&p)));
         }
         self.after_free(conn, now);
     }
@@ -333,13 +349,21 @@ impl Dispatch {
             };
             break;
         }
-        let Some(conn) = chosen else {
-            self.waiting.push_back(id);
-            return;
-        };
         let Some(p) = self.pending.get_mut(&id) else {
             return;
         };
+        let Some(conn) = chosen else {
+            if p.wait_deadline.is_none() {
+                let at = now + p.limits.timeout * p.attempts_left.max(1);
+                p.wait_deadline = Some(at);
+                self.deadlines.insert((at, id));
+            }
+            self.waiting.push_back(id);
+            return;
+        };
+        if let Some(at) = p.wait_deadline.take() {
+            self.deadlines.remove(&(at, id));
+        }
         let deadline = match keep {
             Some(deadline) => deadline,
             None => {
@@ -453,6 +477,10 @@ impl Dispatch {
         for endpoint in endpoints {
             self.brokers.entry(endpoint.clone()).or_default();
         }
+        // Calls waiting for a broker to be known have one now.
+        for id in std::mem::take(&mut self.waiting) {
+            self.place(id, now);
+        }
         for endpoint in gone {
             self.brokers.remove(&endpoint);
             let conns: Vec<ConnId> = self
@@ -510,6 +538,15 @@ impl Dispatch {
         for id in std::mem::take(&mut self.waiting) {
             self.place(id, now);
         }
+    }
+}
+
+/// The error of call `p` that got no reply in any attempt.
+fn timeout_error(p: &Pending) -> ClientError {
+    ClientError::Timeout {
+        service: String::from_utf8_lossy(&p.service).into_owned(),
+        attempts: p.limits.attempts.max(1),
+        timeout: p.limits.timeout,
     }
 }
 

@@ -387,3 +387,32 @@ fn a_single_broker_that_is_down_keeps_its_connection() {
     d.handle_down(0, now + MS);
     assert!(actions(&mut d).is_empty(), "no reconnect loop");
 }
+
+#[test]
+fn calls_wait_for_a_broker_to_be_known_and_fail_after_their_timeouts_without_one() {
+    let now = Instant::now();
+    let mut d = Dispatch::new(Dialect::Mdp01, 64, &[]);
+    ask(&mut d, 1, "echo", "x", limits(100, 2), now);
+    ask(&mut d, 2, "echo", "y", limits(100, 1), now);
+    assert!(actions(&mut d).is_empty());
+    // The name resolves: both go out.
+    d.set_brokers(&brokers(&["a"]), now + 10 * MS);
+    assert_eq!(
+        actions(&mut d),
+        [
+            "open 0 a",
+            "send 0 |MDPC01|echo|x",
+            "open 1 a",
+            "send 1 |MDPC01|echo|y"
+        ]
+    );
+    // Without a broker, a call fails after timeout times attempts.
+    let mut d = Dispatch::new(Dialect::Mdp01, 64, &[]);
+    ask(&mut d, 1, "echo", "x", limits(100, 2), now);
+    d.handle_timeout(now + 199 * MS);
+    assert!(actions(&mut d).is_empty());
+    d.handle_timeout(now + 200 * MS);
+    let failed = actions(&mut d);
+    assert!(failed[0].starts_with("fail 1"), "{failed:?}");
+    assert!(d.is_idle());
+}
