@@ -17,7 +17,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -273,10 +273,6 @@ fn echo_worker(endpoint: &str, options: WorkerOptions) {
     tokio::spawn(worker.run(|request| async move { Ok(request) }));
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
-}
-
 /// Key pairs for a CURVE broker and its peers, in a fresh directory removed on drop.
 struct Keys {
     dir: PathBuf,
@@ -437,7 +433,7 @@ async fn slow_greetings_from_one_address_leave_room_for_others() {
     let start = Instant::now();
     let results = fresh_clients(&broker.endpoint, &ClientOptions::default(), 10).await;
     let mut majortomo = PyPeer::spawn_script(
-        script(),
+        common::mdp_peer_script(),
         [broker.endpoint.as_str(), "majortomo-client", "echo"],
     );
     majortomo.expect("READY").await;

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bounded, wait_for_service, BROKER};
+use common::{ask, bounded, mdp_peer, wait_for_service, BROKER};
 use mdp::broker::snapshot::WorkerSummary;
 use mdp::{Client, ClientOptions, Dialect};
 use mdp_torture::cluster::Cluster;
@@ -19,24 +19,8 @@ use testkit::PyPeer;
 /// silent for 5 s is dead), and a peer link silent for 5 s is dead.
 const HEARTBEATS: &[&str] = &["--heartbeat-interval", "1000", "--heartbeat-liveness", "5"];
 
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
-}
-
-async fn peer(ep: &str, mode: &str, service: &str) -> PyPeer {
-    let mut p = PyPeer::spawn_script(script(), [ep, mode, service]);
-    p.expect("READY").await;
-    p
-}
-
-async fn ask(client: &mut PyPeer, line: &str) -> String {
-    client.send_line(line);
-    client.line().await
-}
-
 fn cluster() -> Cluster {
-    Cluster::start(std::path::Path::new(BROKER), 3, HEARTBEATS)
-        .unwrap_or_else(|e| panic!("{e}"))
+    Cluster::start(std::path::Path::new(BROKER), 3, HEARTBEATS).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until broker `i` knows a worker of `service` (its own or a peer's).
@@ -50,33 +34,33 @@ async fn legacy_peers_are_served_across_the_cluster_each_in_its_own_dialect() {
     let cluster = cluster();
     // A majortomo worker on broker 0, a zguide 0.1 worker and an Overseer worker
     // on broker 2.
-    let _mt = peer(&cluster.endpoint(0), "majortomo-worker", "mt").await;
-    let _zg = peer(&cluster.endpoint(2), "zguide-worker", "zg").await;
-    let _ov = peer(&cluster.endpoint(2), "overseer-worker", "add").await;
+    let _mt = mdp_peer(&cluster.endpoint(0), "majortomo-worker", "mt").await;
+    let _zg = mdp_peer(&cluster.endpoint(2), "zguide-worker", "zg").await;
+    let _ov = mdp_peer(&cluster.endpoint(2), "overseer-worker", "add").await;
     for service in ["mt", "zg", "add"] {
         for i in 0..3 {
             reachable(&cluster, i, service).await;
         }
     }
     // A zguide 0.1 REQ client on broker 2, served by the majortomo worker on 0.
-    let mut zguide = peer(&cluster.endpoint(2), "zguide-client", "mt").await;
+    let mut zguide = mdp_peer(&cluster.endpoint(2), "zguide-client", "mt").await;
     assert_eq!(ask(&mut zguide, "one").await, "REPLY mt|ONE");
     // An Overseer client on broker 1, served by the Overseer worker on 2.
-    let mut overseer = peer(&cluster.endpoint(1), "overseer-client", "add").await;
+    let mut overseer = mdp_peer(&cluster.endpoint(1), "overseer-client", "add").await;
     assert_eq!(ask(&mut overseer, "6 7").await, "REPLY add|13");
     // An RFC 18 client on broker 1, served by the zguide worker on 2.
-    let mut rfc18 = peer(&cluster.endpoint(1), "rfc18-client", "zg").await;
+    let mut rfc18 = mdp_peer(&cluster.endpoint(1), "rfc18-client", "zg").await;
     assert_eq!(ask(&mut rfc18, "two").await, "FINAL zg|TWO");
     // A majortomo client on broker 2 for the majortomo worker on 0.
-    let mut majortomo = peer(&cluster.endpoint(2), "majortomo-client", "mt").await;
+    let mut majortomo = mdp_peer(&cluster.endpoint(2), "majortomo-client", "mt").await;
     assert_eq!(ask(&mut majortomo, "three").await, "REPLY THREE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_every_broker_carries_on_when_one_dies() {
     let mut cluster = cluster();
-    let _w0 = peer(&cluster.endpoint(0), "zguide-worker", "echo").await;
-    let _w2 = peer(&cluster.endpoint(2), "zguide-worker", "echo").await;
+    let _w0 = mdp_peer(&cluster.endpoint(0), "zguide-worker", "echo").await;
+    let _w2 = mdp_peer(&cluster.endpoint(2), "zguide-worker", "echo").await;
     for i in 0..3 {
         reachable(&cluster, i, "echo").await;
     }
@@ -168,7 +152,7 @@ async fn brokers_workers_and_clients_find_each_other_through_one_name() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "HELLO");
     // A worker of broker 2 alone is out of broker 1's reach: they are not peers.
-    let _late = peer(&cluster.endpoint(2), "zguide-worker", "late").await;
+    let _late = mdp_peer(&cluster.endpoint(2), "zguide-worker", "late").await;
     reachable(&cluster, 2, "late").await;
     let on_one = Client::connect(cluster.endpoint(1)).unwrap();
     assert!(!on_one.service_exists("late").await.unwrap());

@@ -6,39 +6,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BrokerProcess, StartBroker};
+use common::{ask, mdp_peer, BrokerProcess, StartBroker};
 use mdp::{Client, ClientOptions, Dialect, Worker, WorkerOptions};
 use testkit::PyPeer;
 use zmtp::Message;
 
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
-}
-
-async fn peer(ep: &str, mode: &str, service: &str) -> PyPeer {
-    let mut p = PyPeer::spawn_script(script(), [ep, mode, service]);
-    p.expect("READY").await;
-    p
-}
-
-async fn ask(client: &mut PyPeer, line: &str) -> String {
-    client.send_line(line);
-    client.line().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zguide_client_and_worker() {
     let broker = BrokerProcess::start();
-    let _w = peer(&broker.endpoint, "zguide-worker", "echo").await;
-    let mut c = peer(&broker.endpoint, "zguide-client", "echo").await;
+    let _w = mdp_peer(&broker.endpoint, "zguide-worker", "echo").await;
+    let mut c = mdp_peer(&broker.endpoint, "zguide-client", "echo").await;
     assert_eq!(ask(&mut c, "hello").await, "REPLY echo|HELLO");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc18_client_and_worker_stream() {
     let broker = BrokerProcess::start();
-    let _w = peer(&broker.endpoint, "rfc18-worker", "echo").await;
-    let mut c = peer(&broker.endpoint, "rfc18-client", "echo").await;
+    let _w = mdp_peer(&broker.endpoint, "rfc18-worker", "echo").await;
+    let mut c = mdp_peer(&broker.endpoint, "rfc18-client", "echo").await;
     assert_eq!(ask(&mut c, "hi").await, "PARTIAL echo|hi");
     assert_eq!(c.line().await, "FINAL echo|HI");
 }
@@ -46,16 +31,16 @@ async fn rfc18_client_and_worker_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overseer_msgpack_client_and_worker() {
     let broker = BrokerProcess::start();
-    let _w = peer(&broker.endpoint, "overseer-worker", "add").await;
-    let mut c = peer(&broker.endpoint, "overseer-client", "add").await;
+    let _w = mdp_peer(&broker.endpoint, "overseer-worker", "add").await;
+    let mut c = mdp_peer(&broker.endpoint, "overseer-client", "add").await;
     assert_eq!(ask(&mut c, "6 7").await, "REPLY add|13");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn majortomo_client_and_worker() {
     let broker = BrokerProcess::start();
-    let _w = peer(&broker.endpoint, "majortomo-worker", "echo").await;
-    let mut c = peer(&broker.endpoint, "majortomo-client", "echo").await;
+    let _w = mdp_peer(&broker.endpoint, "majortomo-worker", "echo").await;
+    let mut c = mdp_peer(&broker.endpoint, "majortomo-client", "echo").await;
     assert_eq!(ask(&mut c, "hey").await, "REPLY HEY");
 }
 
@@ -64,18 +49,18 @@ async fn requests_cross_dialects() {
     let broker = BrokerProcess::start();
     // A 0.1 client served by a majortomo worker; an RFC 18 client (streaming) served
     // by a 0.1 worker; a majortomo client served by an RFC 18 worker that streams.
-    let _w1 = peer(&broker.endpoint, "majortomo-worker", "mt").await;
-    let _w2 = peer(&broker.endpoint, "zguide-worker", "zg").await;
-    let _w3 = peer(&broker.endpoint, "rfc18-worker", "rfc").await;
-    let mut c1 = peer(&broker.endpoint, "zguide-client", "mt").await;
+    let _w1 = mdp_peer(&broker.endpoint, "majortomo-worker", "mt").await;
+    let _w2 = mdp_peer(&broker.endpoint, "zguide-worker", "zg").await;
+    let _w3 = mdp_peer(&broker.endpoint, "rfc18-worker", "rfc").await;
+    let mut c1 = mdp_peer(&broker.endpoint, "zguide-client", "mt").await;
     assert_eq!(ask(&mut c1, "one").await, "REPLY mt|ONE");
-    let mut c2 = peer(&broker.endpoint, "rfc18-client", "zg").await;
+    let mut c2 = mdp_peer(&broker.endpoint, "rfc18-client", "zg").await;
     assert_eq!(ask(&mut c2, "two").await, "FINAL zg|TWO");
-    let mut c3 = peer(&broker.endpoint, "majortomo-client", "rfc").await;
+    let mut c3 = mdp_peer(&broker.endpoint, "majortomo-client", "rfc").await;
     // majortomo's recv_all gathers the PARTIAL and the FINAL.
     assert_eq!(ask(&mut c3, "three").await, "REPLY three|THREE");
     // A 0.1 client gets one reply with every frame of a streamed answer.
-    let mut c4 = peer(&broker.endpoint, "zguide-client", "rfc").await;
+    let mut c4 = mdp_peer(&broker.endpoint, "zguide-client", "rfc").await;
     assert_eq!(ask(&mut c4, "four").await, "REPLY rfc|four|FOUR");
 }
 
@@ -158,11 +143,11 @@ async fn python_add_example_with_our_typed_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_survives_its_worker_being_killed() {
     let broker = BrokerProcess::start_with(&["--heartbeat-interval", "200"]);
-    let mut doomed = peer(&broker.endpoint, "zguide-hang", "echo").await;
-    let mut client = peer(&broker.endpoint, "zguide-client", "echo").await;
+    let mut doomed = mdp_peer(&broker.endpoint, "zguide-hang", "echo").await;
+    let mut client = mdp_peer(&broker.endpoint, "zguide-client", "echo").await;
     client.send_line("precious");
     assert_eq!(doomed.line().await, "GOT precious");
-    let _healthy = peer(&broker.endpoint, "zguide-worker", "echo").await;
+    let _healthy = mdp_peer(&broker.endpoint, "zguide-worker", "echo").await;
     doomed.kill();
     assert_eq!(client.line().await, "REPLY echo|PRECIOUS");
 }
@@ -172,11 +157,11 @@ async fn a_request_survives_its_worker_being_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_workers_request_is_requeued_when_its_connection_closes() {
     let broker = BrokerProcess::start_with(&["--heartbeat-interval", "600000"]);
-    let mut doomed = peer(&broker.endpoint, "zguide-hang", "echo").await;
-    let mut client = peer(&broker.endpoint, "zguide-client", "echo").await;
+    let mut doomed = mdp_peer(&broker.endpoint, "zguide-hang", "echo").await;
+    let mut client = mdp_peer(&broker.endpoint, "zguide-client", "echo").await;
     client.send_line("precious");
     assert_eq!(doomed.line().await, "GOT precious");
-    let _healthy = peer(&broker.endpoint, "zguide-worker", "echo").await;
+    let _healthy = mdp_peer(&broker.endpoint, "zguide-worker", "echo").await;
     doomed.kill();
     assert_eq!(client.line().await, "REPLY echo|PRECIOUS");
 }

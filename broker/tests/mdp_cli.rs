@@ -15,10 +15,6 @@ use zmtp::Message;
 
 const MDP: &str = env!("CARGO_BIN_EXE_mdp");
 
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
-}
-
 /// Runs `mdp ARGS` against `broker` with `stdin`, waiting at most [`WAIT`].
 fn mdp(broker: &BrokerProcess, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(MDP)
@@ -58,7 +54,10 @@ async fn ok_async(broker: &BrokerProcess, args: &[&str]) -> String {
 }
 
 async fn py_worker(broker: &BrokerProcess, mode: &str, service: &str) -> PyPeer {
-    let mut p = PyPeer::spawn_script(script(), [broker.endpoint.as_str(), mode, service]);
+    let mut p = PyPeer::spawn_script(
+        common::mdp_peer_script(),
+        [broker.endpoint.as_str(), mode, service],
+    );
     p.expect("READY").await;
     p
 }

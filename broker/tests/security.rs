@@ -5,17 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::{wait_for_service, wait_until, BrokerProcess, StartBroker, BROKER};
 use mdp::{Client, ClientOptions, Worker, WorkerOptions};
 use testkit::PyPeer;
 use zmtp::{certificate, CurveKeyPair, Message};
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
-}
 
 /// Key pairs written as certificates in a fresh directory, removed on drop.
 struct Keys {
@@ -80,14 +76,9 @@ async fn python_peer(
         keys.public("broker"),
         timeout_s.to_owned(),
     ];
-    let mut peer = PyPeer::spawn_script(script(), args);
+    let mut peer = PyPeer::spawn_script(common::mdp_peer_script(), args);
     peer.expect("READY").await;
     peer
-}
-
-async fn ask(peer: &mut PyPeer, line: &str) -> String {
-    peer.send_line(line);
-    peer.line().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,10 +101,13 @@ async fn curve_broker_serves_listed_keys_and_refuses_others() {
     // majortomo's Worker and Client, with the keys set on their zmq context.
     let _worker = python_peer(&broker, &keys, "majortomo-worker", "py-worker", "20").await;
     let mut client = python_peer(&broker, &keys, "majortomo-client", "py-client", "20").await;
-    assert_eq!(ask(&mut client, "secret plans").await, "REPLY SECRET PLANS");
+    assert_eq!(
+        common::ask(&mut client, "secret plans").await,
+        "REPLY SECRET PLANS"
+    );
     // A zguide-style pyzmq REQ client too.
     let mut zguide = python_peer(&broker, &keys, "zguide-client", "py-client", "20").await;
-    assert_eq!(ask(&mut zguide, "hello").await, "REPLY echo|HELLO");
+    assert_eq!(common::ask(&mut zguide, "hello").await, "REPLY echo|HELLO");
 
     // Our client and worker, on a service of their own.
     let options = WorkerOptions::default().curve(rust_worker, broker_keys.public);
@@ -131,7 +125,7 @@ async fn curve_broker_serves_listed_keys_and_refuses_others() {
     // An unlisted key: the handshake is refused, the request never reaches the
     // worker, the client never gets a reply, and the broker says why.
     let mut stranger = python_peer(&broker, &keys, "majortomo-client", "mallory", "2").await;
-    assert_eq!(ask(&mut stranger, "let me in").await, "TIMEOUT");
+    assert_eq!(common::ask(&mut stranger, "let me in").await, "TIMEOUT");
     let refused = mallory.public_z85();
     wait_until("the broker logs the refusal", || {
         broker.stderr().contains(&refused)
@@ -141,7 +135,10 @@ async fn curve_broker_serves_listed_keys_and_refuses_others() {
     let line = log.lines().find(|l| l.contains(&refused)).unwrap();
     assert!(line.contains("not in the allow-list"), "{line}");
     // The served ones go on being served.
-    assert_eq!(ask(&mut client, "still here").await, "REPLY STILL HERE");
+    assert_eq!(
+        common::ask(&mut client, "still here").await,
+        "REPLY STILL HERE"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

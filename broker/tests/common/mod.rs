@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mdp::Client;
+use testkit::PyPeer;
 
 /// The broker binary's path, as cargo built it for these tests.
 pub const BROKER: &str = env!("CARGO_BIN_EXE_mdp-broker");
@@ -123,4 +124,22 @@ pub fn output_within(child: std::process::Child, what: &str) -> std::process::Ou
             panic!("{what} ran for more than {WAIT:?}");
         }
     }
+}
+
+/// `tests/py/mdp_peer.py`: MDP peers of every dialect in Python (pyzmq, majortomo).
+pub fn mdp_peer_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mdp_peer.py")
+}
+
+/// An `mdp_peer.py` peer in `mode` for `service` at `ep`, once it says READY.
+pub async fn mdp_peer(ep: &str, mode: &str, service: &str) -> PyPeer {
+    let mut p = PyPeer::spawn_script(mdp_peer_script(), [ep, mode, service]);
+    p.expect("READY").await;
+    p
+}
+
+/// Sends `line` to a peer and returns the line it answers.
+pub async fn ask(peer: &mut PyPeer, line: &str) -> String {
+    peer.send_line(line);
+    peer.line().await
 }
