@@ -336,9 +336,15 @@ async fn run(args: Args) -> Result<(), String> {
         .linger(Duration::from_secs(1));
     let (options, security) = args.security.apply(options)?;
     tracing::info!(%security, "mdp-broker security");
-    let peer_options = args
-        .security
-        .peer_options(options.clone(), args.cluster.peer_public_key.as_deref())?;
+    // The socket that dials peers: the front end's settings, the client side of
+    // its mechanism.
+    let peer_options = match args.cluster.peers.is_empty() {
+        true => None,
+        false => Some(
+            args.security
+                .peer_options(options.clone(), args.cluster.peer_public_key.as_deref())?,
+        ),
+    };
     let bytes = |size: u64| usize::try_from(size).unwrap_or(usize::MAX);
     let router = options
         .clone()
@@ -367,7 +373,7 @@ async fn run(args: Args) -> Result<(), String> {
             .then(|| Duration::from_secs(args.summary_interval)),
         ..serve::Extras::default()
     };
-    if !args.cluster.peers.is_empty() {
+    if let Some(peer_options) = peer_options {
         let peers = mdp::Brokers::from(args.cluster.peers.clone());
         extras.peers = Some(
             peering::PeerLinks::start(peers, peer_options).map_err(|e| format!("--peer: {e}"))?,

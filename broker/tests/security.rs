@@ -212,3 +212,41 @@ fn security_flags_fail_with_a_clear_message() {
     let err = broker_error(&["--curve-secret-key", "/nonexistent/broker.key_secret"]);
     assert!(err.contains("/nonexistent/broker.key_secret"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peered_brokers_talk_curve_with_their_shared_key() {
+    let keys = Keys::new("cluster");
+    keys.make("broker", false);
+    keys.make("py-worker", true);
+    keys.make("py-client", true);
+    let allowed = keys.allowed();
+    let secret = keys.secret("broker");
+    let args = [
+        "--curve-secret-key",
+        secret.as_str(),
+        "--allow-keys",
+        allowed.to_str().unwrap(),
+        "--heartbeat-interval",
+        "1000",
+    ];
+    let cluster =
+        mdp_torture::cluster::Cluster::start(std::path::Path::new(BROKER), 2, &args).unwrap();
+    // A majortomo worker on broker 0, a zguide client on broker 1: the request
+    // crosses the peer link, which is CURVE with the brokers' own key pair (not
+    // in the allow-list: a broker lets its own key in).
+    let worker_broker = cluster.broker(0).unwrap();
+    let _worker = python_peer(worker_broker, &keys, "majortomo-worker", "py-worker", "20").await;
+    let client_broker = cluster.broker(1).unwrap();
+    let mut zguide = python_peer(client_broker, &keys, "zguide-client", "py-client", "30").await;
+    assert_eq!(
+        common::ask(&mut zguide, "over the link").await,
+        "REPLY echo|OVER THE LINK"
+    );
+    assert!(
+        client_broker
+            .stderr()
+            .contains("allowed keys (its own included)"),
+        "{}",
+        client_broker.stderr()
+    );
+}
