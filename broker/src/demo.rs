@@ -58,7 +58,7 @@ pub async fn run(seconds: u64) -> Result<(), String> {
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let (stats, questions) = StatsHandle::new();
+    let (stats, questions) = StatsHandle::new(HEARTBEAT);
     let config = BrokerConfig::default().heartbeat_interval(HEARTBEAT);
     let broker = tokio::spawn(serve::serve(
         socket,

@@ -2,6 +2,7 @@
 //! majortomo, Overseer), on one socket.
 
 mod demo;
+mod health;
 mod logging;
 mod metrics;
 mod peering;
@@ -380,7 +381,8 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     if let Some(addr) = &args.metrics {
-        let (handle, questions) = serve::StatsHandle::new();
+        let (handle, questions) = serve::StatsHandle::new(config.heartbeat_interval);
+        extras.health = Some(handle.health());
         let bound = metrics::start(addr, handle)
             .await
             .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;

@@ -23,6 +23,8 @@ const DIALED: u64 = 1 << 63;
 pub struct PeerLinks {
     socket: Socket,
     changes: mpsc::Receiver<Change>,
+    /// How many addresses the peer list stands for, once it was first resolved.
+    addresses: Option<usize>,
 }
 
 impl PeerLinks {
@@ -32,7 +34,11 @@ impl PeerLinks {
         peers.validate()?;
         let socket = Socket::with_options(SocketType::Router, options)?;
         let changes = mdp::discovery::watch(peers);
-        Ok(PeerLinks { socket, changes })
+        Ok(PeerLinks {
+            socket,
+            changes,
+            addresses: None,
+        })
     }
 
     /// The id the state machine knows a dialed connection by.
@@ -59,6 +65,7 @@ impl PeerLinks {
     pub fn apply(&mut self, broker: &mut Broker, happened: Happened) {
         match happened {
             Happened::Resolved(change) => {
+                self.addresses = Some(change.current.len());
                 for endpoint in &change.removed {
                     tracing::info!(%endpoint, "peer address gone");
                     let _ = self.socket.disconnect(endpoint);
@@ -84,6 +91,16 @@ impl PeerLinks {
             }
             RouterEvent::Left { peer } => broker.handle_disconnect(&Self::to_core(peer), now()),
             _ => {}
+        }
+    }
+
+    /// Whether the broker counts as peered (for `/readyz`): the peer list was
+    /// resolved, and a link to another broker is up, or the list stands for no
+    /// broker but this one (the first of a cluster, or the only one).
+    pub fn ready(&self, broker: &Broker) -> bool {
+        match self.addresses {
+            None => false,
+            Some(addresses) => broker.peers_up() > 0 || addresses <= broker.links_to_itself(),
         }
     }
 

@@ -16,11 +16,13 @@
 //! info level every so often.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mdp::broker::snapshot::Stats;
 use mdp::broker::{Broker, Flow};
 
+use crate::health::Health;
 use crate::peering::{Happened, PeerLinks};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -30,22 +32,33 @@ use zmtp::{Error, RouterEvent, Socket};
 /// Most messages handled per wake-up before timers get a look.
 const BURST: usize = 1024;
 
-/// Asks the broker loop for a snapshot of its figures; cheap to clone.
+/// Asks the broker loop for a snapshot of its figures, and reads its health;
+/// cheap to clone.
 #[derive(Debug, Clone)]
-pub struct StatsHandle(mpsc::Sender<oneshot::Sender<Stats>>);
+pub struct StatsHandle {
+    questions: mpsc::Sender<oneshot::Sender<Stats>>,
+    health: Arc<Health>,
+}
 
 impl StatsHandle {
-    /// A handle, and the receiving end to give to [`serve`].
-    pub fn new() -> (StatsHandle, mpsc::Receiver<oneshot::Sender<Stats>>) {
-        let (tx, rx) = mpsc::channel(64);
-        (StatsHandle(tx), rx)
+    /// A handle for a loop that heartbeats every `heartbeat`, and the receiving
+    /// end to give to [`serve`] (in [`Extras`], with [`StatsHandle::health`]).
+    pub fn new(heartbeat: Duration) -> (StatsHandle, mpsc::Receiver<oneshot::Sender<Stats>>) {
+        let (questions, rx) = mpsc::channel(64);
+        let health = Arc::new(Health::new(heartbeat));
+        (StatsHandle { questions, health }, rx)
     }
 
     /// The broker's figures now; `None` once the broker loop has stopped.
     pub async fn get(&self) -> Option<Stats> {
         let (tx, rx) = oneshot::channel();
-        self.0.send(tx).await.ok()?;
+        self.questions.send(tx).await.ok()?;
         rx.await.ok()
+    }
+
+    /// The loop's liveness and readiness.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 }
 
@@ -54,6 +67,8 @@ impl StatsHandle {
 pub struct Extras {
     /// The links this broker dials to its peers.
     pub peers: Option<PeerLinks>,
+    /// Where the loop tells it turned, and whether it is ready.
+    pub health: Option<Arc<Health>>,
     /// Where [`StatsHandle`]s' questions arrive.
     pub stats: Option<mpsc::Receiver<oneshot::Sender<Stats>>>,
     /// Log a summary line this often.
@@ -72,6 +87,7 @@ pub async fn serve(
         mut stats,
         summary_every,
         mut peers,
+        health,
     } = extras;
     let mut summary = summary_every.map(|every| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
@@ -80,6 +96,9 @@ pub async fn serve(
     });
     let mut last_requests = 0;
     loop {
+        if let Some(health) = &health {
+            health.turned(peers.as_ref().map_or(true, |links| links.ready(&broker)));
+        }
         let tick = Instant::from_std(broker.next_tick(now()));
         tokio::select! {
             event = socket.recv_event() => {

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ask, bounded, mdp_peer, wait_for_service, BROKER};
+use common::{ask, bounded, mdp_peer, wait_for_service, BrokerProcess, StartBroker, BROKER};
 use mdp::broker::snapshot::WorkerSummary;
 use mdp::{Client, ClientOptions, Dialect};
 use mdp_torture::cluster::Cluster;
@@ -171,4 +171,59 @@ async fn brokers_workers_and_clients_find_each_other_through_one_name() {
     })
     .await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET path` on broker `broker`'s metrics address: the status line.
+async fn probe(addr: &str, path: &'static str) -> String {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || common::http_get(&addr, path).0)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_a_peer_and_healthz_for_the_loop() {
+    // A lone broker without peers is ready at once.
+    let alone = BrokerProcess::start_with(&["--metrics", "127.0.0.1:0"]);
+    let addr = common::metrics_address(&alone);
+    assert!(probe(&addr, "/healthz").await.contains("200"));
+    assert!(probe(&addr, "/readyz").await.contains("200"));
+    // One whose peer list names itself and a broker not started yet is live but
+    // not ready until that broker comes and the link is up.
+    let port = testkit::restartable_port(&["127.0.0.1", "127.0.0.2"]);
+    let (a, b) = (
+        format!("tcp://127.0.0.1:{port}"),
+        format!("tcp://127.0.0.2:{port}"),
+    );
+    let args = |bind: &str| {
+        vec![
+            "--peer".to_string(),
+            a.clone(),
+            "--peer".to_string(),
+            b.clone(),
+            "--metrics".to_string(),
+            "127.0.0.1:0".to_string(),
+        ]
+        .into_iter()
+        .chain(std::iter::once(bind.to_owned()))
+        .collect::<Vec<String>>()
+    };
+    let first_args = args("--name=first");
+    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let first = BrokerProcess::start_on(&a, &first_args);
+    let addr = common::metrics_address(&first);
+    assert!(probe(&addr, "/healthz").await.contains("200"));
+    common::wait_until_async("the first broker to see itself", || {
+        let addr = addr.clone();
+        async move { probe(&addr, "/readyz").await.contains("503") }
+    })
+    .await;
+    let second_args = args("--name=second");
+    let second_args: Vec<&str> = second_args.iter().map(String::as_str).collect();
+    let _second = BrokerProcess::start_on(&b, &second_args);
+    common::wait_until_async("readyz to say 200 once peered", || {
+        let addr = addr.clone();
+        async move { probe(&addr, "/readyz").await.contains("200") }
+    })
+    .await;
 }

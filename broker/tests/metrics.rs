@@ -4,42 +4,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{bounded, wait_for_service, BrokerProcess, StartBroker};
+use common::{bounded, http_get, wait_for_service, BrokerProcess, StartBroker};
 use mdp::broker::snapshot::Stats;
 use mdp::{Client, Worker};
 use prometheus_parse::{Scrape, Value};
 use zmtp::Message;
 
-/// A plain HTTP/1.1 GET on a blocking socket: the status line and the body.
-fn get(addr: &str, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {response:?}"));
-    let status = head.lines().next().unwrap_or_default().to_string();
-    assert!(
-        head.to_ascii_lowercase().contains("content-length") || status.contains("404"),
-        "{head}"
-    );
-    (status, body.to_string())
-}
-
 fn scrape(addr: &str) -> Scrape {
-    let (status, body) = get(addr, "/metrics");
+    let (status, body) = http_get(addr, "/metrics");
     assert!(status.contains("200"), "{status}\n{body}");
     Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text parses")
 }
@@ -64,14 +38,7 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_scraped_and_move_as_requests_flow() {
     let broker = BrokerProcess::start_with(&["--metrics", "127.0.0.1:0"]);
-    let url = broker
-        .line_after("metrics on ")
-        .expect("the metrics address");
-    let addr = url
-        .strip_prefix("http://")
-        .and_then(|u| u.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("metrics line {url:?}"))
-        .to_string();
+    let addr = common::metrics_address(&broker);
 
     let before = tokio::task::spawn_blocking({
         let addr = addr.clone();
@@ -155,7 +122,7 @@ async fn metrics_are_scraped_and_move_as_requests_flow() {
     // Other paths are not found; the endpoint keeps serving.
     let (status, _) = tokio::task::spawn_blocking({
         let addr = addr.clone();
-        move || get(&addr, "/")
+        move || http_get(&addr, "/")
     })
     .await
     .unwrap();

@@ -208,17 +208,21 @@ impl Change {
 }
 
 /// Resolves `brokers` now, and again every [`RESOLVE_EVERY`] while some of them
-/// are names, sending each [`Change`] until the receiver is dropped. Runs on its
+/// are names, sending the first resolution and then each [`Change`] until the
+/// receiver is dropped. Runs on its
 /// own task, so a slow DNS answer delays nobody.
 pub fn watch(brokers: Brokers) -> tokio::sync::mpsc::Receiver<Change> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         let mut resolved = Resolved::default();
+        let mut first = true;
         loop {
             let change = resolved.update(brokers.resolve().await);
-            if !change.is_empty() && tx.send(change).await.is_err() {
+            // The first resolution is always told, even when it found nothing.
+            if (first || !change.is_empty()) && tx.send(change).await.is_err() {
                 return;
             }
+            first = false;
             if !brokers.needs_resolving() {
                 return;
             }

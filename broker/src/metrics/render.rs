@@ -17,14 +17,14 @@ use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mdp::broker::snapshot::{ServiceStats, Stats};
+use mdp::broker::snapshot::{PeerSummary, ServiceStats, Stats};
 
 /// Room kept for the `# truncated` comment.
 const TRUNCATED_RESERVE: usize = 128;
 
 /// The lines each service has in the body (see [`SECTIONS`]); a unit test holds
 /// the two together.
-const LINES_PER_SERVICE: usize = 10;
+const LINES_PER_SERVICE: usize = 11;
 
 /// The snapshot as a body of at most `max_bytes` bytes (once the broker-wide figures,
 /// about 2 KiB, fit), with `uptime` as `mdp_broker_uptime_seconds`.
@@ -63,7 +63,7 @@ fn choose(services: &[ServiceStats], budget: usize) -> (Vec<bool>, usize) {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let remembered_only = s.workers == 0 && s.queued == 0;
+            let remembered_only = s.workers == 0 && s.queued == 0 && s.via_peers == 0;
             let label = size_of(|out| write!(out, "{}", Label(&s.name)));
             (remembered_only, label, i)
         })
@@ -114,7 +114,7 @@ impl Section {
 }
 
 /// The per-service families, in the order of the body.
-const SECTIONS: [Section; 8] = [
+const SECTIONS: [Section; 9] = [
     Section {
         header: Some((
             "mdp_service_workers",
@@ -125,6 +125,14 @@ const SECTIONS: [Section; 8] = [
             let states = [("idle", s.idle as f64), ("busy", s.busy as f64)];
             write_split(out, "mdp_service_workers", s, "state", states)
         },
+    },
+    Section {
+        header: Some((
+            "mdp_service_peer_workers",
+            "gauge",
+            "Workers of the service at peered brokers, reached through them.",
+        )),
+        samples: |out, s| write_sample(out, "mdp_service_peer_workers", s, s.via_peers as f64),
     },
     Section {
         header: Some((
@@ -264,9 +272,67 @@ fn write_totals(out: &mut dyn fmt::Write, stats: &Stats, uptime: Duration) -> fm
             "Messages the socket could not deliver (the peer did not read, or had left).",
             t.undelivered as f64,
         ),
+        (
+            "mdp_broker_peers_up",
+            "gauge",
+            "Links to peered brokers that are up.",
+            t.peers_up as f64,
+        ),
+        (
+            "mdp_broker_handed_to_peers_total",
+            "counter",
+            "Requests handed to peered brokers.",
+            t.handed_to_peers as f64,
+        ),
+        (
+            "mdp_broker_served_for_peers_total",
+            "counter",
+            "Requests served here for peered brokers.",
+            t.served_for_peers as f64,
+        ),
+        (
+            "mdp_broker_returned_by_peers_total",
+            "counter",
+            "Requests peered brokers gave back (bounced, or held when they left).",
+            t.returned_by_peers as f64,
+        ),
     ] {
         write_header(out, name, kind, help)?;
         writeln!(out, "{name} {value}")?;
+    }
+    write_peers(out, stats)
+}
+
+/// Per peered broker: its workers and what it holds of ours (links are few: our
+/// own peer list, and a bounded number that dialed us).
+fn write_peers(out: &mut dyn fmt::Write, stats: &Stats) -> fmt::Result {
+    for (name, help, value) in [
+        (
+            "mdp_peer_workers",
+            "Workers of a peered broker (all its services).",
+            (|p| p.workers as f64) as fn(&PeerSummary) -> f64,
+        ),
+        (
+            "mdp_peer_services",
+            "Services a peered broker serves.",
+            |p| p.services as f64,
+        ),
+        (
+            "mdp_peer_holding",
+            "Requests of ours a peered broker holds.",
+            |p| p.holding as f64,
+        ),
+    ] {
+        write_header(out, name, "gauge", help)?;
+        for p in &stats.peers {
+            writeln!(
+                out,
+                "{name}{{peer=\"{}\",dialed=\"{}\"}} {}",
+                Label(&p.name),
+                p.dialed,
+                value(p)
+            )?;
+        }
     }
     Ok(())
 }
@@ -356,6 +422,7 @@ mod tests {
             served: 5,
             failed: 1,
             requeued: 0,
+            via_peers: 0,
             p50_ms: Some(1.5),
             p99_ms: None,
             latency_count: 5,
@@ -382,7 +449,17 @@ mod tests {
                 idle: 1,
                 workers: 2,
                 queued: 3,
+                via_peers: 4,
                 ..service("say \"hi\"\\\n", 2)
+            }],
+            peers: vec![PeerSummary {
+                name: "b\"1".into(),
+                instance: "00000000000000ff".into(),
+                dialed: true,
+                services: 1,
+                workers: 4,
+                idle: 1,
+                holding: 2,
             }],
         };
         let body = render(&stats, Duration::from_secs(3), 1 << 20);
@@ -396,10 +473,13 @@ mod tests {
             r#"mdp_service_latency_seconds{service="say \"hi\"\\\n",quantile="0.5"} 0.0015"#,
             r#"mdp_service_latency_seconds{service="say \"hi\"\\\n",quantile="0.99"} NaN"#,
             r#"mdp_service_latency_seconds_count{service="say \"hi\"\\\n"} 5"#,
+            r#"mdp_service_peer_workers{service="say \"hi\"\\\n"} 4"#,
+            r#"mdp_peer_workers{peer="b\"1",dialed="true"} 4"#,
+            r#"mdp_peer_holding{peer="b\"1",dialed="true"} 2"#,
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 17);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 25);
         assert!(!text.contains("# truncated"));
     }
 
@@ -408,11 +488,13 @@ mod tests {
         let stats = Stats {
             totals: Totals::default(),
             services: vec![service("a", 1)],
+            peers: vec![],
         };
         let one = render(&stats, Duration::ZERO, 1 << 20);
         let none = render(
             &Stats {
                 services: vec![],
+                peers: vec![],
                 ..stats
             },
             Duration::ZERO,
@@ -438,6 +520,7 @@ mod tests {
         let stats = Stats {
             totals: Totals::default(),
             services,
+            peers: vec![],
         };
         let max = 256 << 10;
         let body = render(&stats, Duration::ZERO, max);
@@ -496,6 +579,7 @@ mod tests {
         let stats = Stats {
             totals: Totals::default(),
             services: vec![service(&"\"".repeat(100_000), 1), service("b", 1)],
+            peers: vec![],
         };
         let body = render(&stats, Duration::ZERO, 64 << 10);
         assert!(body.len() <= 64 << 10);
@@ -511,6 +595,7 @@ mod tests {
         let stats = Stats {
             totals: Totals::default(),
             services: vec![service("a", 1)],
+            peers: vec![],
         };
         let body = render(&stats, Duration::ZERO, 10);
         let text = std::str::from_utf8(&body).unwrap();

@@ -1,6 +1,7 @@
 //! Answering one HTTP request: `GET /metrics` gets the cached body, or waits for
-//! the one refresh under way ([`BodyCache`] decides which); other paths and
-//! methods get a short error.
+//! the one refresh under way ([`BodyCache`] decides which); `/healthz` and
+//! `/readyz` answer 200 or 503 from the loop's [`Health`] without asking it;
+//! other paths and methods get a short error.
 //!
 //! A refresh runs as a task of its own, so a scraper that hangs up mid-refresh
 //! cancels nothing; its outcome goes to every waiting scrape through a watch
@@ -55,14 +56,24 @@ impl Scrapes {
 
     /// The answer to `request`.
     pub async fn answer(self: &Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        if request.uri().path() != "/metrics" {
-            return reply(
-                StatusCode::NOT_FOUND,
-                "not found: the figures are at /metrics\n",
-            );
-        }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+        }
+        let probe = match request.uri().path() {
+            "/metrics" => None,
+            "/healthz" => Some(self.stats.health().liveness()),
+            "/readyz" => Some(self.stats.health().readiness()),
+            _ => {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    "not found: the figures are at /metrics, probes at /healthz and /readyz\n",
+                )
+            }
+        };
+        match probe {
+            Some(Ok(())) => return reply(StatusCode::OK, "ok\n"),
+            Some(Err(why)) => return reply_owned(StatusCode::SERVICE_UNAVAILABLE, why),
+            None => {}
         }
         match self.body().await {
             Ok(body) => {
@@ -129,7 +140,15 @@ impl Scrapes {
 }
 
 fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    with_status(status, Bytes::from_static(body.as_bytes()))
+}
+
+fn reply_owned(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    with_status(status, Bytes::from(body))
+}
+
+fn with_status(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response
 }

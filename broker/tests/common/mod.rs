@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -142,4 +144,39 @@ pub async fn mdp_peer(ep: &str, mode: &str, service: &str) -> PyPeer {
 pub async fn ask(peer: &mut PyPeer, line: &str) -> String {
     peer.send_line(line);
     peer.line().await
+}
+/// A plain HTTP/1.1 GET on a blocking socket: the status line and the body.
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {response:?}"));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    assert!(
+        head.to_ascii_lowercase().contains("content-length") || status.contains("404"),
+        "{head}"
+    );
+    (status, body.to_string())
+}
+
+/// The address (`host:port`) of a broker's `--metrics` endpoint, from the line it
+/// prints.
+pub fn metrics_address(broker: &BrokerProcess) -> String {
+    let url = broker
+        .line_after("metrics on ")
+        .expect("the metrics address");
+    url.strip_prefix("http://")
+        .and_then(|u| u.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("metrics line {url:?}"))
+        .to_string()
 }

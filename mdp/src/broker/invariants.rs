@@ -142,6 +142,17 @@ impl Broker {
                 }
                 *per_service.entry(service).or_default() += 1;
             }
+            let offer_bytes: usize = link
+                .offers
+                .keys()
+                .map(|s| s.len() + super::peers::OFFER_OVERHEAD)
+                .sum();
+            if offer_bytes != link.offer_bytes || offer_bytes > super::peers::MAX_PEER_OFFER_BYTES {
+                return Err(format!(
+                    "{link_id:?} offers cost {offer_bytes}, counted {}",
+                    link.offer_bytes
+                ));
+            }
             for (service, offer) in &link.offers {
                 let holding = per_service.get(service).copied().unwrap_or(0);
                 if offer.holding != holding {

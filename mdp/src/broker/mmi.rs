@@ -127,6 +127,7 @@ impl Broker {
                 bounded(&stats.services, max, |l| Stats {
                     totals: stats.totals.clone(),
                     services: l.to_vec(),
+                    peers: stats.peers.clone(),
                 })
             }
         };
@@ -148,10 +149,12 @@ impl Broker {
     /// Every service with workers or waiting requests, by name (`mmi.services`).
     pub fn services_summary(&self) -> Vec<ServiceSummary> {
         let busy = self.busy_workers();
-        let mut list: Vec<ServiceSummary> = self
-            .services
-            .keys()
-            .map(|n| self.service_summary(n, &busy))
+        let remote = self.peers.workers_by_service();
+        let names: std::collections::BTreeSet<&Bytes> =
+            self.services.keys().chain(remote.keys().copied()).collect();
+        let mut list: Vec<ServiceSummary> = names
+            .into_iter()
+            .map(|n| self.service_summary(n, &busy, &remote))
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
@@ -167,7 +170,12 @@ impl Broker {
         busy
     }
 
-    fn service_summary(&self, service: &Bytes, busy: &HashMap<&Bytes, u64>) -> ServiceSummary {
+    fn service_summary(
+        &self,
+        service: &Bytes,
+        busy: &HashMap<&Bytes, u64>,
+        remote: &HashMap<&Bytes, u64>,
+    ) -> ServiceSummary {
         let (workers, queued) = self
             .services
             .get(service)
@@ -179,6 +187,7 @@ impl Broker {
             idle: workers.saturating_sub(busy),
             busy,
             queued,
+            via_peers: remote.get(service).copied().unwrap_or(0),
         }
     }
 
@@ -211,13 +220,18 @@ impl Broker {
     /// what `mdp-broker --metrics` serves).
     pub fn stats_snapshot(&self) -> Stats {
         // Services with workers or requests now, and those that had workers before.
-        let names: std::collections::BTreeSet<&Bytes> =
-            self.services.keys().chain(self.history.names()).collect();
+        let remote = self.peers.workers_by_service();
+        let names: std::collections::BTreeSet<&Bytes> = self
+            .services
+            .keys()
+            .chain(self.history.names())
+            .chain(remote.keys().copied())
+            .collect();
         let busy = self.busy_workers();
         let mut services: Vec<ServiceStats> = names
             .into_iter()
             .map(|n| {
-                let s = self.service_summary(n, &busy);
+                let s = self.service_summary(n, &busy, &remote);
                 let h = self.history.get(n);
                 ServiceStats {
                     name: s.name,
@@ -228,6 +242,7 @@ impl Broker {
                     served: h.map_or(0, |h| h.served),
                     failed: h.map_or(0, |h| h.failed),
                     requeued: h.map_or(0, |h| h.requeued),
+                    via_peers: s.via_peers,
                     p50_ms: h.and_then(|h| h.latency.quantile(0.5)),
                     p99_ms: h.and_then(|h| h.latency.quantile(0.99)),
                     latency_count: h.map_or(0, |h| h.latency.count()),
@@ -249,8 +264,13 @@ impl Broker {
                 held_bytes: self.ledger.total().bytes as u64,
                 paused: self.ledger.paused_count() as u64,
                 undelivered: s.undelivered,
+                handed_to_peers: s.handed_to_peers,
+                served_for_peers: s.served_for_peers,
+                returned_by_peers: s.returned_by_peers,
+                peers_up: self.peers.up().count() as u64,
             },
             services,
+            peers: self.peers.summaries(),
         }
     }
 }

@@ -67,7 +67,7 @@ use history::History;
 pub use history::MAX_SERVICE_HISTORY;
 use notices::Notices;
 use peers::Peers;
-pub use peers::MAX_PEER_SERVICES;
+pub use peers::{MAX_ACCEPTED_PEERS, MAX_PEER_OFFER_BYTES, MAX_PEER_SERVICES};
 pub use quota::{Flow, Quotas, Source, Usage};
 use quota::{Ledger, Refusal};
 

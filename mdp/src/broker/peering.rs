@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use zmtp::{printable, Message, PeerId};
 
-use super::peers::{Link, LinkState, SERVICES_PER_MESSAGE};
+use super::peers::{Link, LinkState, MAX_ACCEPTED_PEERS, SERVICES_PER_MESSAGE};
 use super::{Broker, Outcome, Outgoing, RequestId};
 use crate::proto::{Capacity, Dialect, PeerCommand, ReplyKind, Request};
 
@@ -44,6 +44,16 @@ impl Broker {
     /// Links to other brokers that said HELLO.
     pub fn peers_up(&self) -> usize {
         self.peers.up().count()
+    }
+
+    /// Links this broker dialed that turned out to lead to itself (entries of its
+    /// peer list that are its own address).
+    pub fn links_to_itself(&self) -> usize {
+        self.peers
+            .links
+            .values()
+            .filter(|l| l.dialed && l.state == LinkState::Itself)
+            .count()
     }
 
     fn send_hello(&mut self, link: &PeerId) {
@@ -134,6 +144,16 @@ impl Broker {
                     Link::new(LinkState::Itself, dialed, expiry, next_heartbeat),
                 );
             }
+            return;
+        }
+        if !dialed && self.peers.accepted_up() >= MAX_ACCEPTED_PEERS {
+            self.notice(
+                "refusing a peer: too many brokers dialed in",
+                link,
+                b"",
+                now,
+            );
+            self.send(link, Outgoing::peer("BYE", b""), PeerCommand::Bye.encode());
             return;
         }
         tracing::info!(peer = %printable(&name), instance = format_args!("{instance:016x}"),
@@ -347,6 +367,7 @@ impl Broker {
         }
         let holding: Vec<(RequestId, Bytes)> = l.holding.drain().collect();
         l.offers.clear();
+        l.offer_bytes = 0;
         self.generation += 1;
         let mut services = Vec::new();
         for (id, service) in holding {

@@ -21,10 +21,23 @@ use bytes::Bytes;
 use zmtp::PeerId;
 
 use super::fair_queue::RequestId;
+use super::snapshot::PeerSummary;
 use crate::proto::Capacity;
 
 /// Most services remembered per peer; more in its SERVICES are ignored.
 pub const MAX_PEER_SERVICES: usize = 10_000;
+
+/// Most bytes of service names (plus [`OFFER_OVERHEAD`] each) remembered per
+/// peer: what one link can make this broker hold.
+pub const MAX_PEER_OFFER_BYTES: usize = 1 << 20;
+
+/// What one remembered service of a peer costs beyond its name.
+pub const OFFER_OVERHEAD: usize = 64;
+
+/// Most links that dialed us and said HELLO at once (links we dial are bounded
+/// by our own peer list); more get BYE. With [`MAX_PEER_OFFER_BYTES`], what
+/// claimed brokers can make this one hold is at most 64 MiB.
+pub const MAX_ACCEPTED_PEERS: usize = 64;
 
 /// Most entries in one SERVICES message (bigger updates are split).
 pub(super) const SERVICES_PER_MESSAGE: usize = 1_000;
@@ -78,6 +91,8 @@ pub(super) struct Link {
     pub(super) offers: HashMap<Bytes, Offer>,
     /// Our requests it holds, with their service.
     pub(super) holding: HashMap<RequestId, Bytes>,
+    /// What its offers cost (names plus [`OFFER_OVERHEAD`] each).
+    pub(super) offer_bytes: usize,
 }
 
 impl Link {
@@ -95,6 +110,7 @@ impl Link {
             next_heartbeat,
             offers: HashMap::new(),
             holding: HashMap::new(),
+            offer_bytes: 0,
         }
     }
 
@@ -118,6 +134,14 @@ impl Peers {
     /// Whether `peer` is a link (in any state).
     pub(super) fn is_link(&self, peer: &PeerId) -> bool {
         self.links.contains_key(peer)
+    }
+
+    /// Links that dialed us and said HELLO.
+    pub(super) fn accepted_up(&self) -> usize {
+        self.links
+            .values()
+            .filter(|l| l.is_up() && !l.dialed)
+            .count()
     }
 
     /// The links that are up.
@@ -194,12 +218,19 @@ impl Peers {
                     offer.idle = 0;
                     if offer.holding == 0 {
                         l.offers.remove(&c.service);
+                        l.offer_bytes -= c.service.len() + OFFER_OVERHEAD;
                     }
                 }
                 continue;
             }
-            if !l.offers.contains_key(&c.service) && l.offers.len() >= MAX_PEER_SERVICES {
-                continue;
+            if !l.offers.contains_key(&c.service) {
+                let cost = c.service.len() + OFFER_OVERHEAD;
+                if l.offers.len() >= MAX_PEER_SERVICES
+                    || l.offer_bytes + cost > MAX_PEER_OFFER_BYTES
+                {
+                    continue;
+                }
+                l.offer_bytes += cost;
             }
             let offer = l.offers.entry(c.service.clone()).or_default();
             offer.workers = c.workers;
@@ -267,9 +298,46 @@ impl Peers {
             }
             if offer.workers == 0 && offer.holding == 0 {
                 l.offers.remove(&service);
+                l.offer_bytes -= service.len() + OFFER_OVERHEAD;
             }
         }
         Some(service)
+    }
+
+    /// Workers of peers that are up, per service.
+    pub(super) fn workers_by_service(&self) -> HashMap<&Bytes, u64> {
+        let mut workers: HashMap<&Bytes, u64> = HashMap::new();
+        for link in self.links.values().filter(|l| l.is_up()) {
+            for (service, offer) in &link.offers {
+                *workers.entry(service).or_default() += u64::from(offer.workers);
+            }
+        }
+        workers
+    }
+
+    /// The links that are up, for `mmi.stats`, by name.
+    pub(super) fn summaries(&self) -> Vec<PeerSummary> {
+        let mut list: Vec<PeerSummary> = self
+            .links
+            .values()
+            .filter_map(|l| {
+                let LinkState::Up { instance, name } = &l.state else {
+                    return None;
+                };
+                let offered = l.offers.values().filter(|o| o.workers > 0);
+                Some(PeerSummary {
+                    name: zmtp::printable(name).to_string(),
+                    instance: format!("{instance:016x}"),
+                    dialed: l.dialed,
+                    services: offered.clone().count() as u64,
+                    workers: offered.clone().map(|o| u64::from(o.workers)).sum(),
+                    idle: offered.map(|o| u64::from(o.idle)).sum(),
+                    holding: l.holding.len() as u64,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.name, a.dialed).cmp(&(&b.name, b.dialed)));
+        list
     }
 
     /// Whether some peer that is up serves `service`.
@@ -420,6 +488,32 @@ mod tests {
         let offers = &peers.links[&link(1)].offers;
         assert_eq!(offers.len(), MAX_PEER_SERVICES);
         assert!(!offers.contains_key(&[b'x'; 300][..]));
+        // In bytes too: long names fill a link's budget before its count.
+        let mut peers = peers_with(&[2], Instant::now());
+        let long: Vec<Capacity> = (0..MAX_PEER_SERVICES)
+            .map(|i| Capacity {
+                service: Bytes::from(format!("{i:0>250}")),
+                workers: 1,
+                idle: 1,
+            })
+            .collect();
+        peers.offered(&link(2), long, 255);
+        let l = &peers.links[&link(2)];
+        assert!(l.offer_bytes <= MAX_PEER_OFFER_BYTES);
+        assert_eq!(
+            l.offers.len(),
+            MAX_PEER_OFFER_BYTES / (250 + OFFER_OVERHEAD)
+        );
+        // Withdrawn offers give their bytes back.
+        let gone: Vec<Capacity> = (0..MAX_PEER_SERVICES)
+            .map(|i| Capacity {
+                service: Bytes::from(format!("{i:0>250}")),
+                workers: 0,
+                idle: 0,
+            })
+            .collect();
+        peers.offered(&link(2), gone, 255);
+        assert_eq!(peers.links[&link(2)].offer_bytes, 0);
     }
 
     #[test]

@@ -35,9 +35,33 @@ pub struct ServiceSummary {
     pub busy: u64,
     /// Requests waiting for a worker.
     pub queued: u64,
+    /// Workers of peered brokers (reached through them; not counted above).
+    #[serde(default)]
+    pub via_peers: u64,
 }
 
-/// A worker in `mmi.workers`.
+/// A peered broker in `mmi.stats`: what it serves with its own workers, and what
+/// it holds of ours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    /// Its name (`mdp-broker --name`).
+    pub name: String,
+    /// Its process's instance, in hex.
+    pub instance: String,
+    /// Whether we dialed it (an entry of our `--peer` list), or it dialed us.
+    pub dialed: bool,
+    /// Services it serves.
+    pub services: u64,
+    /// Their workers, in all.
+    pub workers: u64,
+    /// Of those, idle as it last said.
+    pub idle: u64,
+    /// Our requests it holds now.
+    pub holding: u64,
+}
+
+/// A worker in `mmi.workers` (this broker's own: workers of peered brokers are
+/// counted in [`ServiceSummary::via_peers`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerSummary {
     /// Its routing id: as text when it is printable, else `0x` and hex (ROUTER's
@@ -76,6 +100,9 @@ pub struct ServiceStats {
     pub failed: u64,
     /// Requests given to another worker after theirs died.
     pub requeued: u64,
+    /// Workers of peered brokers (reached through them).
+    #[serde(default)]
+    pub via_peers: u64,
     /// Median time from request to final reply over the last one to two minutes, in
     /// milliseconds (`None`: nothing answered in that time).
     pub p50_ms: Option<f64>,
@@ -114,6 +141,18 @@ pub struct Totals {
     /// had left).
     #[serde(default)]
     pub undelivered: u64,
+    /// Requests handed to peered brokers.
+    #[serde(default)]
+    pub handed_to_peers: u64,
+    /// Requests served here for peered brokers.
+    #[serde(default)]
+    pub served_for_peers: u64,
+    /// Requests peered brokers gave back (bounced, or held when they left).
+    #[serde(default)]
+    pub returned_by_peers: u64,
+    /// Links to peered brokers that are up.
+    #[serde(default)]
+    pub peers_up: u64,
 }
 
 /// The body of `mmi.stats`.
@@ -121,9 +160,13 @@ pub struct Totals {
 pub struct Stats {
     /// Counters for the whole broker.
     pub totals: Totals,
-    /// Per service, by name: services with workers now, and services that had
-    /// workers before (up to a bound on how many names are remembered).
+    /// Per service, by name: services with workers now (here or at a peer), and
+    /// services that had workers before (up to a bound on how many names are
+    /// remembered).
     pub services: Vec<ServiceStats>,
+    /// The peered brokers whose links are up, by name.
+    #[serde(default)]
+    pub peers: Vec<PeerSummary>,
 }
 
 /// Rows under a header, each column as wide as its widest cell, two spaces apart;
@@ -164,12 +207,13 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The header and cells a service's row starts with, in every table of services.
-const SERVICE_HEADER: [&str; 5] = ["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED"];
+/// The header and cells a service's row starts with, in every table of services
+/// (PEERS: workers of peered brokers).
+const SERVICE_HEADER: [&str; 6] = ["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED", "PEERS"];
 
-fn service_cells(name: &str, workers: u64, idle: u64, busy: u64, queued: u64) -> Vec<String> {
+fn service_cells(name: &str, counts: [u64; 5]) -> Vec<String> {
     let mut cells = vec![name.to_string()];
-    cells.extend([workers, idle, busy, queued].map(|n| n.to_string()));
+    cells.extend(counts.map(|n| n.to_string()));
     cells
 }
 
@@ -178,11 +222,15 @@ fn millis(value: Option<f64>) -> String {
 }
 
 impl ServiceSummary {
-    /// A list as a text table: SERVICE WORKERS IDLE BUSY QUEUED.
+    /// A list as a text table: SERVICE WORKERS IDLE BUSY QUEUED PEERS (workers
+    /// of peered brokers).
     pub fn table(list: &[ServiceSummary]) -> String {
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|s| service_cells(&s.name, s.workers, s.idle, s.busy, s.queued))
+            .map(|s| {
+                let counts = [s.workers, s.idle, s.busy, s.queued, s.via_peers];
+                service_cells(&s.name, counts)
+            })
             .collect();
         table(&SERVICE_HEADER, &rows)
     }
@@ -218,10 +266,11 @@ impl WorkerSummary {
 /// let stats = Stats {
 ///     totals: Totals { requests: 3, replies: 3, workers: 1, ..Totals::default() },
 ///     services: vec![ServiceStats {
-///         name: "echo".into(), workers: 1, idle: 1, busy: 0, queued: 0,
+///         name: "echo".into(), workers: 1, idle: 1, busy: 0, queued: 0, via_peers: 2,
 ///         served: 3, failed: 0, requeued: 0, p50_ms: Some(0.25), p99_ms: Some(1.5),
 ///         latency_count: 3, latency_sum_seconds: 0.002,
 ///     }],
+///     peers: vec![],
 /// };
 /// let text = stats.to_string();
 /// assert!(text.starts_with("requests 3  replies 3"));
@@ -240,7 +289,8 @@ impl std::fmt::Display for Stats {
             .services
             .iter()
             .map(|s| {
-                let mut cells = service_cells(&s.name, s.workers, s.idle, s.busy, s.queued);
+                let counts = [s.workers, s.idle, s.busy, s.queued, s.via_peers];
+                let mut cells = service_cells(&s.name, counts);
                 cells.extend([s.served, s.failed, s.requeued].map(|n| n.to_string()));
                 cells.extend([millis(s.p50_ms), millis(s.p99_ms)]);
                 cells
@@ -248,6 +298,21 @@ impl std::fmt::Display for Stats {
             .collect();
         let mut header = SERVICE_HEADER.to_vec();
         header.extend(["SERVED", "FAILED", "REQUEUED", "P50 MS", "P99 MS"]);
+        f.write_str(&table(&header, &rows))?;
+        if self.peers.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = self
+            .peers
+            .iter()
+            .map(|p| {
+                let mut cells = vec![p.name.clone(), if p.dialed { "out" } else { "in" }.into()];
+                cells.extend([p.services, p.workers, p.idle, p.holding].map(|n| n.to_string()));
+                cells
+            })
+            .collect();
+        let header = ["PEER", "LINK", "SERVICES", "WORKERS", "IDLE", "HOLDING"];
+        writeln!(f)?;
         f.write_str(&table(&header, &rows))
     }
 }

@@ -389,6 +389,7 @@ fn mmi_services_lists_workers_and_queues_per_service() {
         idle,
         busy,
         queued,
+        via_peers: 0,
     };
     assert_eq!(
         list(&mut h),

@@ -393,6 +393,8 @@ fn a_broker_that_peers_with_itself_ignores_that_link() {
     let out = c.dial(0, 0);
     assert!(out.is_empty());
     assert_eq!(c.broker(0).peers_up(), 0);
+    // Both ends are ours; the entry of its peer list counts once.
+    assert_eq!(c.broker(0).links_to_itself(), 1);
     c.ready("w", 0, "echo");
     c.request("client", 0, Dialect::Mdp02, "other", "x");
     assert_eq!(c.broker(0).stats().handed_to_peers, 0);
@@ -471,4 +473,26 @@ fn a_client_that_leaves_while_a_peer_serves_its_request_gets_nothing_and_costs_n
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(c.broker(0).request_count(), 0);
     assert_eq!(c.broker(0).usage().requests, 0);
+}
+
+#[test]
+fn brokers_that_dial_in_are_capped() {
+    let mut h = super::Harness::new(BrokerConfig::default());
+    let names: Vec<&'static str> = (0..=MAX_ACCEPTED_PEERS)
+        .map(|i| &*Box::leak(format!("peer{i}").into_boxed_str()))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let hello = PeerCommand::Hello {
+            instance: 1000 + i as u64,
+            name: id("x"),
+        };
+        let out = h.input(name, hello.encode());
+        let answer = PeerCommand::parse(out[0].1.frames()).unwrap();
+        if i < MAX_ACCEPTED_PEERS {
+            assert!(matches!(answer, PeerCommand::Hello { .. }), "{i}");
+        } else {
+            assert_eq!(answer, PeerCommand::Bye, "{i}");
+        }
+    }
+    assert_eq!(h.broker.peers_up(), MAX_ACCEPTED_PEERS);
 }
