@@ -91,6 +91,11 @@ impl Broker {
             PeerCommand::Services(list) => {
                 let serving = self.peers.offered(link, list, self.config.max_service_name);
                 for service in serving {
+                    // Remembered as served, so its figures count what peers serve.
+                    let (services, peers) = (&self.services, &self.peers);
+                    self.history.register(&service, now, |name| {
+                        services.get(name).is_some_and(|s| s.workers > 0) || peers.serves(name)
+                    });
                     self.dispatch(&service);
                 }
             }

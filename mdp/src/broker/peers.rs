@@ -304,13 +304,22 @@ impl Peers {
         Some(service)
     }
 
-    /// Workers of peers that are up, per service.
+    /// Workers of peers that are up, per service (a broker linked twice, once
+    /// each way, counted once).
     pub(super) fn workers_by_service(&self) -> HashMap<&Bytes, u64> {
-        let mut workers: HashMap<&Bytes, u64> = HashMap::new();
-        for link in self.links.values().filter(|l| l.is_up()) {
+        let mut per_broker: HashMap<(u64, &Bytes), u64> = HashMap::new();
+        for link in self.links.values() {
+            let LinkState::Up { instance, .. } = link.state else {
+                continue;
+            };
             for (service, offer) in &link.offers {
-                *workers.entry(service).or_default() += u64::from(offer.workers);
+                let seen = per_broker.entry((instance, service)).or_default();
+                *seen = (*seen).max(u64::from(offer.workers));
             }
+        }
+        let mut workers: HashMap<&Bytes, u64> = HashMap::new();
+        for ((_, service), n) in per_broker {
+            *workers.entry(service).or_default() += n;
         }
         workers
     }
@@ -514,6 +523,22 @@ mod tests {
             .collect();
         peers.offered(&link(2), gone, 255);
         assert_eq!(peers.links[&link(2)].offer_bytes, 0);
+    }
+
+    #[test]
+    fn a_broker_linked_both_ways_counts_its_workers_once() {
+        let mut peers = peers_with(&[1, 2], Instant::now());
+        // Links 1 and 2 lead to the same broker; a third broker on link 3.
+        peers.links.get_mut(&link(2)).unwrap().state = LinkState::Up {
+            instance: 1,
+            name: Bytes::new(),
+        };
+        let mut third = peers_with(&[3], Instant::now());
+        peers.links.extend(third.links.drain());
+        peers.offered(&link(1), vec![cap(b"echo", 2, 0)], 255);
+        peers.offered(&link(2), vec![cap(b"echo", 2, 0)], 255);
+        peers.offered(&link(3), vec![cap(b"echo", 3, 0)], 255);
+        assert_eq!(peers.workers_by_service()[&ECHO], 5);
     }
 
     #[test]

@@ -256,6 +256,12 @@ fn a_request_reaches_a_worker_through_a_peer_and_its_reply_comes_back_in_the_cli
     assert_eq!(replies[0].body, Message::from("HI"));
     assert_eq!(c.broker(0).stats().replies, 1);
     assert_eq!(c.broker(0).stats().handed_to_peers, 1);
+    // Its figures count it as served, through a peer's worker.
+    let stats = c.broker(0).stats_snapshot();
+    let echo = stats.services.iter().find(|s| s.name == "echo").unwrap();
+    assert_eq!((echo.served, echo.workers, echo.via_peers), (1, 0, 1));
+    assert_eq!(stats.totals.peers_up, 1);
+    assert_eq!(stats.peers.len(), 1);
     assert_eq!(c.broker(1).stats().served_for_peers, 1);
     assert_eq!(c.broker(0).request_count(), 0);
     assert_eq!(c.broker(1).request_count(), 0);
