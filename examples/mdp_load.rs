@@ -52,6 +52,10 @@ struct Args {
     /// Service name.
     #[arg(long, default_value = "echo")]
     service: String,
+    /// The broker the workers register with (default: the clients' broker). With
+    /// two peered brokers, every request crosses one peer link.
+    #[arg(long, value_name = "ENDPOINT")]
+    workers_at: Option<String>,
     /// Report this process's CPU time and peak RSS (the broker's).
     #[arg(long)]
     broker_pid: Option<u32>,
@@ -95,8 +99,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = args.size.max(8);
     let epoch = Instant::now();
 
+    let workers_at = args
+        .workers_at
+        .clone()
+        .unwrap_or_else(|| args.broker.clone());
     for _ in 0..args.workers {
-        let worker = Worker::new(args.broker.clone(), args.service.clone())
+        let worker = Worker::new(workers_at.clone(), args.service.clone())
             .options(WorkerOptions::default().dialect(dialect));
         tokio::spawn(worker.run(|request| async move { Ok(request) }));
     }

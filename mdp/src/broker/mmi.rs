@@ -188,6 +188,11 @@ impl Broker {
             busy,
             queued,
             via_peers: remote.get(service).copied().unwrap_or(0),
+            peers: if remote.contains_key(service) {
+                self.peers.serving(service)
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -324,6 +324,22 @@ impl Peers {
         workers
     }
 
+    /// The names of the peers that are up and serve `service`, sorted, each once.
+    pub(super) fn serving(&self, service: &[u8]) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .links
+            .values()
+            .filter(|l| l.offers.get(service).is_some_and(|o| o.workers > 0))
+            .filter_map(|l| match &l.state {
+                LinkState::Up { name, .. } => Some(zmtp::printable(name).to_string()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The links that are up, for `mmi.stats`, by name.
     pub(super) fn summaries(&self) -> Vec<PeerSummary> {
         let mut list: Vec<PeerSummary> = self

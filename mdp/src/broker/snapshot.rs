@@ -38,6 +38,9 @@ pub struct ServiceSummary {
     /// Workers of peered brokers (reached through them; not counted above).
     #[serde(default)]
     pub via_peers: u64,
+    /// The peered brokers that serve it, by name.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 /// A peered broker in `mmi.stats`: what it serves with its own workers, and what
@@ -223,16 +226,24 @@ fn millis(value: Option<f64>) -> String {
 
 impl ServiceSummary {
     /// A list as a text table: SERVICE WORKERS IDLE BUSY QUEUED PEERS (workers
-    /// of peered brokers).
+    /// of peered brokers) VIA (those brokers).
     pub fn table(list: &[ServiceSummary]) -> String {
         let rows: Vec<Vec<String>> = list
             .iter()
             .map(|s| {
                 let counts = [s.workers, s.idle, s.busy, s.queued, s.via_peers];
-                service_cells(&s.name, counts)
+                let mut cells = service_cells(&s.name, counts);
+                cells.push(if s.peers.is_empty() {
+                    "-".into()
+                } else {
+                    s.peers.join(",")
+                });
+                cells
             })
             .collect();
-        table(&SERVICE_HEADER, &rows)
+        let mut header = SERVICE_HEADER.to_vec();
+        header.push("VIA");
+        table(&header, &rows)
     }
 }
 

@@ -390,6 +390,7 @@ fn mmi_services_lists_workers_and_queues_per_service() {
         busy,
         queued,
         via_peers: 0,
+        peers: Vec::new(),
     };
     assert_eq!(
         list(&mut h),

@@ -262,6 +262,8 @@ fn a_request_reaches_a_worker_through_a_peer_and_its_reply_comes_back_in_the_cli
     assert_eq!((echo.served, echo.workers, echo.via_peers), (1, 0, 1));
     assert_eq!(stats.totals.peers_up, 1);
     assert_eq!(stats.peers.len(), 1);
+    let services = c.broker(0).services_summary();
+    assert_eq!(services[0].peers, ["b1"]);
     assert_eq!(c.broker(1).stats().served_for_peers, 1);
     assert_eq!(c.broker(0).request_count(), 0);
     assert_eq!(c.broker(1).request_count(), 0);
