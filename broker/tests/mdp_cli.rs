@@ -167,11 +167,11 @@ async fn services_workers_and_stats_show_what_the_broker_holds() {
     let lines: Vec<&str> = services.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED"]
+        ["SERVICE", "WORKERS", "IDLE", "BUSY", "QUEUED", "PEERS", "VIA"]
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["echo", "1", "1", "0", "0"]
+        ["echo", "1", "1", "0", "0", "0", "-"]
     );
     let json: serde_json::Value =
         serde_json::from_str(&ok_async(&broker, &["services", "--json"]).await).unwrap();
@@ -197,7 +197,7 @@ async fn services_workers_and_stats_show_what_the_broker_holds() {
         .unwrap()
         .split_whitespace()
         .collect();
-    assert_eq!(&echo[..8], ["echo", "1", "1", "0", "0", "3", "0", "0"]);
+    assert_eq!(&echo[..9], ["echo", "1", "1", "0", "0", "0", "3", "0", "0"]);
     let json: serde_json::Value =
         serde_json::from_str(&ok_async(&broker, &["stats", "--json"]).await).unwrap();
     assert_eq!(json["services"][0]["served"], 3);
