@@ -77,7 +77,7 @@ async fn run_as_written(tag: &str, args: &[Vec<String>], hosts: &[String], ready
             .env(mdp::discovery::HOSTS_FILE_VAR, &hosts_path)
             .env("HOSTNAME", format!("{tag}-{i}"));
         let broker = BrokerProcess::spawn(command, STARTUP).unwrap_or_else(|e| panic!("{e}"));
-        let metrics = flag(&args, "--metrics").to_owned();
+        let metrics = common::metrics_address(&broker);
         brokers.push((broker, metrics));
     }
     for (_, metrics) in &brokers {
@@ -187,7 +187,8 @@ async fn the_images_default_command_starts_a_broker() {
     let mut command = Command::new(BROKER);
     command.args(&args);
     let broker = BrokerProcess::spawn(command, STARTUP).unwrap_or_else(|e| panic!("{e}"));
-    let metrics = flag(&args, "--metrics").to_owned();
+    let metrics = common::metrics_address(&broker);
+    assert_eq!(metrics, flag(&args, "--metrics"));
     for path in ["/healthz", "/readyz"] {
         let metrics = metrics.clone();
         let status = tokio::task::spawn_blocking(move || http_get(&metrics, path).0);

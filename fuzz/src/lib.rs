@@ -37,6 +37,13 @@ pub mod broker_target;
 #[cfg(not(test))]
 pub use broker_target::broker;
 
+/// The `peering` target's body and input encoding (not in zmtp's tests either).
+#[cfg(not(test))]
+#[path = "peering.rs"]
+pub mod peering_target;
+#[cfg(not(test))]
+pub use peering_target::peering;
+
 /// The `security` target's body, input encoding and seeds (PLAIN and CURVE
 /// handshakes, the CURVE MESSAGE codec); in zmtp's tests too.
 #[path = "security.rs"]

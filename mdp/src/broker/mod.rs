@@ -989,8 +989,12 @@ impl Broker {
                     continue;
                 };
                 if r.worker.is_some() {
-                    // In flight: its worker's reply will be discarded.
+                    // In flight: its worker's reply will be discarded, and it no
+                    // longer costs its client (whose connection may stay: a peered
+                    // broker that said BYE).
                     r.charged = false;
+                    let cost = r.cost;
+                    self.ledger.release(peer, cost);
                     continue;
                 }
                 services.insert(r.service.clone());

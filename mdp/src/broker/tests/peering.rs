@@ -504,3 +504,29 @@ fn brokers_that_dial_in_are_capped() {
     }
     assert_eq!(h.broker.peers_up(), MAX_ACCEPTED_PEERS);
 }
+
+#[test]
+fn a_peer_that_says_bye_with_requests_in_flight_is_charged_nothing_more() {
+    let mut c = Cluster::mesh(2);
+    c.ready("w", 1, "echo");
+    let out = c.request("client", 0, Dialect::Mdp02, "echo", "x");
+    let (address, _) = request_to(&out, "w");
+    // Broker 0's dialed link at broker 1 says BYE (as a broker that stops would).
+    let at_one = c
+        .links
+        .keys()
+        .find(|(b, id)| *b == 1 && id.routing_id().starts_with(b"from0"))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(c.broker(1).usage_of(&at_one).requests, 1);
+    let now = c.now;
+    c.broker(1)
+        .handle_message(&at_one, PeerCommand::Bye.encode().frames(), now);
+    c.pump();
+    assert_eq!(c.broker(1).usage_of(&at_one).requests, 0);
+    // The worker's late reply goes nowhere; broker 0 takes the request back on
+    // its side when its link is restarted.
+    let out = c.reply("w", &address, ReplyKind::Final, "X");
+    assert!(replies_to(&out, "client", Dialect::Mdp02).is_empty());
+}
