@@ -11,6 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use zmtp::Message;
 
 use crate::client::{self, ClientError, ClientOptions};
+use crate::discovery::Brokers;
 
 /// A Majordomo client whose calls block the calling thread. Do not use it from inside
 /// an async runtime (use [`crate::Client`] there).
@@ -21,20 +22,25 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the broker at `endpoint` with default options.
-    pub fn connect(endpoint: &str) -> Result<Client, ClientError> {
-        Client::connect_with(endpoint, ClientOptions::default())
+    /// A client of the broker (or brokers, see [`crate::Brokers`]) at `brokers`
+    /// with default options.
+    pub fn connect(brokers: impl Into<Brokers>) -> Result<Client, ClientError> {
+        Client::connect_with(brokers, ClientOptions::default())
     }
 
     /// A client with the given options.
-    pub fn connect_with(endpoint: &str, options: ClientOptions) -> Result<Client, ClientError> {
+    pub fn connect_with(
+        brokers: impl Into<Brokers>,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let brokers = brokers.into();
         // One worker thread keeps the connections alive between calls.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| ClientError::Socket(zmtp::Error::Runtime(e.to_string())))?;
-        let inner = runtime.block_on(async { client::Client::connect_with(endpoint, options) })?;
+        let inner = runtime.block_on(async { client::Client::connect_with(brokers, options) })?;
         Ok(Client { runtime, inner })
     }
 

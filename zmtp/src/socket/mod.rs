@@ -246,7 +246,9 @@ impl Socket {
                 .tasks
                 .spawn(inproc::keep_connected(core, name, settings, key, pipe).instrument(span)),
             endpoint => {
-                let stop = self.core.cancel.child_token();
+                // Not a child of the socket's token: closing the socket lingers
+                // (keep_connected watches that token itself); this one stops at once.
+                let stop = CancellationToken::new();
                 self.connected
                     .entry(endpoint.to_string())
                     .or_default()
