@@ -143,6 +143,7 @@ pub(crate) async fn handshake(
                     // An ERROR command for the peer (a refusal) goes out first.
                     if let Some(out) = hs.take_output() {
                         let _ = stream.write_all(&out).await;
+                        close_after_error(stream).await;
                     }
                     return Err(e.into());
                 }
@@ -167,6 +168,30 @@ pub(crate) async fn handshake(
         Ok(Err(e)) => Err(e),
         Err(_) => Err(HandshakeError::Timeout.into()),
     }
+}
+
+/// Most bytes read and thrown away after an ERROR, and for how long.
+const DRAIN_AFTER_ERROR: (usize, Duration) = (64 << 10, Duration::from_secs(1));
+
+/// Closes our side after an ERROR was written, and reads what the peer had already
+/// sent until it closes too: a socket closed with unread input sends RST instead of
+/// FIN, and an RST can destroy the ERROR before the peer reads it (libzmq then
+/// reports a reset instead of the refusal). Bounded by [`DRAIN_AFTER_ERROR`] (and
+/// by the handshake's deadline around it).
+async fn close_after_error(stream: &mut Stream) {
+    let _ = stream.shutdown().await;
+    let (max_bytes, max_time) = DRAIN_AFTER_ERROR;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    let drain = async {
+        while drained < max_bytes {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(max_time, drain).await;
 }
 
 /// Runs a connection after its handshake until it ends; returns why it ended.

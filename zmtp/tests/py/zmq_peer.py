@@ -48,7 +48,8 @@ import traceback
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-WAIT_MS = 30_000
+# Below testkit's 30 s line timeout, so a wait that fails says what it saw.
+WAIT_MS = 20_000
 
 
 def encode(frames):
