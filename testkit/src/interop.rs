@@ -261,6 +261,12 @@ where
         self.command("send", msg.into()).await;
     }
 
+    /// Sends `msg` if the socket can queue it at once (a client being refused may
+    /// have no connection to queue it on); never waits.
+    pub async fn try_send(&mut self, msg: impl Into<M>) {
+        self.command("try_send", msg.into()).await;
+    }
+
     /// ROUTER with [`ZmqArgs::mandatory`]: sends `msg`, retrying while its routing id
     /// is unknown.
     pub async fn send_mandatory(&mut self, msg: impl Into<M>) {

@@ -143,7 +143,6 @@ pub(crate) async fn handshake(
                     // An ERROR command for the peer (a refusal) goes out first.
                     if let Some(out) = hs.take_output() {
                         let _ = stream.write_all(&out).await;
-                        close_after_error(stream).await;
                     }
                     return Err(e.into());
                 }
@@ -176,9 +175,9 @@ const DRAIN_AFTER_ERROR: (usize, Duration) = (64 << 10, Duration::from_secs(1));
 /// Closes our side after an ERROR was written, and reads what the peer had already
 /// sent until it closes too: a socket closed with unread input sends RST instead of
 /// FIN, and an RST can destroy the ERROR before the peer reads it (libzmq then
-/// reports a reset instead of the refusal). Bounded by [`DRAIN_AFTER_ERROR`] (and
-/// by the handshake's deadline around it).
-async fn close_after_error(stream: &mut Stream) {
+/// reports a reset instead of the refusal). Bounded by [`DRAIN_AFTER_ERROR`]. Called after the failure was logged and
+/// reported, so nobody waits for it to know why.
+pub(crate) async fn close_after_error(stream: &mut Stream) {
     let _ = stream.shutdown().await;
     let (max_bytes, max_time) = DRAIN_AFTER_ERROR;
     let mut sink = [0u8; 4096];

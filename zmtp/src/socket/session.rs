@@ -203,6 +203,11 @@ async fn connection(
                 peer: peer_addr.to_owned(),
                 reason: e.reason(),
             });
+            // An ERROR we wrote must reach the peer: close gently.
+            tokio::select! {
+                () = engine::close_after_error(&mut stream) => {}
+                () = stop.cancelled() => {}
+            }
             return (e, false);
         }
     };

@@ -30,6 +30,7 @@ then answers each command with one line:
                   socket attaches a new peer, and a SUB
                   sends it its subscriptions, only when
                   the application calls into the socket) -> OK
+  try_send F       send F if it can be queued at once       -> SENT [not queued]
   events          every monitor event so far           -> EVENTS name,name,...
   wait_event NAME [N] until NAME was seen N times      -> EVENT NAME
   exit            closes the socket and exits
@@ -147,6 +148,14 @@ class Peer:
         if op == "send":
             self.sock.send_multipart(decode(arg))
             print("SENT")
+        elif op == "try_send":
+            # Queued if the socket can take it now (a refused client may have no
+            # pipe at this moment), else not sent at all.
+            try:
+                self.sock.send_multipart(decode(arg), flags=zmq.NOBLOCK)
+                print("SENT")
+            except zmq.Again:
+                print("SENT not queued")
         elif op == "flood":
             count, _, frames = arg.partition(" ")
             frames = decode(frames)
