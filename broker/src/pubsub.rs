@@ -26,14 +26,14 @@ pub struct BusArgs {
     /// misses the events past it, as with any ZeroMQ PUB; one event larger than
     /// this still goes to a subscriber whose queue is empty. Also bounds the events
     /// read from publishers and not yet forwarded.
-    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = crate::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = crate::broker_cli::parse_size)]
     pub pubsub_max_queue_bytes: u64,
     /// Most topics one subscriber may hold subscribed; more are ignored, counted and
     /// logged (once a second at most).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub pubsub_max_subscriptions: usize,
     /// Most bytes of topics one subscriber may hold subscribed.
-    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = crate::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = crate::broker_cli::parse_size)]
     pub pubsub_max_subscription_bytes: u64,
     /// Most subscriptions all subscribers may hold together.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
@@ -41,7 +41,7 @@ pub struct BusArgs {
     /// Most bytes of topics all subscribers may hold together; also the most
     /// subscription changes waiting for one publisher that reads too slowly, past
     /// which it is reconnected and sent the full set.
-    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::broker_cli::parse_size)]
     pub pubsub_max_subscription_bytes_total: u64,
 }
 

@@ -136,6 +136,7 @@ impl Cluster {
 
     fn worker_leaves(&mut self, w: u8) {
         if let Some(state) = self.workers.remove(&w) {
+            self.route(state.broker);
             self.brokers[state.broker].handle_disconnect(&state.id, self.now);
             self.closed.insert((state.broker, state.id));
         }
@@ -157,15 +158,23 @@ impl Cluster {
         (!ends.is_empty()).then(|| ends[usize::from(i) % ends.len()].clone())
     }
 
+    /// Both ends of a link learn it is gone, one after the other. What their
+    /// brokers sent before that goes on the wire first (and is lost with it), and
+    /// what each does on learning it is routed before the next end learns it, as
+    /// two brokers' loops would.
     fn drop_link(&mut self, end: End) {
-        let Some(other) = self.links.remove(&end) else {
+        let Some(other) = self.links.get(&end).cloned() else {
             return;
         };
+        self.route(end.0);
+        self.route(other.0);
+        self.links.remove(&end);
         self.links.remove(&other);
         for e in [end, other] {
             self.wires.remove(&e);
             self.brokers[e.0].handle_disconnect(&e.1, self.now);
-            self.closed.insert(e);
+            self.closed.insert(e.clone());
+            self.route(e.0);
         }
     }
 
@@ -206,41 +215,13 @@ impl Cluster {
         }
     }
 
-    /// Moves what every broker sent: onto the wires, or to its clients and
-    /// workers; checks the invariants.
+    /// Checks every broker's invariants and moves what it sent.
     fn settle(&mut self) {
         for b in 0..BROKERS {
             if let Err(broken) = self.brokers[b].check_invariants() {
                 panic!("broker {b}: {broken}");
             }
-            let _ = self.brokers[b].drain_flow().count();
-            let out: Vec<(PeerId, Message)> = self.brokers[b].drain_outgoing().collect();
-            for (to, msg) in out {
-                let end = (b, to.clone());
-                assert!(
-                    !self.closed.contains(&end),
-                    "{msg:?} to {to:?}, which went away"
-                );
-                if let Some(other) = self.links.get(&end).cloned() {
-                    assert!(
-                        PeerCommand::parse(msg.frames()).is_ok(),
-                        "on a link, not MDPB01: {msg:?}"
-                    );
-                    self.wires.entry(other).or_default().push_back(msg);
-                    continue;
-                }
-                if let Some(state) = self
-                    .workers
-                    .values_mut()
-                    .find(|s| s.broker == b && s.id == to)
-                {
-                    if let Ok(ToWorker::Request { client, .. }) =
-                        ToWorker::parse(Dialect::Mdp02, msg.frames())
-                    {
-                        state.last_client = Some(client);
-                    }
-                }
-            }
+            self.route(b);
             let next = self.brokers[b].next_tick(self.now);
             assert!(
                 next <= self.now
@@ -248,6 +229,39 @@ impl Cluster {
                     + self.brokers[b].tick_resolution(),
                 "broker {b}'s next tick is too late"
             );
+        }
+    }
+
+    /// Moves what broker `b` sent: onto the wires, or to its clients and workers.
+    /// Nothing may go to a link or connection it was told went away.
+    fn route(&mut self, b: usize) {
+        let _ = self.brokers[b].drain_flow().count();
+        let out: Vec<(PeerId, Message)> = self.brokers[b].drain_outgoing().collect();
+        for (to, msg) in out {
+            let end = (b, to.clone());
+            assert!(
+                !self.closed.contains(&end),
+                "{msg:?} to {to:?}, which went away"
+            );
+            if let Some(other) = self.links.get(&end).cloned() {
+                assert!(
+                    PeerCommand::parse(msg.frames()).is_ok(),
+                    "on a link, not MDPB01: {msg:?}"
+                );
+                self.wires.entry(other).or_default().push_back(msg);
+                continue;
+            }
+            if let Some(state) = self
+                .workers
+                .values_mut()
+                .find(|s| s.broker == b && s.id == to)
+            {
+                if let Ok(ToWorker::Request { client, .. }) =
+                    ToWorker::parse(Dialect::Mdp02, msg.frames())
+                {
+                    state.last_client = Some(client);
+                }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use zmtp::Message;
 
-use crate::connection::BrokerArgs;
+use super::connection::BrokerArgs;
 
 /// `mdp ping`.
 #[derive(Debug, clap::Args)]

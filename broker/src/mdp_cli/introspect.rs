@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zmtp::Message;
 
-use crate::connection::BrokerArgs;
+use super::connection::BrokerArgs;
 
 /// Options of the listing subcommands.
 #[derive(Debug, clap::Args)]

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use zmtp::Message;
 
-use crate::connection::BrokerArgs;
+use super::connection::BrokerArgs;
 
 /// `mdp worker`.
 #[derive(Debug, clap::Args)]

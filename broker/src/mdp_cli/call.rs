@@ -8,8 +8,8 @@ use futures_util::StreamExt;
 use mdp::proto::ReplyKind;
 use zmtp::Message;
 
-use crate::connection::BrokerArgs;
-use crate::json::{self, Encoding};
+use super::connection::BrokerArgs;
+use super::json::{self, Encoding};
 
 /// `mdp call`.
 #[derive(Debug, clap::Args)]
