@@ -21,3 +21,21 @@ mod signal;
 
 pub use broker_cli::main_with as broker_main;
 pub use mdp_cli::main_with as mdp_main;
+
+/// The command line `args` as `A`, or the exit code after printing why not (or the
+/// help or version asked for), as clap's `parse` would without exiting.
+fn parse_args<A, I, T>(args: I) -> Result<A, std::process::ExitCode>
+where
+    A: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    A::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            std::process::ExitCode::from(2)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    })
+}
