@@ -39,3 +39,11 @@ where
         }
     })
 }
+
+/// The process exit status an [`std::process::ExitCode`] stands for (0-255), for a
+/// caller that reports it otherwise than by exiting (the Python package).
+pub fn exit_status(code: std::process::ExitCode) -> u8 {
+    (0..=u8::MAX)
+        .find(|&n| std::process::ExitCode::from(n) == code)
+        .unwrap_or(1)
+}

@@ -8,10 +8,11 @@ use std::sync::OnceLock;
 use crate::setup;
 
 /// What `pip install` gets. Changing this list rebuilds the environment.
-pub const PYTHON_PACKAGES: &[&str] = &["pyzmq", "msgpack", "majortomo", "six"];
+pub const PYTHON_PACKAGES: &[&str] = &["pyzmq", "msgpack", "majortomo", "six", "maturin", "pytest"];
 
 /// Modules that must import once the environment is built.
-const IMPORT_CHECK: &str = "import zmq, msgpack, majortomo, six; print(zmq.zmq_version())";
+const IMPORT_CHECK: &str =
+    "import zmq, msgpack, majortomo, six, maturin, pytest; print(zmq.zmq_version())";
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {

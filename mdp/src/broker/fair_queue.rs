@@ -127,17 +127,22 @@ impl FairQueue {
         true
     }
 
-    /// Removes every request of `client`; returns them.
+    /// Removes every request of `client`; returns them. Its turn entry stays, stale,
+    /// under its (now empty) queue, so a client that queues again (a peered broker
+    /// whose requests were bounced) finds it instead of getting a second turn.
     pub(crate) fn remove_client(&mut self, client: &PeerId) -> VecDeque<RequestId> {
-        let Some(queue) = self.clients.remove(client) else {
+        let Some(queue) = self.clients.get_mut(client) else {
             return VecDeque::new();
         };
-        self.len -= queue.requests.len();
-        if queue.in_turn {
+        let requests = std::mem::take(&mut queue.requests);
+        self.len -= requests.len();
+        if !queue.in_turn {
+            self.clients.remove(client);
+        } else if !requests.is_empty() {
             self.stale += 1;
             self.sweep();
         }
-        queue.requests
+        requests
     }
 
     /// Drops stale turn entries once they outnumber the live ones.
@@ -259,6 +264,21 @@ mod tests {
         let mut rest: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         rest.sort();
         assert_eq!(rest, [(peer(4), 44), (peer(9), 9)]);
+        q.check().unwrap();
+    }
+
+    #[test]
+    fn a_client_removed_whole_that_queues_again_has_one_turn() {
+        let mut q = FairQueue::default();
+        q.push_back(&peer(1), 1);
+        q.push_back(&peer(2), 2);
+        assert_eq!(q.remove_client(&peer(1)), [1]);
+        q.check().unwrap();
+        q.push_back(&peer(1), 3);
+        q.check().unwrap();
+        assert_eq!(q.pop(), Some((peer(1), 3)));
+        assert_eq!(q.pop(), Some((peer(2), 2)));
+        assert_eq!(q.pop(), None);
         q.check().unwrap();
     }
 

@@ -1,0 +1,162 @@
+//! `zmdp._zmdp`: the native half of the `zmdp` Python package. The Rust
+//! Majordomo client (`mdp::Client`), and the `mdp-broker` and `mdp` command lines
+//! run in-process. The Python half (`python/zmdp/`) wraps it in the API users see:
+//! `async with Client(...)`, `BlockingClient`, the console scripts.
+//!
+//! Every wait happens with the GIL released: blocking calls in
+//! `Python::allow_threads`, async ones on a tokio runtime of their own (two
+//! threads, shared by every client of the process) whose futures asyncio awaits.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use mdp::{CallOptions, ClientError, ClientOptions, Dialect};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use zmtp::Message;
+
+create_exception!(
+    _zmdp,
+    ZmdpError,
+    PyException,
+    "Anything that went wrong talking to a broker."
+);
+create_exception!(
+    _zmdp,
+    Timeout,
+    ZmdpError,
+    "No reply within the timeout, after every attempt (no worker for the service, or the broker is unreachable)."
+);
+
+/// The frames of a reply, as a list of `bytes`.
+type Frames = Vec<Cow<'static, [u8]>>;
+
+fn frames(msg: Message) -> Frames {
+    msg.into_vec()
+        .into_iter()
+        .map(|f| Cow::Owned(f.to_vec()))
+        .collect()
+}
+
+fn to_py(e: ClientError) -> PyErr {
+    match e {
+        ClientError::Timeout { .. } => Timeout::new_err(e.to_string()),
+        other => ZmdpError::new_err(other.to_string()),
+    }
+}
+
+fn dialect(name: &str) -> PyResult<Dialect> {
+    match name {
+        "mdp01" => Ok(Dialect::Mdp01),
+        "mdp02" => Ok(Dialect::Mdp02),
+        "majortomo" => Ok(Dialect::Majortomo),
+        "overseer" => Ok(Dialect::Overseer),
+        other => Err(PyValueError::new_err(format!(
+            "unknown dialect {other:?} (mdp01, mdp02, majortomo or overseer)"
+        ))),
+    }
+}
+
+/// A Majordomo client of one broker or several (see the Python `Client`).
+#[pyclass(module = "zmdp._zmdp", frozen)]
+struct Client {
+    inner: mdp::Client,
+    limits: CallOptions,
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (brokers, *, dialect = "mdp02", timeout = 5.0, attempts = 1))]
+    fn new(brokers: Vec<String>, dialect: &str, timeout: f64, attempts: u32) -> PyResult<Client> {
+        if !(timeout > 0.0 && timeout.is_finite()) {
+            return Err(PyValueError::new_err(
+                "timeout must be a positive number of seconds",
+            ));
+        }
+        let options = ClientOptions::default()
+            .dialect(self::dialect(dialect)?)
+            .timeout(Duration::from_secs_f64(timeout))
+            .attempts(attempts.max(1));
+        let limits = CallOptions {
+            timeout: options.timeout,
+            attempts: options.attempts,
+        };
+        let runtime = pyo3_async_runtimes::tokio::get_runtime();
+        let _entered = runtime.enter();
+        let inner = mdp::Client::connect_with(brokers, options).map_err(to_py)?;
+        Ok(Client { inner, limits })
+    }
+
+    /// Sends `frames` to `service`; an awaitable of the reply's frames.
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        service: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        let limits = self.limits;
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let body: Message = frames
+                .into_iter()
+                .map(bytes::Bytes::from)
+                .collect::<Vec<_>>()
+                .into();
+            let reply = client
+                .request_with(service, body, limits)
+                .await
+                .map_err(to_py)?;
+            Ok(self::frames(reply))
+        })
+    }
+
+    /// The same, blocking this thread (with the GIL released) until the reply.
+    fn request_blocking(
+        &self,
+        py: Python<'_>,
+        service: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+    ) -> PyResult<Frames> {
+        let client = self.inner.clone();
+        let limits = self.limits;
+        py.allow_threads(move || {
+            let body: Message = frames
+                .into_iter()
+                .map(bytes::Bytes::from)
+                .collect::<Vec<_>>()
+                .into();
+            pyo3_async_runtimes::tokio::get_runtime()
+                .block_on(client.request_with(service, body, limits))
+                .map(self::frames)
+                .map_err(to_py)
+        })
+    }
+}
+
+/// Runs `mdp-broker` with `argv` (the program name first) until it stops (Ctrl-C
+/// or SIGTERM), with the GIL released; returns its exit status.
+#[pyfunction]
+fn broker_main(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.allow_threads(|| mdp_broker::exit_status(mdp_broker::broker_main(argv)))
+}
+
+/// Runs `mdp` with `argv` (the program name first), with the GIL released;
+/// returns its exit status.
+#[pyfunction]
+fn mdp_main(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.allow_threads(|| mdp_broker::exit_status(mdp_broker::mdp_main(argv)))
+}
+
+/// The module.
+#[pymodule]
+fn _zmdp(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Client>()?;
+    m.add_function(wrap_pyfunction!(broker_main, m)?)?;
+    m.add_function(wrap_pyfunction!(mdp_main, m)?)?;
+    m.add("ZmdpError", m.py().get_type::<ZmdpError>())?;
+    m.add("Timeout", m.py().get_type::<Timeout>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
