@@ -58,15 +58,8 @@ fn python_suite() {
         .expect("maturin wrote no wheel");
     run(
         "pip install the wheel",
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--force-reinstall",
-                "--no-deps",
-            ])
+        testkit::pip_install(&python)
+            .args(["--force-reinstall", "--no-deps"])
             .arg(&wheel),
     );
     run(

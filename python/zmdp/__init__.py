@@ -66,14 +66,8 @@ def _unpack(frames: List[bytes]) -> Any:
         raise BadPayload(f"the reply is not MessagePack: {e}") from e
 
 
-class Client:
-    """An asyncio Majordomo client.
-
-    ``timeout`` (seconds) bounds each attempt; ``attempts`` is how many times a
-    request is sent before :class:`Timeout` is raised (retries go to another broker
-    when there are several). ``dialect`` is what the client speaks: ``"mdp02"``
-    (default, RFC 18), ``"mdp01"`` (zguide), ``"majortomo"``, ``"overseer"``.
-    """
+class _Connected:
+    """What both clients share: the native client of the brokers given."""
 
     def __init__(
         self,
@@ -86,6 +80,16 @@ class Client:
         self._native = _NativeClient(
             _endpoints(brokers), dialect=dialect, timeout=timeout, attempts=attempts
         )
+
+
+class Client(_Connected):
+    """An asyncio Majordomo client.
+
+    ``timeout`` (seconds) bounds each attempt; ``attempts`` is how many times a
+    request is sent before :class:`Timeout` is raised (retries go to another broker
+    when there are several). ``dialect`` is what the client speaks: ``"mdp02"``
+    (default, RFC 18), ``"mdp01"`` (zguide), ``"majortomo"``, ``"overseer"``.
+    """
 
     async def __aenter__(self) -> "Client":
         return self
@@ -102,21 +106,9 @@ class Client:
         return _unpack(await self.request(service, _pack(obj)))
 
 
-class BlockingClient:
+class BlockingClient(_Connected):
     """The same client for synchronous code: every call blocks (with the GIL
     released) until the reply or :class:`Timeout`."""
-
-    def __init__(
-        self,
-        brokers: Endpoints = "tcp://127.0.0.1:5555",
-        *,
-        timeout: float = 5.0,
-        attempts: int = 1,
-        dialect: str = "mdp02",
-    ) -> None:
-        self._native = _NativeClient(
-            _endpoints(brokers), dialect=dialect, timeout=timeout, attempts=attempts
-        )
 
     def __enter__(self) -> "BlockingClient":
         return self

@@ -30,4 +30,4 @@ pub use endpoints::{
 pub use node::{node, node_examples};
 pub use peer::{PyPeer, LINE_TIMEOUT};
 pub use relay::{Relay, Tamper};
-pub use venv::{python, workspace_root, PYTHON_PACKAGES};
+pub use venv::{pip_install, python, workspace_root, PYTHON_PACKAGES};

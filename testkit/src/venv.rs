@@ -52,20 +52,22 @@ fn ensure_venv(dir: &Path, lock_path: &Path) -> Result<PathBuf, String> {
     let hint = "is python3 with venv installed?";
     setup::ensure(dir, lock_path, &PYTHON_PACKAGES.join(" "), |dir| {
         setup::run(Command::new("python3").arg("-m").arg("venv").arg(dir), hint)?;
-        setup::run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--no-input",
-                    "--disable-pip-version-check",
-                ])
-                .args(PYTHON_PACKAGES),
-            hint,
-        )?;
+        setup::run(pip_install(&python).args(PYTHON_PACKAGES), hint)?;
         setup::run(Command::new(&python).args(["-c", IMPORT_CHECK]), hint)
     })?;
     Ok(python)
+}
+
+/// `python -m pip install`, quiet and never asking: add what to install.
+pub fn pip_install(python: &Path) -> Command {
+    let mut command = Command::new(python);
+    command.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-input",
+        "--disable-pip-version-check",
+    ]);
+    command
 }
