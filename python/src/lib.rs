@@ -29,8 +29,19 @@ create_exception!(
     "No reply within the timeout, after every attempt (no worker for the service, or the broker is unreachable)."
 );
 
+mod worker;
+
 /// The frames of a reply, as a list of `bytes`.
 type Frames = Vec<Cow<'static, [u8]>>;
+
+/// Frames from Python as a message.
+fn message(frames: Vec<Vec<u8>>) -> Message {
+    frames
+        .into_iter()
+        .map(bytes::Bytes::from)
+        .collect::<Vec<_>>()
+        .into()
+}
 
 fn frames(msg: Message) -> Frames {
     msg.into_vec()
@@ -46,7 +57,7 @@ fn to_py(e: ClientError) -> PyErr {
     }
 }
 
-fn dialect(name: &str) -> PyResult<Dialect> {
+pub(crate) fn dialect(name: &str) -> PyResult<Dialect> {
     match name {
         "mdp01" => Ok(Dialect::Mdp01),
         "mdp02" => Ok(Dialect::Mdp02),
@@ -99,13 +110,8 @@ impl Client {
         let client = self.inner.clone();
         let limits = self.limits;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let body: Message = frames
-                .into_iter()
-                .map(bytes::Bytes::from)
-                .collect::<Vec<_>>()
-                .into();
             let reply = client
-                .request_with(service, body, limits)
+                .request_with(service, message(frames), limits)
                 .await
                 .map_err(to_py)?;
             Ok(self::frames(reply))
@@ -122,13 +128,8 @@ impl Client {
         let client = self.inner.clone();
         let limits = self.limits;
         py.allow_threads(move || {
-            let body: Message = frames
-                .into_iter()
-                .map(bytes::Bytes::from)
-                .collect::<Vec<_>>()
-                .into();
             pyo3_async_runtimes::tokio::get_runtime()
-                .block_on(client.request_with(service, body, limits))
+                .block_on(client.request_with(service, message(frames), limits))
                 .map(self::frames)
                 .map_err(to_py)
         })
@@ -149,12 +150,30 @@ fn mdp_main(py: Python<'_>, argv: Vec<String>) -> u8 {
     py.allow_threads(|| mdp_broker::exit_status(mdp_broker::mdp_main(argv)))
 }
 
+/// Waits (with the GIL released) until the native runtime's tasks are done, at
+/// most `max_ms` milliseconds. Registered with `atexit`: a task that finishes an
+/// awaitable takes the GIL one last time after Python saw the result, and taking it
+/// while the interpreter is being torn down crashes the process.
+#[pyfunction]
+fn quiesce(py: Python<'_>, max_ms: u64) {
+    py.allow_threads(|| {
+        let metrics = pyo3_async_runtimes::tokio::get_runtime().metrics();
+        let deadline = std::time::Instant::now() + Duration::from_millis(max_ms);
+        while metrics.num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+}
+
 /// The module.
 #[pymodule]
 fn _zmdp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
+    m.add_class::<worker::NativeWorker>()?;
+    m.add_class::<worker::Reply>()?;
     m.add_function(wrap_pyfunction!(broker_main, m)?)?;
     m.add_function(wrap_pyfunction!(mdp_main, m)?)?;
+    m.add_function(wrap_pyfunction!(quiesce, m)?)?;
     m.add("ZmdpError", m.py().get_type::<ZmdpError>())?;
     m.add("Timeout", m.py().get_type::<Timeout>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -4,6 +4,8 @@
   requests in flight from many tasks;
 - :class:`BlockingClient`: the same for synchronous code (the GIL is released while
   it waits);
+- :class:`Worker`: services as Python functions (``@worker.route("add")``), async or
+  plain, MessagePack in and out;
 - ``mdp-broker`` and ``mdp`` (console scripts, and ``python -m zmdp.broker``): the
   Rust broker and command line, in-process.
 
@@ -14,14 +16,29 @@ over to another on timeout.
 
 from __future__ import annotations
 
+import atexit
 from typing import Any, List, Sequence, Union
 
 import msgpack
 
 from ._zmdp import Client as _NativeClient
-from ._zmdp import Timeout, ZmdpError, __version__
+from ._zmdp import Timeout, ZmdpError, __version__, quiesce
 
-__all__ = ["Client", "BlockingClient", "ZmdpError", "Timeout", "BadPayload", "__version__"]
+# Native tasks finish what they were doing before the interpreter goes (a client's
+# connections live on: the wait is bounded).
+atexit.register(quiesce, 300)
+from .worker import ERROR_KEY, Worker
+
+__all__ = [
+    "Client",
+    "BlockingClient",
+    "Worker",
+    "ZmdpError",
+    "Timeout",
+    "BadPayload",
+    "RemoteError",
+    "__version__",
+]
 
 Endpoints = Union[str, Sequence[str]]
 Frame = Union[bytes, bytearray, memoryview, str]
@@ -29,6 +46,11 @@ Frame = Union[bytes, bytearray, memoryview, str]
 
 class BadPayload(ZmdpError):
     """A request could not be encoded, or a reply could not be decoded."""
+
+
+class RemoteError(ZmdpError):
+    """The service's handler (a :class:`Worker` route) raised: the message says
+    what it raised."""
 
 
 def _endpoints(brokers: Endpoints) -> List[str]:
@@ -61,9 +83,12 @@ def _unpack(frames: List[bytes]) -> Any:
     if not frames:
         raise BadPayload("the reply has no frame to decode")
     try:
-        return msgpack.unpackb(frames[-1], raw=False)
+        value = msgpack.unpackb(frames[-1], raw=False)
     except Exception as e:  # msgpack raises several unrelated types
         raise BadPayload(f"the reply is not MessagePack: {e}") from e
+    if isinstance(value, dict) and len(value) == 1 and ERROR_KEY in value:
+        raise RemoteError(str(value[ERROR_KEY]))
+    return value
 
 
 class _Connected:
