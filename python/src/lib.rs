@@ -8,6 +8,7 @@
 //! threads, shared by every client of the process) whose futures asyncio awaits.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mdp::{CallOptions, ClientError, ClientOptions, Dialect};
@@ -118,6 +119,27 @@ impl Client {
         })
     }
 
+    /// Sends `frames` to `service`; an awaitable of a [`ReplyStream`] of its
+    /// replies (MDP 0.2 partial replies as they come, then the final one).
+    fn stream<'py>(
+        &self,
+        py: Python<'py>,
+        service: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let parts = client
+                .request_stream(service, message(frames))
+                .await
+                .map_err(to_py)?;
+            let parts: PartStream = Box::pin(parts);
+            Ok(ReplyStream {
+                parts: Arc::new(tokio::sync::Mutex::new(parts)),
+            })
+        })
+    }
+
     /// The same, blocking this thread (with the GIL released) until the reply.
     fn request_blocking(
         &self,
@@ -132,6 +154,37 @@ impl Client {
                 .block_on(client.request_with(service, message(frames), limits))
                 .map(self::frames)
                 .map_err(to_py)
+        })
+    }
+}
+
+/// The replies of one streamed request.
+type PartStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<mdp::client::ReplyPart, ClientError>> + Send>,
+>;
+
+/// The replies of one request, as they come (see `Client.stream`).
+#[pyclass(module = "zmdp._zmdp", frozen)]
+struct ReplyStream {
+    parts: Arc<tokio::sync::Mutex<PartStream>>,
+}
+
+#[pymethods]
+impl ReplyStream {
+    /// An awaitable of the next reply, `(is_final, frames)`, or of `None` after
+    /// the final one.
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let parts = self.parts.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            use futures_util::StreamExt;
+            match parts.lock().await.next().await {
+                None => Ok(None),
+                Some(Ok(part)) => Ok(Some((
+                    part.kind == mdp::proto::ReplyKind::Final,
+                    self::frames(part.body),
+                ))),
+                Some(Err(e)) => Err(to_py(e)),
+            }
         })
     }
 }
@@ -171,6 +224,7 @@ fn _zmdp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_class::<worker::NativeWorker>()?;
     m.add_class::<worker::Reply>()?;
+    m.add_class::<ReplyStream>()?;
     m.add_function(wrap_pyfunction!(broker_main, m)?)?;
     m.add_function(wrap_pyfunction!(mdp_main, m)?)?;
     m.add_function(wrap_pyfunction!(quiesce, m)?)?;

@@ -3,6 +3,7 @@ majortomo client and to our own client; plain functions in threads, async ones,
 streaming generators; an exception is the client's RemoteError; SIGTERM sends
 DISCONNECT and ends the worker cleanly."""
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -106,3 +107,12 @@ def test_sigterm_sends_disconnect_and_stops_the_worker(broker, python_worker):
     # The broker forgot it at once (DISCONNECT), not after its heartbeats.
     with zmdp.BlockingClient(broker, timeout=WAIT) as client:
         assert client.request("mmi.service", "add") == [b"404"]
+
+
+def test_the_async_client_streams_partial_replies(broker, python_worker):
+    async def main():
+        async with zmdp.Client(broker, timeout=WAIT) as client:
+            parts = [p async for p in client.stream("count", msgpack.packb({"n": 4}))]
+            assert [msgpack.unpackb(p[0]) for p in parts] == [0, 1, 2, 3]
+
+    asyncio.run(main())

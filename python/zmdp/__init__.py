@@ -17,7 +17,7 @@ over to another on timeout.
 from __future__ import annotations
 
 import atexit
-from typing import Any, List, Sequence, Union
+from typing import Any, AsyncIterator, List, Sequence, Union
 
 import msgpack
 
@@ -129,6 +129,18 @@ class Client(_Connected):
     async def call(self, service: Union[str, bytes], obj: Any = None) -> Any:
         """Sends ``obj`` MessagePack-encoded to ``service``; the decoded reply."""
         return _unpack(await self.request(service, _pack(obj)))
+
+    async def stream(
+        self, service: Union[str, bytes], *frames: Frame
+    ) -> AsyncIterator[List[bytes]]:
+        """Sends ``frames`` to ``service`` and yields each reply's frames as it
+        comes: the partial replies of an MDP 0.2 stream, then the final one."""
+        native = await self._native.stream(_service(service), [_frame(f) for f in frames])
+        while True:
+            part = await native.next()
+            if part is None:
+                return
+            yield part[1]
 
 
 class BlockingClient(_Connected):
