@@ -30,6 +30,7 @@ create_exception!(
     "No reply within the timeout, after every attempt (no worker for the service, or the broker is unreachable)."
 );
 
+mod events;
 mod worker;
 
 /// The frames of a reply, as a list of `bytes`.
@@ -225,6 +226,8 @@ fn _zmdp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<worker::NativeWorker>()?;
     m.add_class::<worker::Reply>()?;
     m.add_class::<ReplyStream>()?;
+    m.add_class::<events::NativePublisher>()?;
+    m.add_class::<events::NativeSubscriber>()?;
     m.add_function(wrap_pyfunction!(broker_main, m)?)?;
     m.add_function(wrap_pyfunction!(mdp_main, m)?)?;
     m.add_function(wrap_pyfunction!(quiesce, m)?)?;

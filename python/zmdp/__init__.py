@@ -6,6 +6,7 @@
   it waits);
 - :class:`Worker`: services as Python functions (``@worker.route("add")``), async or
   plain, MessagePack in and out;
+- :class:`Publisher` and :class:`Subscriber`: the broker's event bus;
 - ``mdp-broker`` and ``mdp`` (console scripts, and ``python -m zmdp.broker``): the
   Rust broker and command line, in-process.
 
@@ -27,12 +28,16 @@ from ._zmdp import Timeout, ZmdpError, __version__, quiesce
 # Native tasks finish what they were doing before the interpreter goes (a client's
 # connections live on: the wait is bounded).
 atexit.register(quiesce, 300)
+from .events import Event, Publisher, Subscriber
 from .worker import ERROR_KEY, Worker
 
 __all__ = [
     "Client",
     "BlockingClient",
     "Worker",
+    "Publisher",
+    "Subscriber",
+    "Event",
     "ZmdpError",
     "Timeout",
     "BadPayload",
