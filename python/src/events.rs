@@ -23,10 +23,12 @@ pub struct NativePublisher {
 #[pymethods]
 impl NativePublisher {
     #[new]
-    fn new(endpoint: String) -> PyResult<NativePublisher> {
+    #[pyo3(signature = (endpoint, *, curve = None))]
+    fn new(endpoint: String, curve: Option<(String, String)>) -> PyResult<NativePublisher> {
+        let mechanism = crate::mechanism(curve)?;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let publisher = runtime
-            .block_on(Publisher::connect(&endpoint))
+            .block_on(Publisher::connect_with(&endpoint, mechanism))
             .map_err(to_py)?;
         Ok(NativePublisher {
             inner: Arc::new(Mutex::new(publisher)),
@@ -62,10 +64,16 @@ pub struct NativeSubscriber {
 #[pymethods]
 impl NativeSubscriber {
     #[new]
-    fn new(endpoint: String, topics: Vec<Vec<u8>>) -> PyResult<NativeSubscriber> {
+    #[pyo3(signature = (endpoint, topics, *, curve = None))]
+    fn new(
+        endpoint: String,
+        topics: Vec<Vec<u8>>,
+        curve: Option<(String, String)>,
+    ) -> PyResult<NativeSubscriber> {
+        let mechanism = crate::mechanism(curve)?;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let subscriber = runtime
-            .block_on(Subscriber::connect(&endpoint, topics))
+            .block_on(Subscriber::connect_with(&endpoint, topics, mechanism))
             .map_err(to_py)?;
         Ok(NativeSubscriber {
             inner: Arc::new(Mutex::new(subscriber)),

@@ -15,6 +15,7 @@ use mdp::{CallOptions, ClientError, ClientOptions, Dialect};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
+use zmtp::proto::MechanismConfig;
 use zmtp::Message;
 
 create_exception!(
@@ -59,6 +60,20 @@ fn to_py(e: ClientError) -> PyErr {
     }
 }
 
+/// NULL, or CURVE with our secret key and the broker's public key, each read
+/// from a certificate file (`zmtp-keygen`, pyzmq's `zmq.auth`, czmq's zcert) or
+/// a file holding the Z85 key.
+pub(crate) fn mechanism(curve: Option<(String, String)>) -> PyResult<MechanismConfig> {
+    let Some((secret, server)) = curve else {
+        return Ok(MechanismConfig::Null);
+    };
+    let keys = zmtp::certificate::load_secret_key(&secret)
+        .map_err(|e| PyValueError::new_err(format!("{secret}: {e}")))?;
+    let server_key = zmtp::certificate::load_public_key(&server)
+        .map_err(|e| PyValueError::new_err(format!("{server}: {e}")))?;
+    Ok(MechanismConfig::curve_client(keys, server_key))
+}
+
 pub(crate) fn dialect(name: &str) -> PyResult<Dialect> {
     match name {
         "mdp01" => Ok(Dialect::Mdp01),
@@ -81,8 +96,14 @@ struct Client {
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (brokers, *, dialect = "mdp02", timeout = 5.0, attempts = 1))]
-    fn new(brokers: Vec<String>, dialect: &str, timeout: f64, attempts: u32) -> PyResult<Client> {
+    #[pyo3(signature = (brokers, *, dialect = "mdp02", timeout = 5.0, attempts = 1, curve = None))]
+    fn new(
+        brokers: Vec<String>,
+        dialect: &str,
+        timeout: f64,
+        attempts: u32,
+        curve: Option<(String, String)>,
+    ) -> PyResult<Client> {
         if !(timeout > 0.0 && timeout.is_finite()) {
             return Err(PyValueError::new_err(
                 "timeout must be a positive number of seconds",
@@ -91,7 +112,8 @@ impl Client {
         let options = ClientOptions::default()
             .dialect(self::dialect(dialect)?)
             .timeout(Duration::from_secs_f64(timeout))
-            .attempts(attempts.max(1));
+            .attempts(attempts.max(1))
+            .mechanism(mechanism(curve)?);
         let limits = CallOptions {
             timeout: options.timeout,
             attempts: options.attempts,

@@ -66,13 +66,14 @@ impl Reply {
 impl NativeWorker {
     /// Starts serving `service` at `brokers` with `concurrency` requests at once.
     #[new]
-    #[pyo3(signature = (brokers, service, *, dialect = "mdp02", concurrency = 8, heartbeat = 2.5))]
+    #[pyo3(signature = (brokers, service, *, dialect = "mdp02", concurrency = 8, heartbeat = 2.5, curve = None))]
     fn new(
         brokers: Vec<String>,
         service: Vec<u8>,
         dialect: &str,
         concurrency: usize,
         heartbeat: f64,
+        curve: Option<(String, String)>,
     ) -> PyResult<NativeWorker> {
         if !(heartbeat > 0.0 && heartbeat.is_finite()) {
             return Err(PyValueError::new_err(
@@ -82,7 +83,8 @@ impl NativeWorker {
         let options = WorkerOptions::default()
             .dialect(self::dialect(dialect)?)
             .concurrency(concurrency.max(1))
-            .heartbeat_interval(Duration::from_secs_f64(heartbeat));
+            .heartbeat_interval(Duration::from_secs_f64(heartbeat))
+            .mechanism(crate::mechanism(curve)?);
         let worker = Worker::new(brokers, service).options(options);
         let (jobs_tx, jobs) = mpsc::channel::<Job>(QUEUED);
         let stop = CancellationToken::new();

@@ -54,14 +54,33 @@ def test_many_requests_in_flight_from_many_tasks(broker, majortomo_worker):
     asyncio.run(main())
 
 
-def test_a_request_nobody_serves_times_out(broker):
+def test_timeouts_say_why_when_the_broker_can_tell(broker):
     async def main():
         async with zmdp.Client(broker, timeout=0.3, attempts=2) as client:
-            with pytest.raises(zmdp.Timeout) as raised:
+            with pytest.raises(zmdp.NoSuchService) as raised:
                 await client.request("nobody", b"x")
-            assert "nobody" in str(raised.value)
+            assert "no worker serves 'nobody'" in str(raised.value)
+            assert isinstance(raised.value, zmdp.Timeout)
+        async with zmdp.Client("tcp://127.0.0.1:9", timeout=0.2) as client:
+            with pytest.raises(zmdp.BrokerUnreachable):
+                await client.request("echo", b"x")
 
     asyncio.run(main())
+
+
+def test_json_and_raw_formats(broker, majortomo_worker):
+    majortomo_worker("echo", lambda frames: frames)
+
+    async def main():
+        async with zmdp.Client(broker, timeout=WAIT, format="json") as client:
+            await _served(client)
+            assert await client.call("echo", {"a": [1, 2]}) == {"a": [1, 2]}
+        async with zmdp.Client(broker, timeout=WAIT, format="raw") as client:
+            assert await client.call("echo", b"as is") == b"as is"
+
+    asyncio.run(main())
+    with pytest.raises(ValueError):
+        zmdp.Client(broker, format="yaml")
 
 
 def test_bad_payloads_raise_bad_payload(broker, majortomo_worker):
@@ -108,3 +127,40 @@ def test_the_mdp_command_line(broker, majortomo_worker):
     assert out.stdout.strip() == "SHOUT"
     bad = subprocess.run([sys.executable, "-m", "zmdp.cli", "--bogus"], capture_output=True, text=True)
     assert bad.returncode == 2
+
+
+def test_curve_keys_from_certificate_files(tmp_path):
+    import zmq.auth
+
+    for name in ("broker", "client", "worker"):
+        zmq.auth.create_certificates(str(tmp_path), name)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    for name in ("client", "worker"):
+        (allowed / f"{name}.key").write_bytes((tmp_path / f"{name}.key").read_bytes())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zmdp.broker", "-b", "tcp://127.0.0.1:0", "--summary-interval", "0",
+         "--curve-secret-key", str(tmp_path / "broker.key_secret"), "--allow-keys", str(allowed)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        endpoint = proc.stdout.readline().split()[-1]
+        server = str(tmp_path / "broker.key")
+        worker = zmdp.Worker(endpoint, curve=(str(tmp_path / "worker.key_secret"), server))
+
+        @worker.route("secret")
+        async def secret(word):
+            return word[::-1]
+
+        async def main():
+            serving = asyncio.ensure_future(worker.serve())
+            client = zmdp.Client(endpoint, timeout=WAIT, curve=(str(tmp_path / "client.key_secret"), server))
+            await _served(client, "secret")
+            assert await client.call("secret", "plans") == "snalp"
+            worker.stop()
+            await asyncio.wait_for(serving, WAIT)
+
+        asyncio.run(main())
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=WAIT) == 0

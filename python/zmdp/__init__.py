@@ -18,7 +18,8 @@ over to another on timeout.
 from __future__ import annotations
 
 import atexit
-from typing import Any, AsyncIterator, List, Sequence, Union
+import json
+from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
@@ -42,15 +43,29 @@ __all__ = [
     "Timeout",
     "BadPayload",
     "RemoteError",
+    "NoSuchService",
+    "BrokerUnreachable",
     "__version__",
 ]
 
 Endpoints = Union[str, Sequence[str]]
+#: CURVE: (our secret certificate file, the broker's public certificate file), as
+#: ``zmtp-keygen``, pyzmq's ``zmq.auth.create_certificates`` or czmq write them.
+Curve = Optional[Tuple[str, str]]
 Frame = Union[bytes, bytearray, memoryview, str]
 
 
 class BadPayload(ZmdpError):
     """A request could not be encoded, or a reply could not be decoded."""
+
+
+class NoSuchService(Timeout):
+    """No reply, and the broker says no worker serves the service (``mmi.service``
+    answered 404)."""
+
+
+class BrokerUnreachable(Timeout):
+    """No reply, and no broker answered ``mmi.service`` either."""
 
 
 class RemoteError(ZmdpError):
@@ -77,20 +92,33 @@ def _service(service: Union[str, bytes]) -> bytes:
     return service.encode() if isinstance(service, str) else bytes(service)
 
 
-def _pack(obj: Any) -> bytes:
+FORMATS = ("msgpack", "json", "raw")
+
+
+def _pack(obj: Any, format: str = "msgpack") -> bytes:
     try:
+        if format == "json":
+            return json.dumps(obj).encode()
+        if format == "raw":
+            return _frame(obj)
         return msgpack.packb(obj, use_bin_type=True)
     except (TypeError, ValueError) as e:
-        raise BadPayload(f"cannot encode the request as MessagePack: {e}") from e
+        raise BadPayload(f"cannot encode the request as {format}: {e}") from e
 
 
-def _unpack(frames: List[bytes]) -> Any:
+def _unpack(frames: List[bytes], format: str = "msgpack") -> Any:
     if not frames:
         raise BadPayload("the reply has no frame to decode")
+    if format == "raw":
+        return frames[-1]
     try:
-        value = msgpack.unpackb(frames[-1], raw=False)
-    except Exception as e:  # msgpack raises several unrelated types
-        raise BadPayload(f"the reply is not MessagePack: {e}") from e
+        if format == "json":
+            value = json.loads(frames[-1])
+        else:
+            value = msgpack.unpackb(frames[-1], raw=False)
+    except Exception as e:  # the decoders raise several unrelated types
+        what = "JSON" if format == "json" else "MessagePack"
+        raise BadPayload(f"the reply is not {what}: {e}") from e
     if isinstance(value, dict) and len(value) == 1 and ERROR_KEY in value:
         raise RemoteError(str(value[ERROR_KEY]))
     return value
@@ -106,10 +134,32 @@ class _Connected:
         timeout: float = 5.0,
         attempts: int = 1,
         dialect: str = "mdp02",
+        format: str = "msgpack",
+        curve: Curve = None,
     ) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"format is one of {FORMATS}, not {format!r}")
+        self._brokers = _endpoints(brokers)
+        self._format = format
         self._native = _NativeClient(
-            _endpoints(brokers), dialect=dialect, timeout=timeout, attempts=attempts
+            self._brokers, dialect=dialect, timeout=timeout, attempts=attempts, curve=curve
         )
+        # Asks mmi.service why a request got no reply.
+        self._probe = _NativeClient(
+            self._brokers, dialect=dialect, timeout=min(timeout, 1.0), attempts=1, curve=curve
+        )
+
+    def _explained(self, service: bytes, error: Exception, answer: Any) -> Exception:
+        """What a Timeout of ``service`` means, given ``mmi.service``'s answer (a
+        list of frames, or an exception)."""
+        if service.startswith(b"mmi."):
+            return error
+        name = service.decode(errors="replace")
+        if isinstance(answer, Exception):
+            return BrokerUnreachable(f"{error}; no broker answered at {', '.join(self._brokers)}")
+        if answer == [b"404"]:
+            return NoSuchService(f"{error}; no worker serves {name!r}")
+        return error
 
 
 class Client(_Connected):
@@ -119,6 +169,8 @@ class Client(_Connected):
     request is sent before :class:`Timeout` is raised (retries go to another broker
     when there are several). ``dialect`` is what the client speaks: ``"mdp02"``
     (default, RFC 18), ``"mdp01"`` (zguide), ``"majortomo"``, ``"overseer"``.
+    ``format`` is how :meth:`call` encodes: ``"msgpack"`` (default), ``"json"``,
+    ``"raw"`` (bytes as they are). ``curve``: see :data:`Curve`.
     """
 
     async def __aenter__(self) -> "Client":
@@ -128,12 +180,23 @@ class Client(_Connected):
         return None
 
     async def request(self, service: Union[str, bytes], *frames: Frame) -> List[bytes]:
-        """Sends ``frames`` to ``service``; the reply's frames."""
-        return await self._native.request(_service(service), [_frame(f) for f in frames])
+        """Sends ``frames`` to ``service``; the reply's frames. Raises
+        :class:`Timeout` (:class:`NoSuchService` or :class:`BrokerUnreachable`
+        when the broker can tell)."""
+        name = _service(service)
+        try:
+            return await self._native.request(name, [_frame(f) for f in frames])
+        except Timeout as e:
+            try:
+                answer: Any = await self._probe.request(b"mmi.service", [name])
+            except Timeout as probe_error:
+                answer = probe_error
+            raise self._explained(name, e, answer) from None
 
     async def call(self, service: Union[str, bytes], obj: Any = None) -> Any:
-        """Sends ``obj`` MessagePack-encoded to ``service``; the decoded reply."""
-        return _unpack(await self.request(service, _pack(obj)))
+        """Sends ``obj`` encoded in the client's format (MessagePack by default) to
+        ``service``; the decoded reply."""
+        return _unpack(await self.request(service, _pack(obj, self._format)), self._format)
 
     async def stream(
         self, service: Union[str, bytes], *frames: Frame
@@ -159,9 +222,19 @@ class BlockingClient(_Connected):
         return None
 
     def request(self, service: Union[str, bytes], *frames: Frame) -> List[bytes]:
-        """Sends ``frames`` to ``service``; the reply's frames."""
-        return self._native.request_blocking(_service(service), [_frame(f) for f in frames])
+        """Sends ``frames`` to ``service``; the reply's frames (errors as
+        :meth:`Client.request`)."""
+        name = _service(service)
+        try:
+            return self._native.request_blocking(name, [_frame(f) for f in frames])
+        except Timeout as e:
+            try:
+                answer: Any = self._probe.request_blocking(b"mmi.service", [name])
+            except Timeout as probe_error:
+                answer = probe_error
+            raise self._explained(name, e, answer) from None
 
     def call(self, service: Union[str, bytes], obj: Any = None) -> Any:
-        """Sends ``obj`` MessagePack-encoded to ``service``; the decoded reply."""
-        return _unpack(self.request(service, _pack(obj)))
+        """Sends ``obj`` encoded in the client's format to ``service``; the decoded
+        reply."""
+        return _unpack(self.request(service, _pack(obj, self._format)), self._format)

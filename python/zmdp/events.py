@@ -17,7 +17,7 @@ the high-water mark).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 import msgpack
 
@@ -41,8 +41,8 @@ class Event:
 class Publisher:
     """Publishes to the bus's IN endpoint."""
 
-    def __init__(self, endpoint: str) -> None:
-        self._native = NativePublisher(endpoint)
+    def __init__(self, endpoint: str, *, curve: Optional[Tuple[str, str]] = None) -> None:
+        self._native = NativePublisher(endpoint, curve=curve)
 
     async def publish(self, topic: Union[str, bytes], obj: Any) -> None:
         """Publishes ``obj`` MessagePack-encoded under ``topic``."""
@@ -57,8 +57,14 @@ class Subscriber:
     """Receives, from the bus's OUT endpoint, the events whose topic starts with
     one of ``topics``; iterate it with ``async for``."""
 
-    def __init__(self, endpoint: str, topics: Iterable[Union[str, bytes]] = ("",)) -> None:
-        self._native = NativeSubscriber(endpoint, [_topic(t) for t in topics])
+    def __init__(
+        self,
+        endpoint: str,
+        topics: Iterable[Union[str, bytes]] = ("",),
+        *,
+        curve: Optional[Tuple[str, str]] = None,
+    ) -> None:
+        self._native = NativeSubscriber(endpoint, [_topic(t) for t in topics], curve=curve)
 
     def __aiter__(self) -> "Subscriber":
         return self

@@ -35,7 +35,7 @@ import inspect
 import logging
 import signal
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
@@ -74,9 +74,12 @@ class Worker:
         dialect: str = "mdp02",
         heartbeat: float = 2.5,
         executor: Optional[concurrent.futures.Executor] = None,
+        curve: Optional[Tuple[str, str]] = None,
     ) -> None:
         self._brokers = [brokers] if isinstance(brokers, str) else list(brokers)
-        self._options = dict(dialect=dialect, concurrency=concurrency, heartbeat=heartbeat)
+        self._options = dict(
+            dialect=dialect, concurrency=concurrency, heartbeat=heartbeat, curve=curve
+        )
         self._routes: Dict[str, Callable[..., Any]] = {}
         self._executor = executor
         self._natives: List[NativeWorker] = []
