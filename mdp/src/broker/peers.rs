@@ -27,7 +27,7 @@ use crate::proto::Capacity;
 /// Most services remembered per peer; more in its SERVICES are ignored.
 pub const MAX_PEER_SERVICES: usize = 10_000;
 
-/// Most bytes of service names (plus [`OFFER_OVERHEAD`] each) remembered per
+/// Most bytes of service names (plus 64 bytes each) remembered per
 /// peer: what one link can make this broker hold.
 pub const MAX_PEER_OFFER_BYTES: usize = 1 << 20;
 
