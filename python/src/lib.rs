@@ -31,6 +31,7 @@ create_exception!(
     "No reply within the timeout, after every attempt (no worker for the service, or the broker is unreachable)."
 );
 
+mod completions;
 mod events;
 mod worker;
 
@@ -142,6 +143,27 @@ impl Client {
         })
     }
 
+    /// Sends `frames` to `service` in the background; its outcome goes to
+    /// `completions` under `token` (the asyncio client's fast path).
+    fn submit(
+        &self,
+        completions: &completions::Completions,
+        token: u64,
+        service: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+    ) {
+        let client = self.inner.clone();
+        let limits = self.limits;
+        let shared = completions.shared.clone();
+        pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+            let outcome = match client.request_with(service, message(frames), limits).await {
+                Ok(reply) => Ok(self::frames(reply)),
+                Err(e) => Err((matches!(e, ClientError::Timeout { .. }), e.to_string())),
+            };
+            shared.finished(token, outcome);
+        });
+    }
+
     /// Sends `frames` to `service`; an awaitable of a [`ReplyStream`] of its
     /// replies (MDP 0.2 partial replies as they come, then the final one).
     fn stream<'py>(
@@ -248,6 +270,7 @@ fn _zmdp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<worker::NativeWorker>()?;
     m.add_class::<worker::Reply>()?;
     m.add_class::<ReplyStream>()?;
+    m.add_class::<completions::Completions>()?;
     m.add_class::<events::NativePublisher>()?;
     m.add_class::<events::NativeSubscriber>()?;
     m.add_function(wrap_pyfunction!(broker_main, m)?)?;

@@ -17,13 +17,17 @@ over to another on timeout.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import itertools
 import json
+import weakref
 from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
 from ._zmdp import Client as _NativeClient
+from ._zmdp import Completions as _Completions
 from ._zmdp import Timeout, ZmdpError, __version__, quiesce
 
 # Native tasks finish what they were doing before the interpreter goes (a client's
@@ -127,6 +131,8 @@ def _unpack(frames: List[bytes], format: str = "msgpack") -> Any:
 class _Connected:
     """What both clients share: the native client of the brokers given."""
 
+    _tokens = itertools.count()
+
     def __init__(
         self,
         brokers: Endpoints = "tcp://127.0.0.1:5555",
@@ -143,6 +149,9 @@ class _Connected:
         self._format = format
         self._native = _NativeClient(
             self._brokers, dialect=dialect, timeout=timeout, attempts=attempts, curve=curve
+        )
+        self._loops: "weakref.WeakKeyDictionary[Any, Tuple[Any, dict]]" = (
+            weakref.WeakKeyDictionary()
         )
         # Asks mmi.service why a request got no reply.
         self._probe = _NativeClient(
@@ -173,6 +182,31 @@ class Client(_Connected):
     ``"raw"`` (bytes as they are). ``curve``: see :data:`Curve`.
     """
 
+    def _completions(self) -> Tuple[Any, dict]:
+        """This loop's completions and pending futures (replies reach the loop in
+        batches: one wake-up for all that finished meanwhile)."""
+        loop = asyncio.get_running_loop()
+        found = self._loops.get(loop)
+        if found is not None:
+            return found
+        pending: dict = {}
+
+        def drain() -> None:
+            for token, kind, value in native.take():
+                future = pending.pop(token, None)
+                if future is None or future.done():
+                    continue
+                if kind == 0:
+                    future.set_result(value)
+                elif kind == 1:
+                    future.set_exception(Timeout(value))
+                else:
+                    future.set_exception(ZmdpError(value))
+
+        native = _Completions(lambda: loop.call_soon_threadsafe(drain))
+        self._loops[loop] = (native, pending)
+        return native, pending
+
     async def __aenter__(self) -> "Client":
         return self
 
@@ -184,8 +218,13 @@ class Client(_Connected):
         :class:`Timeout` (:class:`NoSuchService` or :class:`BrokerUnreachable`
         when the broker can tell)."""
         name = _service(service)
+        completions, pending = self._completions()
+        token = next(self._tokens)
+        future = asyncio.get_running_loop().create_future()
+        pending[token] = future
+        self._native.submit(completions, token, name, [_frame(f) for f in frames])
         try:
-            return await self._native.request(name, [_frame(f) for f in frames])
+            return await future
         except Timeout as e:
             try:
                 answer: Any = await self._probe.request(b"mmi.service", [name])
