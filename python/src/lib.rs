@@ -125,24 +125,6 @@ impl Client {
         Ok(Client { inner, limits })
     }
 
-    /// Sends `frames` to `service`; an awaitable of the reply's frames.
-    fn request<'py>(
-        &self,
-        py: Python<'py>,
-        service: Vec<u8>,
-        frames: Vec<Vec<u8>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.inner.clone();
-        let limits = self.limits;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = client
-                .request_with(service, message(frames), limits)
-                .await
-                .map_err(to_py)?;
-            Ok(self::frames(reply))
-        })
-    }
-
     /// Sends `frames` to `service` in the background; its outcome goes to
     /// `completions` under `token` (the asyncio client's fast path).
     fn submit(

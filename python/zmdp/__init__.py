@@ -227,7 +227,9 @@ class Client(_Connected):
             return await future
         except Timeout as e:
             try:
-                answer: Any = await self._probe.request(b"mmi.service", [name])
+                answer: Any = await asyncio.get_running_loop().run_in_executor(
+                    None, self._probe.request_blocking, b"mmi.service", [name]
+                )
             except Timeout as probe_error:
                 answer = probe_error
             raise self._explained(name, e, answer) from None
