@@ -187,7 +187,11 @@ async fn readyz_waits_for_a_peer_and_healthz_for_the_loop() {
     let alone = BrokerProcess::start_with(&["--metrics", "127.0.0.1:0"]);
     let addr = common::metrics_address(&alone);
     assert!(probe(&addr, "/healthz").await.contains("200"));
-    assert!(probe(&addr, "/readyz").await.contains("200"));
+    common::wait_until_async("the lone broker to say it is ready", || {
+        let addr = addr.clone();
+        async move { probe(&addr, "/readyz").await.contains("200") }
+    })
+    .await;
     // One whose peer list names itself and a broker not started yet is live but
     // not ready until that broker comes and the link is up.
     let port = testkit::restartable_port(&["127.0.0.1", "127.0.0.2"]);

@@ -189,10 +189,16 @@ async fn the_images_default_command_starts_a_broker() {
     let broker = BrokerProcess::spawn(command, STARTUP).unwrap_or_else(|e| panic!("{e}"));
     let metrics = common::metrics_address(&broker);
     assert_eq!(metrics, flag(&args, "--metrics"));
+    // Ready once the broker loop has turned (a moment after the metrics line).
     for path in ["/healthz", "/readyz"] {
-        let metrics = metrics.clone();
-        let status = tokio::task::spawn_blocking(move || http_get(&metrics, path).0);
-        assert!(status.await.unwrap().contains("200"), "{path}");
+        wait_until_async(&format!("{path} to say 200"), || {
+            let metrics = metrics.clone();
+            async move {
+                let status = tokio::task::spawn_blocking(move || http_get(&metrics, path).0);
+                status.await.unwrap().contains("200")
+            }
+        })
+        .await;
     }
     drop(broker);
 }
