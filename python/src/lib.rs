@@ -167,6 +167,29 @@ impl Client {
         })
     }
 
+    /// [`Client::stream`], blocking this thread (with the GIL released) until the
+    /// request is sent.
+    fn stream_blocking(
+        &self,
+        py: Python<'_>,
+        service: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+    ) -> PyResult<ReplyStream> {
+        let client = self.inner.clone();
+        py.allow_threads(move || {
+            pyo3_async_runtimes::tokio::get_runtime().block_on(async move {
+                let parts = client
+                    .request_stream(service, message(frames))
+                    .await
+                    .map_err(to_py)?;
+                let parts: PartStream = Box::pin(parts);
+                Ok(ReplyStream {
+                    parts: Arc::new(tokio::sync::Mutex::new(parts)),
+                })
+            })
+        })
+    }
+
     /// The same, blocking this thread (with the GIL released) until the reply.
     fn request_blocking(
         &self,
@@ -198,6 +221,25 @@ struct ReplyStream {
 
 #[pymethods]
 impl ReplyStream {
+    /// The next reply as [`ReplyStream::next`] gives it, blocking this thread
+    /// (with the GIL released) until it comes.
+    fn next_blocking(&self, py: Python<'_>) -> PyResult<Option<(bool, Frames)>> {
+        let parts = self.parts.clone();
+        py.allow_threads(move || {
+            use futures_util::StreamExt;
+            pyo3_async_runtimes::tokio::get_runtime().block_on(async move {
+                match parts.lock().await.next().await {
+                    None => Ok(None),
+                    Some(Ok(part)) => Ok(Some((
+                        part.kind == mdp::proto::ReplyKind::Final,
+                        self::frames(part.body),
+                    ))),
+                    Some(Err(e)) => Err(to_py(e)),
+                }
+            })
+        })
+    }
+
     /// An awaitable of the next reply, `(is_final, frames)`, or of `None` after
     /// the final one.
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

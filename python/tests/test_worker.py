@@ -100,8 +100,9 @@ def test_a_majortomo_client_is_served(broker, python_worker):
     client.close()
 
 
-def test_sigterm_sends_disconnect_and_stops_the_worker(broker, python_worker):
-    python_worker.send_signal(signal.SIGTERM)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_send_disconnect_and_stop_the_worker(broker, python_worker, sig):
+    python_worker.send_signal(sig)
     assert python_worker.wait(timeout=WAIT) == 0
     assert python_worker.stdout.readline().strip() == "STOPPED"
     # The broker forgot it at once (DISCONNECT), not after its heartbeats.
@@ -116,3 +117,9 @@ def test_the_async_client_streams_partial_replies(broker, python_worker):
             assert [msgpack.unpackb(p[0]) for p in parts] == [0, 1, 2, 3]
 
     asyncio.run(main())
+
+
+def test_the_blocking_client_streams_too(broker, python_worker):
+    with zmdp.BlockingClient(broker, timeout=WAIT) as client:
+        parts = list(client.stream("count", msgpack.packb({"n": 3})))
+        assert [msgpack.unpackb(p[0]) for p in parts] == [0, 1, 2]

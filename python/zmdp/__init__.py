@@ -22,7 +22,7 @@ import atexit
 import itertools
 import json
 import weakref
-from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Iterator, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
@@ -279,3 +279,13 @@ class BlockingClient(_Connected):
         """Sends ``obj`` encoded in the client's format to ``service``; the decoded
         reply."""
         return _unpack(self.request(service, _pack(obj, self._format)), self._format)
+
+    def stream(self, service: Union[str, bytes], *frames: Frame) -> Iterator[List[bytes]]:
+        """Sends ``frames`` to ``service`` and yields each reply's frames as it
+        comes: the partial replies of an MDP 0.2 stream, then the final one."""
+        native = self._native.stream_blocking(_service(service), [_frame(f) for f in frames])
+        while True:
+            part = native.next_blocking()
+            if part is None:
+                return
+            yield part[1]
