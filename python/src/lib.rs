@@ -155,16 +155,7 @@ impl Client {
         frames: Vec<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let parts = client
-                .request_stream(service, message(frames))
-                .await
-                .map_err(to_py)?;
-            let parts: PartStream = Box::pin(parts);
-            Ok(ReplyStream {
-                parts: Arc::new(tokio::sync::Mutex::new(parts)),
-            })
-        })
+        pyo3_async_runtimes::tokio::future_into_py(py, open_stream(client, service, frames))
     }
 
     /// [`Client::stream`], blocking this thread (with the GIL released) until the
@@ -177,16 +168,7 @@ impl Client {
     ) -> PyResult<ReplyStream> {
         let client = self.inner.clone();
         py.allow_threads(move || {
-            pyo3_async_runtimes::tokio::get_runtime().block_on(async move {
-                let parts = client
-                    .request_stream(service, message(frames))
-                    .await
-                    .map_err(to_py)?;
-                let parts: PartStream = Box::pin(parts);
-                Ok(ReplyStream {
-                    parts: Arc::new(tokio::sync::Mutex::new(parts)),
-                })
-            })
+            pyo3_async_runtimes::tokio::get_runtime().block_on(open_stream(client, service, frames))
         })
     }
 
@@ -226,35 +208,43 @@ impl ReplyStream {
     fn next_blocking(&self, py: Python<'_>) -> PyResult<Option<(bool, Frames)>> {
         let parts = self.parts.clone();
         py.allow_threads(move || {
-            use futures_util::StreamExt;
-            pyo3_async_runtimes::tokio::get_runtime().block_on(async move {
-                match parts.lock().await.next().await {
-                    None => Ok(None),
-                    Some(Ok(part)) => Ok(Some((
-                        part.kind == mdp::proto::ReplyKind::Final,
-                        self::frames(part.body),
-                    ))),
-                    Some(Err(e)) => Err(to_py(e)),
-                }
-            })
+            pyo3_async_runtimes::tokio::get_runtime().block_on(next_part(parts))
         })
     }
 
     /// An awaitable of the next reply, `(is_final, frames)`, or of `None` after
     /// the final one.
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let parts = self.parts.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            use futures_util::StreamExt;
-            match parts.lock().await.next().await {
-                None => Ok(None),
-                Some(Ok(part)) => Ok(Some((
-                    part.kind == mdp::proto::ReplyKind::Final,
-                    self::frames(part.body),
-                ))),
-                Some(Err(e)) => Err(to_py(e)),
-            }
-        })
+        pyo3_async_runtimes::tokio::future_into_py(py, next_part(self.parts.clone()))
+    }
+}
+
+/// Sends a streamed request: its replies as a [`ReplyStream`].
+async fn open_stream(
+    client: mdp::Client,
+    service: Vec<u8>,
+    frames: Vec<Vec<u8>>,
+) -> PyResult<ReplyStream> {
+    let parts = client
+        .request_stream(service, message(frames))
+        .await
+        .map_err(to_py)?;
+    let parts: PartStream = Box::pin(parts);
+    Ok(ReplyStream {
+        parts: Arc::new(tokio::sync::Mutex::new(parts)),
+    })
+}
+
+/// The next reply of a stream: `(is_final, frames)`, or `None` after the final one.
+async fn next_part(parts: Arc<tokio::sync::Mutex<PartStream>>) -> PyResult<Option<(bool, Frames)>> {
+    use futures_util::StreamExt;
+    match parts.lock().await.next().await {
+        None => Ok(None),
+        Some(Ok(part)) => Ok(Some((
+            part.kind == mdp::proto::ReplyKind::Final,
+            self::frames(part.body),
+        ))),
+        Some(Err(e)) => Err(to_py(e)),
     }
 }
 
