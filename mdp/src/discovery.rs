@@ -22,6 +22,11 @@ use std::time::Duration;
 /// How often names are resolved again.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 
+/// Most addresses one name may stand for: a name that resolves to more is taken
+/// as its first (sorted) this many, with a warning (each address is a connection,
+/// and a worker's are times its concurrency).
+pub const MAX_ADDRESSES_PER_NAME: usize = 64;
+
 /// The environment variable naming an `/etc/hosts`-style file consulted first.
 pub const HOSTS_FILE_VAR: &str = "MDP_HOSTS_FILE";
 
@@ -248,7 +253,13 @@ impl Resolved {
         for (given, result) in resolution {
             match result {
                 Ok(list) if !list.is_empty() => {
-                    self.by_given.insert(given, list.into_iter().collect());
+                    let mut list: BTreeSet<String> = list.into_iter().collect();
+                    if list.len() > MAX_ADDRESSES_PER_NAME {
+                        tracing::warn!(endpoint = %given, addresses = list.len(),
+                            "a broker name stands for too many addresses; using the first {MAX_ADDRESSES_PER_NAME}");
+                        list = list.into_iter().take(MAX_ADDRESSES_PER_NAME).collect();
+                    }
+                    self.by_given.insert(given, list);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(endpoint = %given, error = %e,
@@ -328,6 +339,16 @@ mod tests {
         assert!(r.update(vec![failed]).is_empty());
         assert!(r.update(vec![ok("tcp://b:1", &[])]).is_empty());
         assert_eq!(r.current().len(), 3);
+    }
+
+    #[test]
+    fn a_name_stands_for_a_bounded_number_of_addresses() {
+        let mut r = Resolved::default();
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!("tcp://10.0.{}.{}:1", i / 256, i % 256))
+            .collect();
+        let change = r.update(vec![("tcp://b:1".to_owned(), Ok(many))]);
+        assert_eq!(change.added.len(), MAX_ADDRESSES_PER_NAME);
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub const OFFER_OVERHEAD: usize = 64;
 /// claimed brokers can make this one hold is at most 64 MiB.
 pub const MAX_ACCEPTED_PEERS: usize = 64;
 
+/// Most workers a peer is believed to have for one service: what it claims past
+/// this does not widen its window (a peer claiming millions would draw every
+/// request held here).
+pub const MAX_OFFERED_WORKERS: u32 = 4096;
+
 /// Most entries in one SERVICES message (bigger updates are split).
 pub(super) const SERVICES_PER_MESSAGE: usize = 1_000;
 
@@ -233,8 +238,8 @@ impl Peers {
                 l.offer_bytes += cost;
             }
             let offer = l.offers.entry(c.service.clone()).or_default();
-            offer.workers = c.workers;
-            offer.idle = c.idle.min(c.workers);
+            offer.workers = c.workers.min(MAX_OFFERED_WORKERS);
+            offer.idle = c.idle.min(offer.workers);
             offer.sent_since = 0;
             offer.bounced = false;
             serving.push(c.service);
@@ -496,6 +501,17 @@ mod tests {
         peers.links.get_mut(&link(1)).unwrap().state = LinkState::Itself;
         assert_eq!(peers.choose(&ECHO, 0), None);
         assert!(!peers.serves(b"echo"));
+    }
+
+    #[test]
+    fn a_peer_claiming_millions_of_workers_gets_a_bounded_window() {
+        let mut peers = peers_with(&[1], Instant::now());
+        peers.offered(&link(1), vec![cap(b"echo", u32::MAX, u32::MAX)], 255);
+        let offer = &peers.links[&link(1)].offers[&ECHO];
+        assert_eq!(
+            (offer.workers, offer.idle),
+            (MAX_OFFERED_WORKERS, MAX_OFFERED_WORKERS)
+        );
     }
 
     #[test]
