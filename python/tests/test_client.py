@@ -164,3 +164,19 @@ def test_curve_keys_from_certificate_files(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=WAIT) == 0
+
+
+def test_a_client_used_by_many_event_loops_keeps_none_of_them(broker, majortomo_worker):
+    import gc
+
+    majortomo_worker("echo", upper)
+    client = zmdp.Client(broker, timeout=WAIT)
+
+    async def one():
+        await _served(client)
+        assert await client.request("echo", b"x") == [b"X"]
+
+    for _ in range(5):
+        asyncio.run(one())
+    gc.collect()
+    assert len(client._loops) == 0

@@ -203,7 +203,17 @@ class Client(_Connected):
                 else:
                     future.set_exception(ZmdpError(value))
 
-        native = _Completions(lambda: loop.call_soon_threadsafe(drain))
+        # A weak reference: the entry (keyed weakly by the loop) must not keep the
+        # loop alive, or a client used under many asyncio.run() calls would keep
+        # every loop it saw.
+        loop_ref = weakref.ref(loop)
+
+        def wake() -> None:
+            target = loop_ref()
+            if target is not None and not target.is_closed():
+                target.call_soon_threadsafe(drain)
+
+        native = _Completions(wake)
         self._loops[loop] = (native, pending)
         return native, pending
 
