@@ -5,6 +5,7 @@
 //! last drained wakes the loop (one GIL handoff), and the loop takes every outcome
 //! queued by then at once (`take`), setting its futures' results.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -20,9 +21,37 @@ pub(crate) struct Shared {
     queue: Mutex<(Vec<(u64, Outcome)>, bool)>,
     /// Wakes the loop (`lambda: loop.call_soon_threadsafe(drain)`).
     wake: Py<PyAny>,
+    /// The requests under way, by token, to withdraw one whose caller stopped
+    /// waiting.
+    running: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
 }
 
 impl Shared {
+    /// Runs `request` for `token`, its outcome queued when it ends (unless
+    /// cancelled first).
+    pub(crate) fn run(
+        self: &Arc<Self>,
+        token: u64,
+        request: impl std::future::Future<Output = Outcome> + Send + 'static,
+    ) {
+        let shared = self.clone();
+        // Held while spawning, so the task cannot forget its entry before it is
+        // made.
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let task = pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+            let outcome = request.await;
+            let removed = shared
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&token);
+            if removed.is_some() {
+                shared.finished(token, outcome);
+            }
+        });
+        running.insert(token, task.abort_handle());
+    }
+
     /// Queues request `token`'s outcome, waking the loop if it is the first since
     /// the last `take`.
     pub(crate) fn finished(&self, token: u64, outcome: Outcome) {
@@ -56,7 +85,22 @@ impl Completions {
             shared: Arc::new(Shared {
                 queue: Mutex::new((Vec::new(), false)),
                 wake,
+                running: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// Request `token`'s caller stopped waiting: it is withdrawn (its place at the
+    /// broker connection freed at once, as a dropped Rust request's is).
+    fn cancel(&self, token: u64) {
+        let task = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
+        if let Some(task) = task {
+            task.abort();
         }
     }
 

@@ -136,13 +136,11 @@ impl Client {
     ) {
         let client = self.inner.clone();
         let limits = self.limits;
-        let shared = completions.shared.clone();
-        pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
-            let outcome = match client.request_with(service, message(frames), limits).await {
+        completions.shared.run(token, async move {
+            match client.request_with(service, message(frames), limits).await {
                 Ok(reply) => Ok(self::frames(reply)),
                 Err(e) => Err((matches!(e, ClientError::Timeout { .. }), e.to_string())),
-            };
-            shared.finished(token, outcome);
+            }
         });
     }
 

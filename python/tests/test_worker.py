@@ -123,3 +123,17 @@ def test_the_blocking_client_streams_too(broker, python_worker):
     with zmdp.BlockingClient(broker, timeout=WAIT) as client:
         parts = list(client.stream("count", msgpack.packb({"n": 3})))
         assert [msgpack.unpackb(p[0]) for p in parts] == [0, 1, 2]
+
+
+def test_a_cancelled_request_is_withdrawn_and_the_client_carries_on(broker, python_worker):
+    async def main():
+        async with zmdp.Client(broker, timeout=WAIT) as client:
+            # Nobody serves "later": cancel the wait; the client stays usable, and
+            # its pending table holds nothing for it.
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.request("later", b"x"), 0.2)
+            assert await client.call("add", {"x": 1, "y": 1}) == 2
+            native, pending = next(iter(client._loops.values()))
+            assert pending == {}
+
+    asyncio.run(main())

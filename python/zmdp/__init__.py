@@ -235,6 +235,11 @@ class Client(_Connected):
         self._native.submit(completions, token, name, [_frame(f) for f in frames])
         try:
             return await future
+        except asyncio.CancelledError:
+            # The caller stopped waiting: the request is withdrawn at once.
+            pending.pop(token, None)
+            completions.cancel(token)
+            raise
         except Timeout as e:
             try:
                 answer: Any = await asyncio.get_running_loop().run_in_executor(
