@@ -454,7 +454,7 @@ impl Broker {
     /// (for the trace line at `-vv`).
     fn send(&mut self, peer: &PeerId, what: Outgoing<'_>, msg: Message) {
         tracing::trace!(peer = %printable(peer.routing_id()), connection = peer.connection(),
-            command = what.command, dialect = %what.dialect.map_or("MDPB01".to_string(), |d| d.to_string()), service = %printable(what.service),
+            command = what.command, dialect = what.dialect.map_or("MDPB01", Dialect::name), service = %printable(what.service),
             frames = msg.len(), bytes = msg.byte_len(), "out");
         self.outgoing.push((peer.clone(), msg));
     }

@@ -195,10 +195,10 @@ mod tests {
         let t0 = Instant::now();
         let mut live = Liveness::new(heartbeat(100, 1000), t0);
         assert_eq!(live.poll_timeout(), Some(t0 + 100 * MS));
-        live.handle_timeout(t0 + 99 * MS).unwrap();
+        live.handle_timeout(t0 + 99 * MS).unwrap(); // ok: test code
         assert!(!live.take_ping(), "not before the interval");
         live.on_input();
-        live.handle_timeout(t0 + 100 * MS).unwrap();
+        live.handle_timeout(t0 + 100 * MS).unwrap(); // ok: test code
         assert!(live.take_ping());
         assert!(!live.take_ping(), "one PING per interval");
         assert_eq!(live.poll_timeout(), Some(t0 + 200 * MS));
@@ -209,7 +209,7 @@ mod tests {
         let t0 = Instant::now();
         let mut live = Liveness::new(heartbeat(100, 300), t0);
         // The window is interval + timeout.
-        live.handle_timeout(t0 + 399 * MS).unwrap();
+        live.handle_timeout(t0 + 399 * MS).unwrap(); // ok: test code
         assert_eq!(
             live.handle_timeout(t0 + 400 * MS),
             Err(Silent { window: 400 * MS })
@@ -222,7 +222,7 @@ mod tests {
         let mut live = Liveness::new(heartbeat(100, 100), t0);
         for step in 1..=10 {
             live.on_input();
-            live.handle_timeout(t0 + step * 200 * MS).unwrap();
+            live.handle_timeout(t0 + step * 200 * MS).unwrap(); // ok: test code
         }
         // One window without input after the last check.
         assert!(live.handle_timeout(t0 + 2200 * MS).is_err());
@@ -260,7 +260,7 @@ mod tests {
         let mut live = Liveness::new(heartbeat(1000, 1000), t0);
         live.on_peer_ttl(300 * MS, t0);
         live.on_input();
-        live.handle_timeout(t0 + 300 * MS).unwrap();
+        live.handle_timeout(t0 + 300 * MS).unwrap(); // ok: test code
         assert_eq!(
             live.handle_timeout(t0 + 600 * MS),
             Err(Silent { window: 300 * MS })
@@ -277,11 +277,11 @@ mod tests {
         let mut live = Liveness::new(heartbeat(100, 100), t0);
         live.set_listening(false);
         for step in 1..=10 {
-            live.handle_timeout(t0 + step * 200 * MS).unwrap();
+            live.handle_timeout(t0 + step * 200 * MS).unwrap(); // ok: test code
         }
         // Listening again just before a check: that check does not count.
         live.set_listening(true);
-        live.handle_timeout(t0 + 2200 * MS).unwrap();
+        live.handle_timeout(t0 + 2200 * MS).unwrap(); // ok: test code
         assert!(live.handle_timeout(t0 + 2400 * MS).is_err());
     }
 

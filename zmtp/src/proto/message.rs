@@ -26,7 +26,7 @@ const INLINE_FRAMES: usize = 2;
 /// assert_eq!(msg[2], "world");
 /// match msg.frames() {
 ///     [delimiter, first, ..] if delimiter.is_empty() => assert_eq!(first, "hello"),
-///     _ => unreachable!(),
+///     _ => unreachable!(), // ok: a doc example over a message it just built
 /// }
 /// assert_eq!(Message::from("single").len(), 1);
 /// ```

@@ -163,13 +163,14 @@ mod tests {
         queue.push_message(&small);
         // small+headers | big body | header+5 B+header | big body | header+small
         assert_eq!(queue.chunks.len(), 4);
-        assert!(queue.chunks[1].as_ptr() == big.iter().nth(2).unwrap().as_ptr());
+        assert!(queue.chunks[1].as_ptr() == big.iter().nth(2).unwrap().as_ptr()); // ok: test code
 
         let mut wire = gathered(&queue);
         assert_eq!(wire.len(), queue.len());
         let mut codec = FrameCodec::new(1 << 20);
         let mut bodies = Vec::new();
         while let Some(frame) = codec.decode(&mut wire).unwrap() {
+            // ok: test code
             bodies.push((frame.body.len(), frame.more));
         }
         let expected: Vec<_> = [16, 0, 3, ZERO_COPY_MIN, 5, 70_000, 16]
