@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Delivery;
+use crate::direct_write::Lender;
 use crate::inbound::{Inbound, Pushed};
 use crate::pipe::{Outbound, Pipe};
 use crate::proto::mechanism::curve::CurveCodec;
@@ -33,7 +34,7 @@ use crate::proto::{
     Connection, ConnectionConfig, Event, Fault, FrameError, Handshake, HandshakeConfig,
     HandshakeError, PeerInfo, WireQueue,
 };
-use crate::transport::Stream;
+use crate::transport::{Stream, WriteHalf};
 
 /// Encode at most this much before writing, so a long queue does not build one huge
 /// buffer.
@@ -205,7 +206,16 @@ pub(crate) async fn run(
     delivery: Delivery,
     close: CancellationToken,
 ) -> ConnectionError {
-    let (mut read, mut write) = stream.into_split();
+    let (mut read, write) = stream.into_split();
+    // The write half is at home here while there is anything to write, and lent to
+    // the pipe while there is not, so that a send may write directly (see
+    // `direct_write`); whatever way the connection ends, it comes home to be dropped.
+    let mut write = Some(write);
+    let lender = Lender::unique();
+    let _home = ReclaimOnDrop {
+        pipe: &pipe,
+        lender,
+    };
     let mut conn = Connection::new(
         connection,
         established.peer.version,
@@ -225,6 +235,9 @@ pub(crate) async fn run(
     let mut outbox: VecDeque<Outbound> = VecDeque::new();
     let mut out = WireQueue::new();
     let mut pipe_ready = true;
+    // Messages in the last drain of the pipe: a writer is lent with a direct
+    // write's credit only after a batch of at most one.
+    let mut last_batch = 0;
     let wake = pipe.wait_for_messages();
     tokio::pin!(wake);
     // Registered once, not per turn of the loop (each registration takes a lock).
@@ -244,8 +257,11 @@ pub(crate) async fn run(
         // Input: decode what is buffered while the socket takes it.
         if undecoded && reading && batch.is_empty() && !paused {
             undecoded = false;
-            if let Err(fault) = decode(&mut conn, &mut input, &delivery, &mut batch) {
-                return fault.into();
+            match decode(&mut conn, &mut input, &delivery, &mut batch) {
+                Ok(0) => {}
+                // A reply is likely next: worth a direct write.
+                Ok(_) => pipe.grant_credit(),
+                Err(fault) => return fault.into(),
             }
             match delivery.inbound.try_push(&mut batch) {
                 Pushed::All | Pushed::Full => {}
@@ -257,8 +273,11 @@ pub(crate) async fn run(
         // Output: what the socket queued, then what the connection has to say.
         let closing = linger_until.is_some() || pipe.is_closed();
         if outbox.is_empty() && out.len() < WRITE_CHUNK && (pipe_ready || closing) {
+            // The writer first: what a direct write left goes before what is queued.
+            take_back(&pipe, lender, &mut write, &mut out);
             pipe.drain(&mut outbox);
             pipe_ready = false;
+            last_batch = outbox.len();
         }
         while out.len() < WRITE_CHUNK {
             let Some(item) = outbox.pop_front() else {
@@ -274,13 +293,21 @@ pub(crate) async fn run(
             }
         }
         if conn.wants_transmit() {
+            take_back(&pipe, lender, &mut write, &mut out);
             if let Err(fault) = conn.poll_transmit(&mut out) {
                 return fault.into();
             }
         }
         if closing && outbox.is_empty() && out.is_empty() {
-            let _ = write.shutdown().await;
+            if let Some(write) = write.as_mut() {
+                let _ = write.shutdown().await;
+            }
             return ConnectionError::LocalClose;
+        }
+        if outbox.is_empty() && out.is_empty() && conn.frames_in_clear() {
+            if let Some(half) = write.take() {
+                write = pipe.lend(half, lender, last_batch <= 1);
+            }
         }
 
         // Time: the earlier of the connection's deadline and the linger's end.
@@ -328,7 +355,7 @@ pub(crate) async fn run(
                 undecoded = true;
             }
             () = delivery.gate.opened(), if paused && reading => undecoded = true,
-            written = write_some(&mut write, &out), if !out.is_empty() => match written {
+            written = write_queued(&mut write, &out), if !out.is_empty() => match written {
                 Ok(n) => out.advance(n),
                 Err(e) => return e.into(),
             },
@@ -353,21 +380,62 @@ pub(crate) async fn run(
     }
 }
 
+/// Takes the write half back from the pipe if it is lent, and queues first the
+/// bytes a direct write left.
+fn take_back(pipe: &Pipe, lender: Lender, write: &mut Option<WriteHalf>, out: &mut WireQueue) {
+    if write.is_some() {
+        return;
+    }
+    if let Some((half, unwritten)) = pipe.reclaim(lender) {
+        *write = Some(half);
+        if let Some(bytes) = unwritten {
+            debug_assert!(
+                out.is_empty(),
+                "nothing is encoded while the writer is lent"
+            );
+            out.push_shared(bytes);
+        }
+    }
+}
+
+/// Takes the lent write half back from the pipe when the engine ends.
+struct ReclaimOnDrop<'a> {
+    pipe: &'a Pipe,
+    lender: Lender,
+}
+
+impl Drop for ReclaimOnDrop<'_> {
+    fn drop(&mut self) {
+        drop(self.pipe.reclaim(self.lender));
+    }
+}
+
+/// [`write_some`] through the write half, which is at home whenever there is
+/// something to write.
+async fn write_queued(write: &mut Option<WriteHalf>, out: &WireQueue) -> io::Result<usize> {
+    match write {
+        Some(write) => write_some(write, out).await,
+        None => Err(io::Error::other("the write half is lent while bytes wait")),
+    }
+}
+
 /// Decodes every event buffered in `input` into `batch`, stopping early when the
-/// socket pauses the peer.
+/// socket pauses the peer; returns how many messages it decoded.
 fn decode(
     conn: &mut Connection,
     input: &mut BytesMut,
     delivery: &Delivery,
     batch: &mut Vec<Inbound>,
-) -> Result<(), Fault> {
+) -> Result<usize, Fault> {
     if input.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let now = crate::clock::now();
+    let mut messages = 0;
     while let Some(event) = conn.poll_event(input, now)? {
         match event {
             Event::Message(msg) => {
+                messages += 1;
                 delivery.message(msg, batch);
                 if delivery.gate.is_paused() {
                     break;
@@ -377,7 +445,7 @@ fn decode(
             Event::Cancel(topic) => delivery.subscription(false, topic, batch),
         }
     }
-    Ok(())
+    Ok(messages)
 }
 
 /// One write of what `out` holds (`writev` when it is in several pieces); returns

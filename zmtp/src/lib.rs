@@ -26,6 +26,7 @@ mod inbound;
 mod input_gate;
 mod log_throttle;
 pub use proto::message;
+mod direct_write;
 pub mod monitor;
 pub mod options;
 mod own_subscriptions;

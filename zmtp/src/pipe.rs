@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::direct_write::{Lender, LentWriter, Offered};
 use crate::send_budget::SendBudget;
+use crate::transport::WriteHalf;
 use crate::Message;
 
 /// What a socket queues for one peer: messages, and (from SUB and XSUB) the
@@ -70,6 +72,9 @@ struct Queue {
     /// The smallest cost refused since the last drain (0: none): the drain must wake
     /// the writers, and [`Pipe::has_room`] says no until a message of that cost fits.
     wanted: usize,
+    /// The engine's write half while it has nothing to write (see
+    /// [`direct_write`](crate::direct_write)).
+    lent: Option<LentWriter>,
 }
 
 impl Queue {
@@ -107,6 +112,9 @@ pub(crate) struct Pipe {
     /// Subscription changes were dropped (see [`Pipe::push_subscription`]): the
     /// peer's view of our subscriptions is stale until its connection starts again.
     subscriptions_lost: AtomicBool,
+    /// Whether a writer is lent: the engine grants credits without taking the lock
+    /// when none is.
+    lent: AtomicBool,
     /// What this pipe shares with others (the endpoint's, its address's).
     budgets: Vec<Arc<SendBudget>>,
 }
@@ -136,6 +144,7 @@ impl Pipe {
             writable,
             closed: AtomicBool::new(false),
             subscriptions_lost: AtomicBool::new(false),
+            lent: AtomicBool::new(false),
             budgets,
         })
     }
@@ -180,6 +189,18 @@ impl Pipe {
             return Err(msg);
         }
         let was_empty = q.items.is_empty();
+        let msg = match (was_empty, q.lent.as_mut()) {
+            (true, Some(writer)) => match writer.offer(msg) {
+                Offered::Written => return Ok(()),
+                Offered::Partly => {
+                    drop(q);
+                    self.engine_wake.notify_one();
+                    return Ok(());
+                }
+                Offered::Declined(msg) => msg,
+            },
+            _ => msg,
+        };
         q.items.push_back(Outbound::Message(msg));
         q.bytes += cost;
         for budget in &self.budgets {
@@ -310,6 +331,50 @@ impl Pipe {
         if wake {
             self.writable.notify_waiters();
         }
+    }
+
+    /// Lends `half` while its engine has nothing to write, with one direct write's
+    /// credit or not (see [`direct_write`](crate::direct_write)); hands it back when
+    /// something is queued already or the pipe is closed.
+    pub(crate) fn lend(&self, half: WriteHalf, lender: Lender, credit: bool) -> Option<WriteHalf> {
+        let mut q = self.lock();
+        if !q.items.is_empty() || self.is_closed() || q.lent.is_some() {
+            return Some(half);
+        }
+        q.lent = Some(LentWriter::new(half, lender, credit));
+        self.lent.store(true, Ordering::Release);
+        None
+    }
+
+    /// Takes back the write half `lender` lent, with the bytes a direct write left
+    /// unwritten (they go before anything else); `None` when it lent none.
+    pub(crate) fn reclaim(&self, lender: Lender) -> Option<(WriteHalf, Option<Bytes>)> {
+        if !self.lent.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut q = self.lock();
+        if q.lent.as_ref().map(LentWriter::lender) != Some(lender) {
+            return None;
+        }
+        self.lent.store(false, Ordering::Release);
+        q.lent.take().map(LentWriter::into_parts)
+    }
+
+    /// The engine read messages from the peer: what the socket sends next is likely
+    /// a reply, worth a direct write.
+    pub(crate) fn grant_credit(&self) {
+        if !self.lent.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(writer) = self.lock().lent.as_mut() {
+            writer.grant_credit();
+        }
+    }
+
+    /// The bytes a cut-short direct write left, without taking the writer back.
+    #[cfg(test)]
+    pub(crate) fn lock_lent_unwritten(&self) -> Option<Bytes> {
+        self.lock().lent.as_ref().and_then(LentWriter::unwritten)
     }
 
     /// Waits until something may have been queued.

@@ -92,12 +92,18 @@ async fn router_drops_at_the_byte_limit() {
         (1..=MOST_QUEUED).contains(&queued),
         "{queued} messages of {BODY} bytes queued under a {LIMIT}-byte limit"
     );
-    // What was kept arrives, in order, then room is back.
+    // What was kept arrives, in order, then room is back. The first send may have
+    // gone straight to the kernel (a reply to what the peer sent: a direct write),
+    // so one more than was queued may arrive.
     for i in 0..queued {
         assert_eq!(recv(&mut dealer).await, Message::from(body(i)));
     }
     router.send(["reader", "after"]).await.unwrap();
-    assert_eq!(recv(&mut dealer).await, Message::from("after"));
+    let next = recv(&mut dealer).await;
+    if next != Message::from("after") {
+        assert_eq!(next, Message::from(body(queued)), "in order, none skipped");
+        assert_eq!(recv(&mut dealer).await, Message::from("after"));
+    }
 }
 
 #[tokio::test]

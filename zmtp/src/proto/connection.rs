@@ -286,6 +286,13 @@ impl Connection {
         Ok(())
     }
 
+    /// Whether messages go on the wire as plain frames (NULL, PLAIN), so that
+    /// anyone may encode them; a CURVE connection seals each one with its own keys
+    /// and nonce.
+    pub fn frames_in_clear(&self) -> bool {
+        self.sealer.is_none()
+    }
+
     /// Whether [`poll_transmit`](Self::poll_transmit) has something to encode.
     pub fn wants_transmit(&self) -> bool {
         !self.pongs.is_empty() || self.liveness.ping_due()
