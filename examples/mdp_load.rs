@@ -11,7 +11,8 @@
 //! Clients are raw DEALER sockets (no per-request bookkeeping beyond a timestamp in
 //! the body), so the generator is cheap next to any broker. Workers are our
 //! `mdp::Worker`, one connection per worker. With `--broker-pid` the broker's CPU
-//! time and peak RSS over the measured window are reported too.
+//! time (user and system, per request answered, from `/proc/PID/stat`, so it holds
+//! on a shared machine) and peak RSS over the measured window are reported too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -163,7 +164,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let count = latencies.len();
     let cpu = match (before, after) {
-        (Some(b), Some(a)) => format!(" broker_cpu_pct={:.0}", 100.0 * (a - b) / secs),
+        (Some(b), Some(a)) => {
+            let (user, system) = (a.user - b.user, a.system - b.system);
+            // Per request answered in the window: what the broker spent on each.
+            let per = |s: f64| 1e6 * s / (count.max(1) as f64);
+            format!(
+                " broker_cpu_pct={:.0} broker_user_us_per_req={:.2} broker_sys_us_per_req={:.2}",
+                100.0 * (user + system) / secs,
+                per(user),
+                per(system),
+            )
+        }
         _ => String::new(),
     };
     let rss = rss.map_or(String::new(), |kib| {
@@ -248,15 +259,25 @@ async fn client(
     tally
 }
 
-/// utime + stime of `pid`, in seconds (Linux /proc).
-fn cpu_seconds(pid: u32) -> Option<f64> {
+/// CPU time a process has used, in seconds.
+#[derive(Debug, Clone, Copy)]
+struct CpuTime {
+    user: f64,
+    system: f64,
+}
+
+/// utime and stime of `pid` (Linux /proc, in clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Option<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    Some(CpuTime {
+        user: utime / 100.0,
+        system: stime / 100.0,
+    })
 }
 
 /// Peak resident set size of `pid` in KiB (VmHWM).

@@ -391,10 +391,19 @@ async fn run(args: Args) -> Result<(), String> {
         println!("metrics on http://{bound}/metrics");
         extras.stats = Some(questions);
     }
+    // The signals are watched on their own task: the broker loop then waits on one
+    // cheap channel instead of polling two signal streams every turn.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        signal::shutdown_signal().await;
+        let _ = stop.send(());
+    });
     serve::serve(
         socket,
         Broker::new(config),
-        signal::shutdown_signal(),
+        async move {
+            let _ = stopped.await;
+        },
         extras,
     )
     .await

@@ -95,11 +95,20 @@ pub async fn serve(
         interval
     });
     let mut last_requests = 0;
+    // One timer for the state machine's next tick, moved only when that changes:
+    // a fresh timer per turn would enter and leave tokio's timer wheel every time.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut timer_at = None;
     loop {
         if let Some(health) = &health {
             health.turned(peers.as_ref().map_or(true, |links| links.ready(&broker)));
         }
         let tick = Instant::from_std(broker.next_tick(now()));
+        if timer_at != Some(tick) {
+            timer_at = Some(tick);
+            timer.as_mut().reset(tick);
+        }
         tokio::select! {
             event = socket.recv_event() => {
                 handle(&mut broker, event?);
@@ -111,7 +120,10 @@ pub async fn serve(
                     links.drain(&mut broker, BURST);
                 }
             }
-            () = tokio::time::sleep_until(tick) => broker.handle_tick(now()),
+            () = &mut timer => {
+                timer_at = None;
+                broker.handle_tick(now());
+            }
             Some(reply) = recv_some(&mut stats) => {
                 let _ = reply.send(broker.stats_snapshot());
             }

@@ -116,7 +116,12 @@ impl LentWriter {
         let written = {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let used = self.scratch.slices(&mut slices);
-            self.half.try_write_vectored(&slices[..used])
+            // One piece goes by send(2), which costs the kernel less than writev(2).
+            if used == 1 {
+                self.half.try_write(&slices[0])
+            } else {
+                self.half.try_write_vectored(&slices[..used])
+            }
         };
         match written {
             Ok(n) if n == total => {
@@ -138,6 +143,14 @@ impl LentWriter {
 }
 
 impl WriteHalf {
+    /// One non-blocking write: `WouldBlock` when the socket buffer is full.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            WriteHalf::Tcp(w) => w.try_write(buf),
+            WriteHalf::Ipc(w) => w.try_write(buf),
+        }
+    }
+
     /// One non-blocking gathered write: `WouldBlock` when the socket buffer is full.
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
