@@ -34,6 +34,7 @@ use crate::proto::{
     Connection, ConnectionConfig, Event, Fault, FrameError, Handshake, HandshakeConfig,
     HandshakeError, PeerInfo, WireQueue,
 };
+use crate::read_buffers::ReadBuffers;
 use crate::transport::{Stream, WriteHalf};
 
 /// Encode at most this much before writing, so a long queue does not build one huge
@@ -226,6 +227,7 @@ pub(crate) async fn run(
     let mut input = established.leftover;
     let mut undecoded = true;
     let mut read_size = FIRST_READ;
+    let mut buffers = ReadBuffers::new();
     // Decoded messages the socket has not taken yet (its queue is full).
     let mut batch: Vec<Inbound> = Vec::new();
     // False once the socket is gone: nothing more is read, queued output still goes.
@@ -329,8 +331,21 @@ pub(crate) async fn run(
             if input.len() < READ_CHUNK {
                 input.reserve(READ_CHUNK - input.len());
             }
-        } else if input.capacity() - input.len() < read_size / 4 {
-            input.reserve(read_size);
+        } else {
+            // Room for a chunk, or for the rest of a frame on its way: a large one
+            // exactly (a buffer that ends where the frame ends is not shared with
+            // the next, and stays below the size the allocator maps separately).
+            let room = input.capacity() - input.len();
+            let frame = conn.frame_missing_bytes(&input).unwrap_or(0);
+            if room < frame.max(read_size / 4) {
+                // `input` starts with that frame: its whole size decides.
+                let additional = if input.len() + frame >= READ_CHUNK / 2 {
+                    frame
+                } else {
+                    read_size
+                };
+                buffers.make_room(&mut input, additional);
+            }
         }
         let room = input.capacity() - input.len();
         let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
@@ -342,6 +357,9 @@ pub(crate) async fn run(
                     undecoded = true;
                     if n == room && !paused {
                         read_size = (read_size * 2).min(READ_CHUNK);
+                    } else if n < room / 4 {
+                        // Not behind the peer: no spare buffers needed.
+                        buffers.release();
                     }
                 }
                 Err(e) => return e.into(),

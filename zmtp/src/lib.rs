@@ -34,6 +34,7 @@ mod peer_key;
 mod pipe;
 pub mod proto;
 pub mod proxy;
+mod read_buffers;
 mod send_budget;
 mod socket;
 mod topic_trie;

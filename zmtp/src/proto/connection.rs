@@ -286,6 +286,13 @@ impl Connection {
         Ok(())
     }
 
+    /// How many bytes the frame at the start of `input` still lacks once its header
+    /// is in (bounded: a huge declared frame is read a slice at a time), so the
+    /// reader can make room for it before reading.
+    pub fn frame_missing_bytes(&self, input: &[u8]) -> Option<usize> {
+        super::frame::missing_bytes(input)
+    }
+
     /// Whether messages go on the wire as plain frames (NULL, PLAIN), so that
     /// anyone may encode them; a CURVE connection seals each one with its own keys
     /// and nonce.

@@ -79,6 +79,22 @@ impl From<std::io::Error> for FrameError {
     }
 }
 
+/// When `src` starts with a whole frame header but not the whole body: how many
+/// bytes the frame still lacks, at most [`MAX_RESERVE`] (what a reader should make
+/// room for). `None` when the header is incomplete or the frame is whole.
+pub(crate) fn missing_bytes(src: &[u8]) -> Option<usize> {
+    let &flags = src.first()?;
+    let (header, size) = if flags & FLAG_LONG != 0 {
+        let raw: [u8; 8] = src.get(1..9)?.try_into().ok()?;
+        (9, u64::from_be_bytes(raw))
+    } else {
+        (2, u64::from(*src.get(1)?))
+    };
+    let needed = usize::try_from(size).ok()?.checked_add(header)?;
+    let missing = needed.checked_sub(src.len()).filter(|&m| m > 0)?;
+    Some(missing.min(MAX_RESERVE))
+}
+
 /// Writes a frame header (flags and size) for a body of `len` bytes.
 pub fn encode_header(dst: &mut BytesMut, more: bool, command: bool, len: usize) {
     let mut flags = 0;
@@ -153,7 +169,9 @@ impl Decoder for FrameCodec {
         let size = usize::try_from(size).map_err(|_| too_large.clone())?;
         let needed = header.checked_add(size).ok_or(too_large)?;
         if src.len() < needed {
-            src.reserve((needed - src.len()).min(MAX_RESERVE));
+            // Room for the rest when that costs no allocation (the buffer is ours
+            // alone); otherwise the reader makes it, recycling buffers as it can.
+            let _ = src.try_reclaim((needed - src.len()).min(MAX_RESERVE));
             return Ok(None);
         }
         src.advance(header);
