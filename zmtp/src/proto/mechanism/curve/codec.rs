@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use crypto_box::aead::AeadInPlace;
-use crypto_box::SalsaBox;
 
+use super::salsa_box::SalsaBox;
 use super::{
     open, short_nonce, MAC_LEN, MESSAGE_MIN_LEN, MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER,
 };

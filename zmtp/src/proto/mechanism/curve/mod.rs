@@ -25,6 +25,7 @@
 
 mod client;
 mod codec;
+mod salsa_box;
 mod server;
 
 #[cfg(test)]
@@ -37,9 +38,11 @@ pub use server::{Authorize, CurveServer};
 
 use bytes::{BufMut, BytesMut};
 use crypto_box::aead::AeadInPlace;
-use crypto_box::{PublicKey, SalsaBox, SecretKey};
+use crypto_box::SecretKey;
+
 use rand::rngs::OsRng;
 use rand::RngCore;
+use salsa_box::SalsaBox;
 
 use crate::proto::frame::encode_header;
 use crate::proto::handshake::HandshakeError;
@@ -151,7 +154,7 @@ fn salsa_box(public: &[u8; KEY_LEN], secret: &SecretKey) -> Result<SalsaBox, Han
             "a public key of small order (its shared secret would be known to all)".into(),
         ));
     }
-    Ok(SalsaBox::new(&PublicKey::from_bytes(*public), secret))
+    Ok(SalsaBox::new(public, secret))
 }
 
 /// Whether an X25519 public key is one of the points of small order (or their

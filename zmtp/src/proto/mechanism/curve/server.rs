@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use crypto_box::{SalsaBox, SecretKey};
+use crypto_box::SecretKey;
+
+use super::salsa_box::SalsaBox;
 use crypto_secretbox::aead::KeyInit;
 use crypto_secretbox::XSalsa20Poly1305;
 use rand::rngs::OsRng;
