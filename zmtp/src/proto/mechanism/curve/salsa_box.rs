@@ -29,8 +29,6 @@ use zeroize::Zeroize;
 /// "expand 32-byte k".
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 
-use lanes::{add, splat, to_array, xor_rotl, Lanes};
-
 /// A precomputed box between one secret key and one peer's public key.
 #[derive(Clone)]
 pub struct SalsaBox {
@@ -103,10 +101,23 @@ impl Stream {
     fn apply(&self, data: &mut [u8]) {
         let first = data.len().min(256 - 32);
         xor_into(&mut data[..first], &self.first[32..32 + first]);
-        if data.len() > first {
+        let mut rest = &mut data[first..];
+        let mut counter = 4u64;
+        if rest.len() > 256 {
+            // Eight blocks at a time where the CPU has AVX2.
+            let mut blocks = [0u8; 512];
+            while rest.len() > 256 && salsa20_x8(&self.subkey, self.nonce, counter, &mut blocks) {
+                let n = rest.len().min(512);
+                let (chunk, after) = rest.split_at_mut(n);
+                xor_into(chunk, &blocks[..n]);
+                rest = after;
+                counter += 8;
+            }
+            blocks.zeroize();
+        }
+        if !rest.is_empty() {
             let mut blocks = [0u8; 256];
-            let mut counter = 4u64;
-            for chunk in data[first..].chunks_mut(256) {
+            for chunk in rest.chunks_mut(256) {
                 salsa20_x4(&self.subkey, self.nonce, counter, &mut blocks);
                 counter += 4;
                 xor_into(chunk, &blocks[..chunk.len()]);
@@ -176,101 +187,135 @@ fn xor_into(data: &mut [u8], stream: &[u8]) {
     }
 }
 
-/// The Salsa20 state of `key`, `nonce` and block `counter` (the same in every
-/// lane but the counter's).
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse2"))]
-fn initial_state(key: &[u8; 32], nonce: [u32; 2], counter: [u64; 4]) -> [Lanes; 16] {
-    let k: [u32; 8] = std::array::from_fn(|i| le_word(&key[4 * i..4 * i + 4]));
-    let low = lanes::from_array(counter.map(|c| c as u32));
-    let high = lanes::from_array(counter.map(|c| (c >> 32) as u32));
-    [
-        splat(SIGMA[0]),
-        splat(k[0]),
-        splat(k[1]),
-        splat(k[2]),
-        splat(k[3]),
-        splat(SIGMA[1]),
-        splat(nonce[0]),
-        splat(nonce[1]),
-        low,
-        high,
-        splat(SIGMA[2]),
-        splat(k[4]),
-        splat(k[5]),
-        splat(k[6]),
-        splat(k[7]),
-        splat(SIGMA[3]),
-    ]
+/// One Salsa20 function per vector width: the state holds `WIDTH` blocks side by
+/// side, one per lane, and the rounds are written once against a lanes module
+/// (`splat`, `from_array`, `to_array`, `add`, `xor_rotl`), compiled for that
+/// module's instruction set.
+macro_rules! salsa20_side_by_side {
+    ($name:ident, $lanes:ident, $width:literal $(, $feature:literal)?) => {
+        mod $name {
+            use super::$lanes::{add, from_array, splat, to_array, xor_rotl, Lanes};
+            use super::{le_word, SIGMA};
+
+            /// Blocks side by side.
+            pub(super) const WIDTH: usize = $width;
+
+            /// The state of `key`, `nonce` and the blocks from `counter` on (the same
+            /// in every lane but the counter's).
+            #[inline]
+            $(#[target_feature(enable = $feature)])?
+            fn initial_state(key: &[u8; 32], nonce: [u32; 2], counter: u64) -> [Lanes; 16] {
+                let k: [u32; 8] = std::array::from_fn(|i| le_word(&key[4 * i..4 * i + 4]));
+                let counters: [u64; WIDTH] =
+                    std::array::from_fn(|i| counter.wrapping_add(i as u64));
+                [
+                    splat(SIGMA[0]),
+                    splat(k[0]),
+                    splat(k[1]),
+                    splat(k[2]),
+                    splat(k[3]),
+                    splat(SIGMA[1]),
+                    splat(nonce[0]),
+                    splat(nonce[1]),
+                    from_array(counters.map(|c| c as u32)),
+                    from_array(counters.map(|c| (c >> 32) as u32)),
+                    splat(SIGMA[2]),
+                    splat(k[4]),
+                    splat(k[5]),
+                    splat(k[6]),
+                    splat(k[7]),
+                    splat(SIGMA[3]),
+                ]
+            }
+
+            #[inline]
+            $(#[target_feature(enable = $feature)])?
+            fn quarter_round(x: &mut [Lanes; 16], a: usize, b: usize, c: usize, d: usize) {
+                x[b] = xor_rotl::<7, 25>(x[b], add(x[a], x[d]));
+                x[c] = xor_rotl::<9, 23>(x[c], add(x[b], x[a]));
+                x[d] = xor_rotl::<13, 19>(x[d], add(x[c], x[b]));
+                x[a] = xor_rotl::<18, 14>(x[a], add(x[d], x[c]));
+            }
+
+            /// Salsa20/20 blocks `counter`..`counter + WIDTH` of `key` and `nonce`,
+            /// in order.
+            $(#[target_feature(enable = $feature)])?
+            pub(super) fn blocks(
+                key: &[u8; 32],
+                nonce: [u32; 2],
+                counter: u64,
+                out: &mut [u8; 64 * $width],
+            ) {
+                let initial = initial_state(key, nonce, counter);
+                let mut x = initial;
+                // 10 double rounds: columns, then rows.
+                for _ in 0..10 {
+                    quarter_round(&mut x, 0, 4, 8, 12);
+                    quarter_round(&mut x, 5, 9, 13, 1);
+                    quarter_round(&mut x, 10, 14, 2, 6);
+                    quarter_round(&mut x, 15, 3, 7, 11);
+                    quarter_round(&mut x, 0, 1, 2, 3);
+                    quarter_round(&mut x, 5, 6, 7, 4);
+                    quarter_round(&mut x, 10, 11, 8, 9);
+                    quarter_round(&mut x, 15, 12, 13, 14);
+                }
+                for (word, (mixed, start)) in x.iter().zip(&initial).enumerate() {
+                    let sum: [u32; WIDTH] = to_array(add(*mixed, *start));
+                    for (lane, value) in sum.iter().enumerate() {
+                        let at = lane * 64 + word * 4;
+                        out[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                    }
+                }
+            }
+        }
+    };
 }
 
-#[inline]
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse2"))]
-fn quarter_round(x: &mut [Lanes; 16], a: usize, b: usize, c: usize, d: usize) {
-    x[b] = xor_rotl::<7, 25>(x[b], add(x[a], x[d]));
-    x[c] = xor_rotl::<9, 23>(x[c], add(x[b], x[a]));
-    x[d] = xor_rotl::<13, 19>(x[d], add(x[c], x[b]));
-    x[a] = xor_rotl::<18, 14>(x[a], add(x[d], x[c]));
-}
-
-/// The 20 rounds (10 column and row double rounds).
-#[inline]
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse2"))]
-fn rounds(x: &mut [Lanes; 16]) {
-    for _ in 0..10 {
-        quarter_round(x, 0, 4, 8, 12);
-        quarter_round(x, 5, 9, 13, 1);
-        quarter_round(x, 10, 14, 2, 6);
-        quarter_round(x, 15, 3, 7, 11);
-        quarter_round(x, 0, 1, 2, 3);
-        quarter_round(x, 5, 6, 7, 4);
-        quarter_round(x, 10, 11, 8, 9);
-        quarter_round(x, 15, 12, 13, 14);
-    }
-}
-
-/// Salsa20/20 blocks `counter`..`counter + 4` of `key` and `nonce`, in order.
-// The crate's one `unsafe` block kind: calling an SSE2 function on x86-64.
-#[allow(unsafe_code)]
-fn salsa20_x4(key: &[u8; 32], nonce: [u32; 2], counter: u64, out: &mut [u8; 256]) {
-    // SAFETY: the only requirement of a `target_feature` function is that the CPU
-    // has the feature; SSE2 is part of the x86-64 baseline (every x86-64 CPU has
-    // it, and the assertion below fails the build of a target that does not).
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        salsa20_x4_rounds(key, nonce, counter, out)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    salsa20_x4_rounds(key, nonce, counter, out)
-}
+#[cfg(target_arch = "x86_64")]
+salsa20_side_by_side!(by_four, sse2, 4, "sse2");
+#[cfg(target_arch = "x86_64")]
+salsa20_side_by_side!(by_eight, avx2, 8, "avx2");
+#[cfg(not(target_arch = "x86_64"))]
+salsa20_side_by_side!(by_four, portable, 4);
 
 // The build fails on an x86-64 target without SSE2 (none exists among Rust's).
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(cfg!(target_feature = "sse2"));
 
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse2"))]
-fn salsa20_x4_rounds(key: &[u8; 32], nonce: [u32; 2], counter: u64, out: &mut [u8; 256]) {
-    let counters = [
-        counter,
-        counter.wrapping_add(1),
-        counter.wrapping_add(2),
-        counter.wrapping_add(3),
-    ];
-    let initial = initial_state(key, nonce, counters);
-    let mut x = initial;
-    rounds(&mut x);
-    for (word, (mixed, start)) in x.iter().zip(&initial).enumerate() {
-        let sum = to_array(add(*mixed, *start));
-        for (lane, value) in sum.iter().enumerate() {
-            let at = lane * 64 + word * 4;
-            out[at..at + 4].copy_from_slice(&value.to_le_bytes());
-        }
+/// Salsa20/20 blocks `counter`..`counter + 4` of `key` and `nonce`, in order.
+// One of the crate's two `unsafe` blocks: calling SSE2 code on x86-64.
+#[allow(unsafe_code)]
+fn salsa20_x4(key: &[u8; 32], nonce: [u32; 2], counter: u64, out: &mut [u8; 256]) {
+    // SAFETY: the only requirement of a `target_feature` function is that the CPU
+    // has the feature; SSE2 is part of the x86-64 baseline (every x86-64 CPU has
+    // it, and the assertion above fails the build of a target that does not).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        by_four::blocks(key, nonce, counter, out)
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    by_four::blocks(key, nonce, counter, out)
 }
 
-/// Four Salsa20 words side by side, one per block, and the three operations the
-/// rounds need.
+/// Salsa20/20 blocks `counter`..`counter + 8` when the CPU has AVX2 (one run of
+/// eight lanes costs about what four do with SSE2); `false` when it has not.
+// The other `unsafe` block: calling AVX2 code once the CPU said it has AVX2.
+#[allow(unsafe_code)]
+fn salsa20_x8(key: &[u8; 32], nonce: [u32; 2], counter: u64, out: &mut [u8; 512]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: a `target_feature` function only requires that the CPU has the
+        // feature, and it was just detected (the answer is cached after the first).
+        unsafe { by_eight::blocks(key, nonce, counter, out) };
+        return true;
+    }
+    let _ = (key, nonce, counter, out);
+    false
+}
+
+/// Salsa20 words side by side, one per block, with SSE2: four lanes.
 #[cfg(target_arch = "x86_64")]
-mod lanes {
+mod sse2 {
     use std::arch::x86_64::{
         __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_set1_epi32, _mm_setr_epi32,
         _mm_shuffle_epi32, _mm_slli_epi32, _mm_srli_epi32, _mm_xor_si128,
@@ -319,9 +364,67 @@ mod lanes {
     }
 }
 
+/// The same with AVX2: eight lanes.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_extracti128_si256,
+        _mm256_set1_epi32, _mm256_setr_epi32, _mm256_slli_epi32, _mm256_srli_epi32,
+        _mm256_xor_si256, _mm_cvtsi128_si32, _mm_shuffle_epi32,
+    };
+
+    pub(super) type Lanes = __m256i;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn splat(word: u32) -> Lanes {
+        _mm256_set1_epi32(word as i32)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn from_array(words: [u32; 8]) -> Lanes {
+        let [a, b, c, d, e, f, g, h] = words.map(|w| w as i32);
+        _mm256_setr_epi32(a, b, c, d, e, f, g, h)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn to_array(v: Lanes) -> [u32; 8] {
+        let low = _mm256_castsi256_si128(v);
+        let high = _mm256_extracti128_si256::<1>(v);
+        [
+            _mm_cvtsi128_si32(low) as u32,
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01_01_01_01>(low)) as u32,
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b10_10_10_10>(low)) as u32,
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b11_11_11_11>(low)) as u32,
+            _mm_cvtsi128_si32(high) as u32,
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01_01_01_01>(high)) as u32,
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b10_10_10_10>(high)) as u32,
+            _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b11_11_11_11>(high)) as u32,
+        ]
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn add(a: Lanes, b: Lanes) -> Lanes {
+        _mm256_add_epi32(a, b)
+    }
+
+    /// `x ^ (a <<< L)`, with `R == 32 - L`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn xor_rotl<const L: i32, const R: i32>(x: Lanes, a: Lanes) -> Lanes {
+        _mm256_xor_si256(
+            x,
+            _mm256_xor_si256(_mm256_slli_epi32::<L>(a), _mm256_srli_epi32::<R>(a)),
+        )
+    }
+}
+
 /// The same on `[u32; 4]`, for targets without x86-64's SSE2.
 #[cfg(not(target_arch = "x86_64"))]
-mod lanes {
+mod portable {
     pub(super) type Lanes = [u32; 4];
 
     pub(super) fn splat(word: u32) -> Lanes {
@@ -380,11 +483,28 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    #[test]
+    fn eight_blocks_at_once_are_the_salsa20_crate_s() {
+        let key = [3u8; 32];
+        let nonce = [8, 7, 6, 5, 4, 3, 2, 1];
+        let words = [le_word(&nonce[..4]), le_word(&nonce[4..])];
+        let mut expected = [0u8; 512];
+        let mut reference = salsa20::Salsa20::new(&key.into(), &nonce.into());
+        reference.seek(64u64 * 12);
+        reference.apply_keystream(&mut expected);
+        let mut got = [0u8; 512];
+        if salsa20_x8(&key, words, 12, &mut got) {
+            assert_eq!(got, expected);
+        } else {
+            eprintln!("no AVX2 here: the eight-block code is not run");
+        }
+    }
+
     proptest! {
         /// Every box is crypto_box's, both ways, at every length around the
         /// block edges; a changed byte fails to open.
         #[test]
-        fn boxes_are_crypto_box_s(len in 0usize..1200, seed in any::<u8>(), flip in any::<usize>()) {
+        fn boxes_are_crypto_box_s(len in 0usize..2400, seed in any::<u8>(), flip in any::<usize>()) {
             let ours = SalsaBox::new(secret(1).public_key().as_bytes(), &secret(seed | 1));
             let theirs = crypto_box::SalsaBox::new(&secret(1).public_key(), &secret(seed | 1));
             let nonce = GenericArray::from([seed; 24]);
