@@ -25,6 +25,7 @@
 
 mod client;
 mod codec;
+mod poly1305;
 mod salsa_box;
 mod server;
 

@@ -11,16 +11,14 @@
 //! whose proof is that every x86-64 CPU has SSE2. A box
 //! that fits in one block, HSalsa20 and the key agreement are the crates' own:
 //! `crypto_box`'s X25519 (`SecretKey::to_scalar` times the peer's point, as
-//! `crypto_box::SalsaBox::new` computes it), the `salsa20` crate's scalar code, and
-//! the `poly1305` crate. The tests check every output against `crypto_box`'s box
-//! and the `salsa20` crate's stream.
+//! `crypto_box::SalsaBox::new` computes it) and the `salsa20` crate's scalar code;
+//! Poly1305 is ours too ([`super::poly1305`]). The tests check every output against
+//! `crypto_box`'s box and the `salsa20` crate's stream.
 
 use crypto_box::aead::consts::{U0, U10, U16, U24};
 use crypto_box::aead::{AeadCore, AeadInPlace, Error, Nonce, Tag};
 use crypto_box::SecretKey;
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use poly1305::universal_hash::KeyInit;
-use poly1305::Poly1305;
 use salsa20::cipher::{KeyIvInit, StreamCipher};
 use salsa20::{hsalsa, Salsa20};
 use subtle::ConstantTimeEq;
@@ -92,9 +90,13 @@ impl Stream {
         }
     }
 
-    fn poly1305(&self) -> Poly1305 {
-        let key: [u8; 32] = self.first[..32].try_into().unwrap_or([0; 32]);
-        Poly1305::new(&key.into())
+    /// The Poly1305 tag of `data` with this stream's one-time key.
+    fn tag(&self, data: &[u8]) -> [u8; 16] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&self.first[..32]);
+        let tag = super::poly1305::mac(&key, data);
+        key.zeroize();
+        tag
     }
 
     /// XORs the stream from byte 32 on into `data`.
@@ -153,7 +155,7 @@ impl AeadInPlace for SalsaBox {
         }
         let stream = Stream::new(&self.key, nonce.as_ref(), buffer.len());
         stream.apply(buffer);
-        Ok(stream.poly1305().compute_unpadded(buffer))
+        Ok(stream.tag(buffer).into())
     }
 
     fn decrypt_in_place_detached(
@@ -168,7 +170,7 @@ impl AeadInPlace for SalsaBox {
         }
         // The tag is checked on the ciphertext before anything is decrypted.
         let stream = Stream::new(&self.key, nonce.as_ref(), buffer.len());
-        let expected = stream.poly1305().compute_unpadded(buffer);
+        let expected = stream.tag(buffer);
         if !bool::from(expected.as_slice().ct_eq(tag.as_slice())) {
             return Err(Error);
         }
