@@ -45,7 +45,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use zmtp::{printable, Message, PeerId};
+use zmtp::{printable, IdHashMap, IdHashSet, Message, PeerId};
 
 use crate::proto::{
     is_mmi, Dialect, FromPeer, PeerCommand, Reply, ReplyKind, Request, ToWorker, WorkerCommand,
@@ -308,11 +308,11 @@ pub struct BrokerStats {
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
-    workers: HashMap<PeerId, WorkerState>,
+    workers: IdHashMap<PeerId, WorkerState>,
     services: HashMap<Bytes, Service>,
-    requests: HashMap<RequestId, PendingRequest>,
+    requests: IdHashMap<RequestId, PendingRequest>,
     /// Each client's requests, so a departure costs its own.
-    held_by: HashMap<PeerId, HashSet<RequestId>>,
+    held_by: IdHashMap<PeerId, IdHashSet<RequestId>>,
     ledger: Ledger,
     /// Waiting requests' deadlines, soonest first; entries of requests that left
     /// or were requeued since are skipped, and swept when they pile up.
@@ -354,10 +354,10 @@ impl Broker {
         Broker {
             ledger: Ledger::new(config.quotas),
             config,
-            workers: HashMap::new(),
+            workers: IdHashMap::default(),
             services: HashMap::new(),
-            requests: HashMap::new(),
-            held_by: HashMap::new(),
+            requests: IdHashMap::default(),
+            held_by: IdHashMap::default(),
             deadlines: BinaryHeap::new(),
             waiting: 0,
             next_request: 0,

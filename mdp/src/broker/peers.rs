@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use bytes::Bytes;
-use zmtp::PeerId;
+use zmtp::{IdHashMap, PeerId};
 
 use super::fair_queue::RequestId;
 use super::snapshot::PeerSummary;
@@ -95,7 +95,7 @@ pub(super) struct Link {
     /// What it serves with its own workers.
     pub(super) offers: HashMap<Bytes, Offer>,
     /// Our requests it holds, with their service.
-    pub(super) holding: HashMap<RequestId, Bytes>,
+    pub(super) holding: IdHashMap<RequestId, Bytes>,
     /// What its offers cost (names plus [`OFFER_OVERHEAD`] each).
     pub(super) offer_bytes: usize,
 }
@@ -114,7 +114,7 @@ impl Link {
             expiry,
             next_heartbeat,
             offers: HashMap::new(),
-            holding: HashMap::new(),
+            holding: IdHashMap::default(),
             offer_bytes: 0,
         }
     }
@@ -127,7 +127,7 @@ impl Link {
 /// The links, and what we last told them about our own services.
 #[derive(Debug, Default)]
 pub(super) struct Peers {
-    pub(super) links: HashMap<PeerId, Link>,
+    pub(super) links: IdHashMap<PeerId, Link>,
     /// Each of our services' (workers, idle) as we last told our peers; services
     /// without workers are not kept.
     told: BTreeMap<Bytes, (u32, u32)>,

@@ -27,9 +27,9 @@
 //! it. What a request costs is its frames' bytes plus a fixed overhead per request
 //! and per frame (the broker's bookkeeping), so a flood of empty frames is not free.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use zmtp::PeerId;
+use zmtp::{IdHashMap, IdHashSet, PeerId};
 
 /// Where a connection comes from, for per-address quotas: zmtp's per-address
 /// buckets (an IPv4 address, an IPv6 /64, or the local machine for `ipc://` and
@@ -216,19 +216,19 @@ struct Address {
     unserved: Usage,
     connections: usize,
     /// Its paused connections.
-    paused: HashSet<PeerId>,
+    paused: IdHashSet<PeerId>,
 }
 
 /// Usage per connection, per address and in all, and the pause decisions.
 #[derive(Debug)]
 pub(crate) struct Ledger {
     quotas: Quotas,
-    connections: HashMap<PeerId, Connection>,
+    connections: IdHashMap<PeerId, Connection>,
     addresses: HashMap<Source, Address>,
     total: Usage,
     unserved: Usage,
     /// Every paused connection.
-    paused: HashSet<PeerId>,
+    paused: IdHashSet<PeerId>,
     flow: Vec<Flow>,
 }
 
@@ -236,11 +236,11 @@ impl Ledger {
     pub(crate) fn new(quotas: Quotas) -> Ledger {
         Ledger {
             quotas,
-            connections: HashMap::new(),
+            connections: IdHashMap::default(),
             addresses: HashMap::new(),
             total: Usage::default(),
             unserved: Usage::default(),
-            paused: HashSet::new(),
+            paused: IdHashSet::default(),
             flow: Vec::new(),
         }
     }

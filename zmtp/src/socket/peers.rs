@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::id_hash::IdHashMap;
 use crate::input_gate::InputGate;
 use crate::pipe::Pipe;
 
@@ -40,9 +41,9 @@ struct PeerEntry {
 
 #[derive(Debug)]
 struct Table {
-    entries: HashMap<PeerKey, PeerEntry>,
+    entries: IdHashMap<PeerKey, PeerEntry>,
     by_routing_id: HashMap<Bytes, PeerKey>,
-    by_connection: HashMap<u64, PeerKey>,
+    by_connection: IdHashMap<u64, PeerKey>,
     next_key: PeerKey,
     next_connection: u64,
 }
@@ -64,9 +65,9 @@ impl Peers {
     pub(crate) fn new() -> Peers {
         Peers {
             table: Mutex::new(Table {
-                entries: HashMap::new(),
+                entries: IdHashMap::default(),
                 by_routing_id: HashMap::new(),
-                by_connection: HashMap::new(),
+                by_connection: IdHashMap::default(),
                 next_key: 1,
                 next_connection: 1,
             }),
@@ -278,7 +279,7 @@ pub(crate) struct PeerSnapshot {
     generation: u64,
     /// Pipes in a stable order, for load-balancing.
     pub(crate) ordered: Vec<(PeerKey, Arc<Pipe>)>,
-    pub(crate) by_key: HashMap<PeerKey, Arc<Pipe>>,
+    pub(crate) by_key: IdHashMap<PeerKey, Arc<Pipe>>,
     pub(crate) by_routing_id: HashMap<Bytes, Arc<Pipe>>,
 }
 
