@@ -37,9 +37,15 @@ use crate::proto::{
 use crate::read_buffers::ReadBuffers;
 use crate::transport::{Stream, WriteHalf};
 
-/// Encode at most this much before writing, so a long queue does not build one huge
-/// buffer.
-const WRITE_CHUNK: usize = 256 * 1024;
+/// Encode at most this much before writing: large bodies go by reference, and one
+/// `writev` of up to a mebibyte costs the kernel far less per byte than several
+/// small ones (PUSH->PULL 64 KiB over loopback: 57 k msg/s at 256 KiB per write,
+/// 84 k at 1 MiB; the sender's system CPU 15 -> 10 µs a message).
+const WRITE_CHUNK: usize = 1024 * 1024;
+
+/// Copy at most this much of it (headers and small frames), so a long queue of
+/// small messages does not build one huge buffer, which the connection keeps.
+const COPY_CHUNK: usize = 256 * 1024;
 
 /// The read buffer of a connection starts this small, so an idle connection holds
 /// little memory (a broker may have tens of thousands), and doubles each time a read
@@ -274,14 +280,15 @@ pub(crate) async fn run(
 
         // Output: what the socket queued, then what the connection has to say.
         let closing = linger_until.is_some() || pipe.is_closed();
-        if outbox.is_empty() && out.len() < WRITE_CHUNK && (pipe_ready || closing) {
+        let room_to_encode = |out: &WireQueue| out.len() < WRITE_CHUNK && out.copied() < COPY_CHUNK;
+        if outbox.is_empty() && room_to_encode(&out) && (pipe_ready || closing) {
             // The writer first: what a direct write left goes before what is queued.
             take_back(&pipe, lender, &mut write, &mut out);
             pipe.drain(&mut outbox);
             pipe_ready = false;
             last_batch = outbox.len();
         }
-        while out.len() < WRITE_CHUNK {
+        while room_to_encode(&out) {
             let Some(item) = outbox.pop_front() else {
                 break;
             };
