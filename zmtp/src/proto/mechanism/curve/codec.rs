@@ -10,11 +10,12 @@ use crypto_box::aead::AeadInPlace;
 
 use super::salsa_box::SalsaBox;
 use super::{
-    open, short_nonce, MAC_LEN, MESSAGE_MIN_LEN, MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER,
+    open_into, short_nonce, MAC_LEN, MESSAGE_MIN_LEN, MESSAGE_NONCE_CLIENT, MESSAGE_NONCE_SERVER,
 };
 use crate::proto::connection::Fault;
 use crate::proto::frame::{encode_header, Frame};
 use crate::proto::handshake::HandshakeError;
+use crate::read_buffers::CopyBuffers;
 
 /// A shared CURVE helper's error, in words that fit the time after the handshake.
 fn after_handshake(e: HandshakeError) -> Fault {
@@ -68,6 +69,8 @@ pub struct CurveOpener {
     /// The greatest counter the peer has used.
     peer_nonce: u64,
     prefix: &'static [u8; 16],
+    /// Where plaintexts are decrypted, their buffers used again.
+    plaintexts: CopyBuffers,
 }
 
 impl std::fmt::Debug for CurveSealer {
@@ -106,6 +109,7 @@ impl CurveCodec {
                 precom,
                 peer_nonce,
                 prefix: recv_prefix,
+                plaintexts: CopyBuffers::default(),
             },
         }
     }
@@ -202,11 +206,13 @@ impl CurveOpener {
                 self.peer_nonce
             )));
         }
-        let plaintext = open(
+        let plaintexts = &mut self.plaintexts;
+        let plaintext = open_into(
             &*self.precom,
             &short_nonce(self.prefix, nonce),
             &body[16..], // ok: length is at least MESSAGE_MIN_LEN, checked above
             "MESSAGE",
+            |ciphertext| plaintexts.copy_of(ciphertext),
         )
         .map_err(after_handshake)?;
         self.peer_nonce = nonce;

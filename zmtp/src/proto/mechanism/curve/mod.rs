@@ -267,12 +267,28 @@ fn open<A>(
 where
     A: AeadInPlace<NonceSize = crypto_box::aead::consts::U24>,
 {
+    open_into(cipher, nonce, boxed, what, |ciphertext| {
+        BytesMut::from(ciphertext)
+    })
+}
+
+/// [`open`], the ciphertext copied (to be decrypted in place) by `copy`.
+fn open_into<A>(
+    cipher: &A,
+    nonce: &crypto_box::Nonce,
+    boxed: &[u8],
+    what: &str,
+    copy: impl FnOnce(&[u8]) -> BytesMut,
+) -> Result<BytesMut, HandshakeError>
+where
+    A: AeadInPlace<NonceSize = crypto_box::aead::consts::U24>,
+{
     let bad = || HandshakeError::Crypto(format!("cannot open {what} box"));
     if boxed.len() < MAC_LEN {
         return Err(bad());
     }
     let (tag, ciphertext) = boxed.split_at(MAC_LEN);
-    let mut plaintext = BytesMut::from(ciphertext);
+    let mut plaintext = copy(ciphertext);
     cipher
         .decrypt_in_place_detached(nonce, b"", &mut plaintext, tag.into())
         .map_err(|_| bad())?;
