@@ -475,14 +475,22 @@ fn decode(
 
 /// One write of what `out` holds (`writev` when it is in several pieces); returns
 /// how many bytes went.
+///
+/// The slices are gathered anew at each poll, on the stack: held across an
+/// `.await` they would live in every connection's task (8 KiB each, most of an idle
+/// connection's memory).
 async fn write_some<W: AsyncWrite + Unpin>(write: &mut W, out: &WireQueue) -> io::Result<usize> {
-    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let used = out.slices(&mut slices);
-    let written = if used == 1 {
-        write.write(&slices[0]).await?
-    } else {
-        write.write_vectored(&slices[..used]).await?
-    };
+    let written = std::future::poll_fn(|cx| {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let used = out.slices(&mut slices);
+        let write = std::pin::Pin::new(&mut *write);
+        if used == 1 {
+            write.poll_write(cx, &slices[0])
+        } else {
+            write.poll_write_vectored(cx, &slices[..used])
+        }
+    })
+    .await?;
     if written == 0 {
         return Err(io::ErrorKind::WriteZero.into());
     }
