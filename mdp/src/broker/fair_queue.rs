@@ -214,7 +214,7 @@ mod tests {
             q.push_back(&peer(1), id);
         }
         q.push_back(&peer(2), 1000);
-        q.check().unwrap();
+        q.check().unwrap(); // ok: test code
         assert_eq!(q.pop(), Some((peer(1), 0)));
         assert_eq!(
             q.pop(),
@@ -226,7 +226,7 @@ mod tests {
         }
         assert_eq!(q.pop(), None);
         assert!(q.is_empty());
-        q.check().unwrap();
+        q.check().unwrap(); // ok: test code
     }
 
     #[test]
@@ -236,7 +236,7 @@ mod tests {
         q.push_back(&peer(2), 2);
         q.push_back(&peer(3), 3);
         q.push_front(&peer(3), 30);
-        q.check().unwrap();
+        q.check().unwrap(); // ok: test code
         assert_eq!(q.pop(), Some((peer(3), 30)));
         assert_eq!(q.pop(), Some((peer(1), 1)));
         assert_eq!(q.pop(), Some((peer(2), 2)));
@@ -255,7 +255,7 @@ mod tests {
             } else {
                 assert_eq!(q.remove_client(&peer(n)), [n]);
             }
-            q.check().unwrap();
+            q.check().unwrap(); // ok: test code
         }
         assert!(!q.remove(&peer(0), 0), "already gone");
         assert!(q.turns.len() <= 2, "swept: {} turns", q.turns.len());

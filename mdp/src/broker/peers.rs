@@ -498,7 +498,7 @@ mod tests {
         assert!(!peers.serves(b"echo"));
         peers.offered(&link(1), vec![cap(b"echo", 1, 1)], 255);
         assert!(peers.serves(b"echo"));
-        peers.links.get_mut(&link(1)).unwrap().state = LinkState::Itself;
+        peers.links.get_mut(&link(1)).unwrap().state = LinkState::Itself; // ok: test code
         assert_eq!(peers.choose(&ECHO, 0), None);
         assert!(!peers.serves(b"echo"));
     }
@@ -561,7 +561,8 @@ mod tests {
     fn a_broker_linked_both_ways_counts_its_workers_once() {
         let mut peers = peers_with(&[1, 2], Instant::now());
         // Links 1 and 2 lead to the same broker; a third broker on link 3.
-        peers.links.get_mut(&link(2)).unwrap().state = LinkState::Up {
+        let state = &mut peers.links.get_mut(&link(2)).unwrap().state; // ok: test code
+        *state = LinkState::Up {
             instance: 1,
             name: Bytes::new(),
         };

@@ -187,8 +187,9 @@ mod tests {
         assert_eq!(wire.len(), queue.len());
         let mut codec = FrameCodec::new(1 << 20);
         let mut bodies = Vec::new();
-        while let Some(frame) = codec.decode(&mut wire).unwrap() {
-            // ok: test code
+        loop {
+            let decoded = codec.decode(&mut wire).unwrap(); // ok: test code
+            let Some(frame) = decoded else { break };
             bodies.push((frame.body.len(), frame.more));
         }
         let expected: Vec<_> = [16, 0, 3, ZERO_COPY_MIN, 5, 70_000, 16]
