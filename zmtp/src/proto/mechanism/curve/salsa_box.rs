@@ -108,30 +108,9 @@ impl Stream {
         xor_into(&mut data[..first], &self.first[32..32 + first]);
         let mut rest = &mut data[first..];
         let mut counter = 4u64;
-        if rest.len() > 512 {
-            // Sixteen blocks at a time where the CPU has AVX-512.
-            let mut blocks = [0u8; 1024];
-            while rest.len() > 512 && salsa20_x16(&self.subkey, self.nonce, counter, &mut blocks) {
-                let n = rest.len().min(1024);
-                let (chunk, after) = rest.split_at_mut(n);
-                xor_into(chunk, &blocks[..n]);
-                rest = after;
-                counter += 16;
-            }
-            blocks.zeroize();
-        }
-        if rest.len() > 256 {
-            // Eight blocks at a time where the CPU has AVX2.
-            let mut blocks = [0u8; 512];
-            while rest.len() > 256 && salsa20_x8(&self.subkey, self.nonce, counter, &mut blocks) {
-                let n = rest.len().min(512);
-                let (chunk, after) = rest.split_at_mut(n);
-                xor_into(chunk, &blocks[..n]);
-                rest = after;
-                counter += 8;
-            }
-            blocks.zeroize();
-        }
+        // Sixteen blocks at a time where the CPU has AVX-512, then eight with AVX2.
+        self.apply_wide::<1024>(&mut rest, &mut counter, salsa20_x16);
+        self.apply_wide::<512>(&mut rest, &mut counter, salsa20_x8);
         if !rest.is_empty() {
             let mut blocks = [0u8; 256];
             for chunk in rest.chunks_mut(256) {
@@ -141,6 +120,31 @@ impl Stream {
             }
             blocks.zeroize();
         }
+    }
+}
+
+impl Stream {
+    /// XORs `BYTES` of stream at a time into `rest` from block `counter` on, while
+    /// more than half of that is left and `blocks` (a wide Salsa20) can run here;
+    /// moves `rest` and `counter` past what it did.
+    fn apply_wide<const BYTES: usize>(
+        &self,
+        rest: &mut &mut [u8],
+        counter: &mut u64,
+        blocks: fn(&[u8; 32], [u32; 2], u64, &mut [u8; BYTES]) -> bool,
+    ) {
+        if rest.len() <= BYTES / 2 {
+            return;
+        }
+        let mut stream = [0u8; BYTES];
+        while rest.len() > BYTES / 2 && blocks(&self.subkey, self.nonce, *counter, &mut stream) {
+            let n = rest.len().min(BYTES);
+            let (chunk, after) = std::mem::take(rest).split_at_mut(n);
+            xor_into(chunk, &stream[..n]);
+            *rest = after;
+            *counter += (BYTES / 64) as u64;
+        }
+        stream.zeroize();
     }
 }
 
