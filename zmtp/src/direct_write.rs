@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::proto::wire_queue::MAX_SLICES;
 use crate::proto::{Message, WireQueue};
 use crate::transport::WriteHalf;
 
@@ -113,16 +112,12 @@ impl LentWriter {
         self.credit = false;
         self.scratch.push_message(&msg);
         let total = self.scratch.len();
-        let written = {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let used = self.scratch.slices(&mut slices);
+        let half = &self.half;
+        let written = self.scratch.with_slices(|slices| match slices {
             // One piece goes by send(2), which costs the kernel less than writev(2).
-            if used == 1 {
-                self.half.try_write(&slices[0])
-            } else {
-                self.half.try_write_vectored(&slices[..used])
-            }
-        };
+            [one] => half.try_write(one),
+            _ => half.try_write_vectored(slices),
+        });
         match written {
             Ok(n) if n == total => {
                 self.scratch.advance(n);

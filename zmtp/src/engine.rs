@@ -14,7 +14,7 @@
 //! when the socket closes. The connection ends with a [`ConnectionError`].
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ use crate::inbound::{Inbound, Pushed};
 use crate::pipe::{Outbound, Pipe};
 use crate::proto::mechanism::curve::CurveCodec;
 use crate::proto::mechanism::guard::Guard;
-use crate::proto::wire_queue::MAX_SLICES;
 use crate::proto::{
     Connection, ConnectionConfig, Event, Fault, FrameError, Handshake, HandshakeConfig,
     HandshakeError, PeerInfo, WireQueue,
@@ -481,14 +480,13 @@ fn decode(
 /// connection's memory).
 async fn write_some<W: AsyncWrite + Unpin>(write: &mut W, out: &WireQueue) -> io::Result<usize> {
     let written = std::future::poll_fn(|cx| {
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let used = out.slices(&mut slices);
-        let write = std::pin::Pin::new(&mut *write);
-        if used == 1 {
-            write.poll_write(cx, &slices[0])
-        } else {
-            write.poll_write_vectored(cx, &slices[..used])
-        }
+        out.with_slices(|slices| {
+            let write = std::pin::Pin::new(&mut *write);
+            match slices {
+                [one] => write.poll_write(cx, one),
+                _ => write.poll_write_vectored(cx, slices),
+            }
+        })
     })
     .await?;
     if written == 0 {

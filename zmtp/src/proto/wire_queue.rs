@@ -22,6 +22,9 @@ pub(crate) const ZERO_COPY_MIN: usize = 2 * 1024;
 /// bodies and their headers.
 pub const MAX_SLICES: usize = 512;
 
+/// The slices of a short queue: one message of a few frames, and its headers.
+const FEW_SLICES: usize = 8;
+
 /// Encoded bytes waiting for the socket, in order: what a
 /// [`Connection`](super::Connection) produces. Write [`slices`](Self::slices), then
 /// [`advance`](Self::advance) by what the write took.
@@ -110,18 +113,35 @@ impl WireQueue {
         used
     }
 
+    /// Calls `write` with [`slices`](Self::slices) of the queued bytes, gathered on
+    /// the stack in an array no larger than what is queued needs: a few slices for
+    /// a short queue (one message's frames), [`MAX_SLICES`] only for a long one.
+    /// Setting up the full array costs 8 KiB of stores, once per write.
+    pub fn with_slices<R>(&self, write: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
+        // Every chunk, and the tail.
+        if self.chunks.len() < FEW_SLICES {
+            let mut slices = [IoSlice::new(&[]); FEW_SLICES];
+            let used = self.slices(&mut slices);
+            write(&slices[..used])
+        } else {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let used = self.slices(&mut slices);
+            write(&slices[..used])
+        }
+    }
+
     /// Takes everything queued as one contiguous buffer, as successive gathered
     /// writes would send it (large bodies are copied): for transports without
     /// `writev`, and for tests.
     pub fn take_all(&mut self) -> BytesMut {
         let mut all = BytesMut::with_capacity(self.len());
         while !self.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let used = self.slices(&mut slices);
             let before = all.len();
-            for slice in &slices[..used] {
-                all.put_slice(slice);
-            }
+            self.with_slices(|slices| {
+                for slice in slices {
+                    all.put_slice(slice);
+                }
+            });
             self.advance(all.len() - before);
         }
         all
