@@ -307,7 +307,7 @@ where
     };
     let result = match args.command {
         Some(Command::Demo { seconds }) => runtime.block_on(crate::demo::run(seconds)),
-        None => runtime.block_on(run(args)),
+        None => runtime.block_on(as_task(run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -315,6 +315,21 @@ where
             eprintln!("mdp-broker: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs `broker` as a spawned task rather than as the runtime's `block_on`
+/// future. On the current-thread runtime a woken `block_on` future is polled only
+/// after one more non-blocking turn of the I/O driver (tokio's `park_yield`): an
+/// extra `epoll_wait` each time a connection's task hands the broker a message,
+/// where a task is polled straight from the run queue (1 x 1: 3.9 `epoll_wait`
+/// calls per request before, 1.9 after).
+async fn as_task(
+    broker: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+) -> Result<(), String> {
+    match tokio::spawn(broker).await {
+        Ok(result) => result,
+        Err(e) => Err(format!("the broker task failed: {e}")),
     }
 }
 
