@@ -220,6 +220,23 @@ mod tests {
     }
 
     #[test]
+    fn with_slices_gives_every_slice_on_either_side_of_few() {
+        // Each message of one large frame adds a header to the tail and a shared
+        // chunk: the queues cross FEW_SLICES one chunk at a time.
+        let big = message(&[ZERO_COPY_MIN]);
+        let mut queue = WireQueue::new();
+        for _ in 0..2 * FEW_SLICES {
+            queue.push_message(&big);
+            let mut all = [IoSlice::new(&[]); MAX_SLICES];
+            let used = queue.slices(&mut all);
+            let same = queue.with_slices(|slices| {
+                slices.len() == used && slices.iter().zip(&all[..used]).all(|(a, b)| a[..] == b[..])
+            });
+            assert!(same, "{} chunks", queue.chunks.len());
+        }
+    }
+
+    #[test]
     fn partial_writes_advance_through_chunks_and_tail() {
         let msg = message(&[10, ZERO_COPY_MIN, 10]);
         let mut queue = WireQueue::new();
