@@ -14,9 +14,9 @@
 //! outnumber the clients waiting, so no operation costs more than the client's own
 //! requests, amortised.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use zmtp::PeerId;
+use zmtp::{IdHashMap, PeerId};
 
 /// A request's number in the broker.
 pub(crate) type RequestId = u64;
@@ -32,7 +32,7 @@ struct ClientQueue {
 #[derive(Debug, Default)]
 pub(crate) struct FairQueue {
     turns: VecDeque<PeerId>,
-    clients: HashMap<PeerId, ClientQueue>,
+    clients: IdHashMap<PeerId, ClientQueue>,
     len: usize,
     /// Entries of `turns` whose client has nothing waiting.
     stale: usize,

@@ -453,10 +453,7 @@ impl Broker {
     /// Queues `msg` for `peer`: `what` it is, in which dialect, about which service
     /// (for the trace line at `-vv`).
     fn send(&mut self, peer: &PeerId, what: Outgoing<'_>, msg: Message) {
-        tracing::trace!(peer = %printable(peer.routing_id()), connection = peer.connection(),
-            command = what.command, dialect = what.dialect.map_or("MDPB01", Dialect::name), service = %printable(what.service),
-            frames = msg.len(), bytes = msg.byte_len(), "out");
-        self.outgoing.push((peer.clone(), msg));
+        queue_out(&mut self.outgoing, peer, what, msg);
     }
 
     /// Logs a warning about something a peer did, rate-limited (see [`notices`]).
@@ -900,13 +897,12 @@ impl Broker {
 
     /// Gives waiting requests of `name` to idle workers, in turn on both sides.
     fn dispatch(&mut self, name: &Bytes) {
-        loop {
-            let Some(service) = self.services.get_mut(name) else {
-                return;
-            };
-            if service.queue.is_empty() {
-                break;
-            }
+        // One lookup for the whole turn: the service's queue and idle workers are
+        // worked while the other fields (workers, requests, ledger, output) change.
+        let Some(service) = self.services.get_mut(name) else {
+            return;
+        };
+        while !service.queue.is_empty() {
             // The oldest idle worker that is still registered and idle.
             let worker = loop {
                 match service.idle.pop_front() {
@@ -941,15 +937,23 @@ impl Broker {
                 let cost = r.cost;
                 self.ledger.served(&client, cost);
             }
-            self.send(&worker, Outgoing::new("REQUEST", dialect, name), msg);
+            queue_out(
+                &mut self.outgoing,
+                &worker,
+                Outgoing::new("REQUEST", dialect, name),
+                msg,
+            );
         }
+        let unused = service.workers == 0 && service.queue.is_empty();
         self.peers.touch(name);
-        self.hand_to_peers(name);
-        self.forget_if_unused(name);
+        if !self.peers.links.is_empty() {
+            self.hand_to_peers(name);
+            self.forget_if_unused(name);
+        } else if unused {
+            self.services.remove(name);
+        }
     }
 
-    /// Drops the entry of a service with no workers and nothing waiting, so names
-    /// invented by clients do not pile up.
     fn forget_if_unused(&mut self, name: &Bytes) {
         if self
             .services
@@ -1189,6 +1193,19 @@ impl<'a> Outgoing<'a> {
             service,
         }
     }
+}
+
+/// Queues `msg` for `peer` (and traces it).
+fn queue_out(
+    outgoing: &mut Vec<(PeerId, Message)>,
+    peer: &PeerId,
+    what: Outgoing<'_>,
+    msg: Message,
+) {
+    tracing::trace!(peer = %printable(peer.routing_id()), connection = peer.connection(),
+        command = what.command, dialect = what.dialect.map_or("MDPB01", Dialect::name), service = %printable(what.service),
+        frames = msg.len(), bytes = msg.byte_len(), "out");
+    outgoing.push((peer.clone(), msg));
 }
 
 /// What a request costs its client: its frames and the broker's bookkeeping.

@@ -206,12 +206,21 @@ impl Refusal {
 #[derive(Debug)]
 struct Connection {
     source: Source,
+    /// Its address's record.
+    address: AddressId,
     usage: Usage,
     paused: bool,
 }
 
-#[derive(Debug, Default)]
+/// An address's record's number: ours, handed out in turn, so its map hashes it
+/// in a multiply. The map keyed by the address itself (a key a peer picks, within
+/// its means) keeps SipHash and is looked up only as connections come and go, not
+/// several times for every request.
+type AddressId = u64;
+
+#[derive(Debug)]
 struct Address {
+    source: Source,
     usage: Usage,
     unserved: Usage,
     connections: usize,
@@ -224,7 +233,10 @@ struct Address {
 pub(crate) struct Ledger {
     quotas: Quotas,
     connections: IdHashMap<PeerId, Connection>,
-    addresses: HashMap<Source, Address>,
+    /// Each address with connections, and its record's number.
+    address_ids: HashMap<Source, AddressId>,
+    addresses: IdHashMap<AddressId, Address>,
+    next_address: AddressId,
     total: Usage,
     unserved: Usage,
     /// Every paused connection.
@@ -237,7 +249,9 @@ impl Ledger {
         Ledger {
             quotas,
             connections: IdHashMap::default(),
-            addresses: HashMap::new(),
+            address_ids: HashMap::new(),
+            addresses: IdHashMap::default(),
+            next_address: 0,
             total: Usage::default(),
             unserved: Usage::default(),
             paused: IdHashSet::default(),
@@ -255,30 +269,47 @@ impl Ledger {
         if self.connections.contains_key(peer) {
             return;
         }
+        let address = match self.address_ids.get(&source) {
+            Some(&id) => id,
+            None => {
+                let id = self.next_address;
+                self.next_address += 1;
+                self.address_ids.insert(source, id);
+                self.addresses.insert(
+                    id,
+                    Address {
+                        source,
+                        usage: Usage::default(),
+                        unserved: Usage::default(),
+                        connections: 0,
+                        paused: IdHashSet::default(),
+                    },
+                );
+                id
+            }
+        };
+        if let Some(a) = self.addresses.get_mut(&address) {
+            a.connections += 1;
+        }
         self.connections.insert(
             peer.clone(),
             Connection {
                 source,
+                address,
                 usage: Usage::default(),
                 paused: false,
             },
         );
-        self.addresses.entry(source).or_default().connections += 1;
     }
 
     /// The connection's record, made (as a local peer) if it never connected: the
     /// state machine may be fed messages without arrivals.
-    fn connection(&mut self, peer: &PeerId) -> Source {
+    fn connection(&mut self, peer: &PeerId) -> AddressId {
         if let Some(c) = self.connections.get(peer) {
-            return c.source;
+            return c.address;
         }
         self.connect(peer, Source::Local);
-        Source::Local
-    }
-
-    /// The source of `peer`, if it is connected.
-    pub(crate) fn source(&self, peer: &PeerId) -> Option<Source> {
-        self.connections.get(peer).map(|c| c.source)
+        self.connections.get(peer).map_or(0, |c| c.address)
     }
 
     /// `peer` is leaving: it is no longer paused, and will not be resumed (its
@@ -289,7 +320,7 @@ impl Ledger {
         };
         c.paused = false;
         self.paused.remove(peer);
-        if let Some(a) = self.addresses.get_mut(&c.source) {
+        if let Some(a) = self.addresses.get_mut(&c.address) {
             a.paused.remove(peer);
         }
     }
@@ -301,7 +332,7 @@ impl Ledger {
             return;
         };
         self.paused.remove(peer);
-        let address_gone = match self.addresses.get_mut(&c.source) {
+        let address_gone = match self.addresses.get_mut(&c.address) {
             Some(a) => {
                 a.usage.sub(c.usage);
                 a.connections = a.connections.saturating_sub(1);
@@ -313,9 +344,10 @@ impl Ledger {
         let total_was_high = self.total.reaches(self.total_resume_mark());
         self.total.sub(c.usage);
         if address_gone {
-            self.addresses.remove(&c.source);
+            self.addresses.remove(&c.address);
+            self.address_ids.remove(&c.source);
         }
-        self.resume_after_release(c.source, total_was_high);
+        self.resume_after_release(c.address, total_was_high);
     }
 
     /// Charges a new request of `cost` to `peer`, or refuses it. `unserved`: its
@@ -326,9 +358,9 @@ impl Ledger {
         cost: Usage,
         unserved: bool,
     ) -> Result<(), Refusal> {
-        let source = self.connection(peer);
+        let address = self.connection(peer);
         let q = self.quotas;
-        let (conn_usage, addr) = match (self.connections.get(peer), self.addresses.get(&source)) {
+        let (conn_usage, addr) = match (self.connections.get(peer), self.addresses.get(&address)) {
             (Some(c), Some(a)) => (c.usage, a),
             _ => return Err(Refusal::Connection), // ok: made just above
         };
@@ -352,7 +384,7 @@ impl Ledger {
         }
         self.charge(peer, cost);
         if unserved {
-            self.charge_unserved(source, cost);
+            self.charge_unserved(address, cost);
         }
         let conn_over = self
             .connections
@@ -360,7 +392,7 @@ impl Ledger {
             .is_some_and(|c| c.usage.reaches(q.per_connection));
         let addr_over = self
             .addresses
-            .get(&source)
+            .get(&address)
             .is_some_and(|a| a.usage.reaches(q.per_address));
         if conn_over || addr_over || self.total.reaches(self.total_pause_mark()) {
             self.pause(peer);
@@ -384,7 +416,7 @@ impl Ledger {
         }
         if self
             .addresses
-            .get(&c.source)
+            .get(&c.address)
             .is_some_and(|a| a.usage.plus(extra).exceeds(q.per_address.scaled(2, 1)))
         {
             return Err(Refusal::Address);
@@ -401,14 +433,14 @@ impl Ledger {
             return;
         };
         c.usage.add(cost);
-        if let Some(a) = self.addresses.get_mut(&c.source) {
+        if let Some(a) = self.addresses.get_mut(&c.address) {
             a.usage.add(cost);
         }
         self.total.add(cost);
     }
 
-    fn charge_unserved(&mut self, source: Source, cost: Usage) {
-        if let Some(a) = self.addresses.get_mut(&source) {
+    fn charge_unserved(&mut self, address: AddressId, cost: Usage) {
+        if let Some(a) = self.addresses.get_mut(&address) {
             a.unserved.add(cost);
         }
         self.unserved.add(cost);
@@ -417,8 +449,8 @@ impl Ledger {
     /// A request of `peer` that counted as unserved was given to a worker, or left:
     /// it no longer uses that share.
     pub(crate) fn served(&mut self, peer: &PeerId, cost: Usage) {
-        if let Some(source) = self.source(peer) {
-            if let Some(a) = self.addresses.get_mut(&source) {
+        if let Some(c) = self.connections.get(peer) {
+            if let Some(a) = self.addresses.get_mut(&c.address) {
                 a.unserved.sub(cost);
             }
         }
@@ -432,34 +464,34 @@ impl Ledger {
             return;
         };
         c.usage.sub(cost);
-        let source = c.source;
+        let address = c.address;
         let total_was_high = self.total.reaches(self.total_resume_mark());
-        if let Some(a) = self.addresses.get_mut(&source) {
+        if let Some(a) = self.addresses.get_mut(&address) {
             a.usage.sub(cost);
         }
         self.total.sub(cost);
         self.resume_if_able(peer);
-        self.resume_after_release(source, total_was_high);
+        self.resume_after_release(address, total_was_high);
     }
 
-    /// Something of `source` was released: when that took the total below its
-    /// resume mark, every paused connection may go on; otherwise those of `source`.
-    fn resume_after_release(&mut self, source: Source, total_was_high: bool) {
+    /// Something of `address` was released: when that took the total below its
+    /// resume mark, every paused connection may go on; otherwise those of `address`.
+    fn resume_after_release(&mut self, address: AddressId, total_was_high: bool) {
         if total_was_high && !self.total.reaches(self.total_resume_mark()) {
             let paused: Vec<PeerId> = self.paused.iter().cloned().collect();
             for p in paused {
                 self.resume_if_able(&p);
             }
         } else {
-            self.resume_waiting(source);
+            self.resume_waiting(address);
         }
     }
 
-    /// Resumes the paused connections of `source` that may go on, when the address
+    /// Resumes the paused connections of `address` that may go on, when the address
     /// is below its resume mark.
-    fn resume_waiting(&mut self, source: Source) {
+    fn resume_waiting(&mut self, address: AddressId) {
         let q = self.quotas;
-        let Some(a) = self.addresses.get(&source) else {
+        let Some(a) = self.addresses.get(&address) else {
             return;
         };
         if a.paused.is_empty() || a.usage.reaches(q.per_address.scaled(3, 4)) {
@@ -479,7 +511,7 @@ impl Ledger {
             return;
         }
         c.paused = true;
-        if let Some(a) = self.addresses.get_mut(&c.source) {
+        if let Some(a) = self.addresses.get_mut(&c.address) {
             a.paused.insert(peer.clone());
         }
         self.paused.insert(peer.clone());
@@ -497,7 +529,7 @@ impl Ledger {
         if !c.paused || total_high || c.usage.reaches(q.per_connection.scaled(3, 4)) {
             return;
         }
-        let Some(a) = self.addresses.get_mut(&c.source) else {
+        let Some(a) = self.addresses.get_mut(&c.address) else {
             return;
         };
         if a.usage.reaches(q.per_address.scaled(3, 4)) {
@@ -588,7 +620,15 @@ impl Ledger {
                 self.total, self.quotas.total
             ));
         }
-        for (source, a) in &self.addresses {
+        for a in self.addresses.values() {
+            let source = &a.source;
+            let filed = self
+                .address_ids
+                .get(source)
+                .and_then(|id| self.addresses.get(id));
+            if !filed.is_some_and(|b| b.source == *source) {
+                return Err(format!("{source}'s record is not under its address"));
+            }
             let Some((usage, unserved, connections)) = per_address.get(source) else {
                 return Err(format!("{source} is kept with no connection"));
             };
@@ -604,7 +644,9 @@ impl Ledger {
                 return Err(format!("{source} holds {:?}, over its bounds", a.usage));
             }
         }
-        if per_address.len() != self.addresses.len() {
+        if per_address.len() != self.addresses.len()
+            || self.address_ids.len() != self.addresses.len()
+        {
             return Err("an address with connections has no record".into());
         }
         Ok(())
