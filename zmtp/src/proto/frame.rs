@@ -175,7 +175,13 @@ impl Decoder for FrameCodec {
             return Ok(None);
         }
         src.advance(header);
-        let body = src.split_to(size).freeze();
+        // An empty frame (a delimiter; Majordomo has one to three per message)
+        // shares nothing: no count on the read buffer to take and give back.
+        let body = if size == 0 {
+            Bytes::new()
+        } else {
+            src.split_to(size).freeze()
+        };
         Ok(Some(Frame {
             more,
             command,
