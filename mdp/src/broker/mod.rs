@@ -750,7 +750,7 @@ impl Broker {
                 kind,
                 body,
             }
-            .encode(dialect, request.enveloped);
+            .into_message(dialect, request.enveloped);
             let command = if kind == ReplyKind::Final {
                 "FINAL"
             } else {
@@ -785,7 +785,7 @@ impl Broker {
                 kind: ReplyKind::Final,
                 body: std::mem::take(&mut request.gathered),
             };
-            let msg = reply.encode(dialect, request.enveloped);
+            let msg = reply.into_message(dialect, request.enveloped);
             self.send(&client, Outgoing::new("REPLY", dialect, &service), msg);
         }
     }
@@ -927,11 +927,7 @@ impl Broker {
             };
             w.busy = Some(id);
             r.worker = Some(worker.clone());
-            let msg = ToWorker::Request {
-                client: r.client.routing_id().clone(),
-                body: r.body.clone(),
-            }
-            .encode(w.dialect);
+            let msg = ToWorker::request(w.dialect, r.client.routing_id(), &r.body);
             let dialect = w.dialect;
             if std::mem::take(&mut r.unserved) {
                 let cost = r.cost;

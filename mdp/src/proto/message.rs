@@ -313,34 +313,19 @@ impl Request {
 impl Reply {
     /// The frames the broker sends to a client of `dialect` (after the routing id).
     pub fn encode(&self, dialect: Dialect, enveloped: bool) -> Message {
-        let mut msg = Message::new();
-        if enveloped {
-            msg.push_back(Bytes::new());
-        }
-        msg.push_back(dialect.client_header());
-        let service = self.service.clone().unwrap_or_default();
-        match dialect {
-            Dialect::Mdp01 => msg.push_back(service),
-            Dialect::Mdp02 => {
-                msg.push_back(match self.kind {
-                    ReplyKind::Partial => &b"\x02"[..],
-                    ReplyKind::Final => &b"\x03"[..],
-                });
-                msg.push_back(service);
-            }
-            // majortomo clients take every frame after the code as body: no service.
-            Dialect::Majortomo => msg.push_back(match self.kind {
-                ReplyKind::Partial => &b"\x03"[..],
-                ReplyKind::Final => &b"\x04"[..],
-            }),
-            // Overseer's broker leaves the worker's delimiter in front of the body.
-            Dialect::Overseer => {
-                msg.push_back(service);
-                msg.push_back(Bytes::new());
-            }
-        }
-        msg.extend(self.body.iter().cloned());
-        msg
+        reply_message(
+            dialect,
+            enveloped,
+            self.kind,
+            self.service.clone(),
+            self.body.iter().cloned(),
+        )
+    }
+
+    /// As [`Reply::encode`], moving the body's frames into the message instead of
+    /// sharing them (no reference count taken and given back per frame).
+    pub fn into_message(self, dialect: Dialect, enveloped: bool) -> Message {
+        reply_message(dialect, enveloped, self.kind, self.service, self.body)
     }
 
     /// Parses what a client of `dialect` receives on a DEALER socket.
@@ -387,19 +372,64 @@ impl Reply {
     }
 }
 
+/// A reply's frames for a client of `dialect`: the header, then `body`.
+fn reply_message(
+    dialect: Dialect,
+    enveloped: bool,
+    kind: ReplyKind,
+    service: Option<Bytes>,
+    body: impl IntoIterator<Item = Bytes>,
+) -> Message {
+    let mut msg = Message::new();
+    if enveloped {
+        msg.push_back(Bytes::new());
+    }
+    msg.push_back(dialect.client_header());
+    let service = service.unwrap_or_default();
+    match dialect {
+        Dialect::Mdp01 => msg.push_back(service),
+        Dialect::Mdp02 => {
+            msg.push_back(match kind {
+                ReplyKind::Partial => &b"\x02"[..],
+                ReplyKind::Final => &b"\x03"[..],
+            });
+            msg.push_back(service);
+        }
+        // majortomo clients take every frame after the code as body: no service.
+        Dialect::Majortomo => msg.push_back(match kind {
+            ReplyKind::Partial => &b"\x03"[..],
+            ReplyKind::Final => &b"\x04"[..],
+        }),
+        // Overseer's broker leaves the worker's delimiter in front of the body.
+        Dialect::Overseer => {
+            msg.push_back(service);
+            msg.push_back(Bytes::new());
+        }
+    }
+    msg.extend(body);
+    msg
+}
+
 impl ToWorker {
     /// The frames the broker sends to a worker of `dialect` (after the routing id).
     pub fn encode(&self, dialect: Dialect) -> Message {
         let codes = dialect.worker_codes();
         let mut msg = worker_header(dialect);
         match self {
-            ToWorker::Request { client, body } => {
-                msg.push_back(codes.request);
-                push_addressed(&mut msg, client, body);
-            }
+            ToWorker::Request { client, body } => return ToWorker::request(dialect, client, body),
             ToWorker::Heartbeat => msg.push_back(codes.heartbeat),
             ToWorker::Disconnect => msg.push_back(codes.disconnect),
         }
+        msg
+    }
+
+    /// A REQUEST for a worker of `dialect` from borrowed parts: what
+    /// `ToWorker::Request { client, body }.encode(dialect)` gives, without cloning
+    /// the body into a `ToWorker` first.
+    pub fn request(dialect: Dialect, client: &Bytes, body: &Message) -> Message {
+        let mut msg = worker_header(dialect);
+        msg.push_back(dialect.worker_codes().request);
+        push_addressed(&mut msg, client, body);
         msg
     }
 

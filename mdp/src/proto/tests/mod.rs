@@ -54,6 +54,16 @@ proptest! {
     }
 
     #[test]
+    fn a_reply_moved_into_its_message_is_the_one_encoded(dialect in arb_dialect(),
+            enveloped in any::<bool>(), partial in any::<bool>(),
+            service in proptest::option::of("[a-z.]{1,12}"), body in arb_body()) {
+        let kind = if partial { ReplyKind::Partial } else { ReplyKind::Final };
+        let reply = Reply { service: service.map(Bytes::from), kind, body };
+        let encoded = reply.encode(dialect, enveloped);
+        prop_assert_eq!(reply.into_message(dialect, enveloped), encoded);
+    }
+
+    #[test]
     fn replies_round_trip(dialect in arb_dialect(), req_envelope in any::<bool>(),
                           partial in any::<bool>(), body in arb_body()) {
         let enveloped = dialect.leading_empty() || req_envelope;
