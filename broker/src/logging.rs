@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -42,29 +43,27 @@ pub fn init(settings: &LogSettings) -> io::Result<Option<WorkerGuard>> {
         .filter(|directives| !directives.trim().is_empty())
         .and_then(filter_for)
         .unwrap_or_else(|| Box::new(level.parse::<Targets>().unwrap_or_default()));
-    let layer = tracing_subscriber::fmt::layer();
-    match &settings.file {
-        None => {
-            // Colours only for a terminal: not in pipes, journald or CI logs.
-            let ansi = io::IsTerminal::is_terminal(&io::stderr());
-            let layer = layer.with_writer(io::stderr).with_ansi(ansi);
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
-                .init();
-            Ok(None)
-        }
+    let (writer, ansi, guard) = match &settings.file {
+        // Colours only for a terminal: not in pipes, journald or CI logs.
+        None => (
+            BoxMakeWriter::new(io::stderr),
+            io::IsTerminal::is_terminal(&io::stderr()),
+            None,
+        ),
         Some(path) => {
             let file = RotatingFile::open(path, settings.max_size, settings.keep)?;
             let (writer, guard) = tracing_appender::non_blocking(file);
-            let layer = layer.with_writer(writer).with_ansi(false);
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
-                .init();
-            Ok(Some(guard))
+            (BoxMakeWriter::new(writer), false, Some(guard))
         }
-    }
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .init();
+    Ok(guard)
 }
 
 /// The filter for `directives` (`RUST_LOG` syntax). Targets and levels only, the

@@ -18,7 +18,11 @@
 //! its room). A connection that stops without such a read (a peer that floods, then
 //! goes quiet) would keep its spares; so all the spares of the process together
 //! are bounded too ([`MAX_SPARE_BYTES_IN_ALL`]): past it a buffer is simply not
-//! kept, and ten thousand such peers cost no more than one budget.
+//! kept, and ten thousand such peers cost no more than one budget. One connection
+//! holds at most [`MAX_SPARES`] × [`MAX_SPARE_BYTES`] (768 KiB) of it, so filling it
+//! takes about ninety connections that flood and then stay quiet; what the others
+//! meet then is a fresh allocation for their next buffer, as before spares
+//! existed: slower, nothing refused or lost.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -207,7 +207,7 @@ impl Broker {
                     s.workers
                 ));
             }
-            if s.workers == 0 && s.queue.is_empty() {
+            if s.is_unused() {
                 return Err(format!("{service} is kept with no workers and no requests"));
             }
             s.queue.check().map_err(|e| format!("{service}: {e}"))?;

@@ -255,6 +255,14 @@ struct Service {
     workers: usize,
 }
 
+impl Service {
+    /// No workers and nothing waiting: the entry can go, so names invented by
+    /// clients do not pile up.
+    fn is_unused(&self) -> bool {
+        self.workers == 0 && self.queue.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct PendingRequest {
     client: PeerId,
@@ -940,7 +948,7 @@ impl Broker {
                 msg,
             );
         }
-        let unused = service.workers == 0 && service.queue.is_empty();
+        let unused = service.is_unused();
         self.peers.touch(name);
         if !self.peers.links.is_empty() {
             self.hand_to_peers(name);
@@ -950,12 +958,9 @@ impl Broker {
         }
     }
 
+    /// Drops the entry of `name` if it is unused.
     fn forget_if_unused(&mut self, name: &Bytes) {
-        if self
-            .services
-            .get(name)
-            .is_some_and(|s| s.workers == 0 && s.queue.is_empty())
-        {
+        if self.services.get(name).is_some_and(Service::is_unused) {
             self.services.remove(name);
         }
     }

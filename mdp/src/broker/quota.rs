@@ -228,6 +228,18 @@ struct Address {
     paused: IdHashSet<PeerId>,
 }
 
+impl Address {
+    fn new(source: Source) -> Address {
+        Address {
+            source,
+            usage: Usage::default(),
+            unserved: Usage::default(),
+            connections: 0,
+            paused: IdHashSet::default(),
+        }
+    }
+}
+
 /// Usage per connection, per address and in all, and the pause decisions.
 #[derive(Debug)]
 pub(crate) struct Ledger {
@@ -264,33 +276,21 @@ impl Ledger {
         self.flow.drain(..)
     }
 
-    /// `peer` connected from `source`. A peer already known keeps its record.
-    pub(crate) fn connect(&mut self, peer: &PeerId, source: Source) {
-        if self.connections.contains_key(peer) {
-            return;
+    /// `peer` connected from `source`; its address's record. A peer already known
+    /// keeps its record.
+    pub(crate) fn connect(&mut self, peer: &PeerId, source: Source) -> AddressId {
+        if let Some(c) = self.connections.get(peer) {
+            return c.address;
         }
-        let address = match self.address_ids.get(&source) {
-            Some(&id) => id,
-            None => {
-                let id = self.next_address;
-                self.next_address += 1;
-                self.address_ids.insert(source, id);
-                self.addresses.insert(
-                    id,
-                    Address {
-                        source,
-                        usage: Usage::default(),
-                        unserved: Usage::default(),
-                        connections: 0,
-                        paused: IdHashSet::default(),
-                    },
-                );
-                id
-            }
-        };
-        if let Some(a) = self.addresses.get_mut(&address) {
-            a.connections += 1;
-        }
+        let (next, addresses) = (&mut self.next_address, &mut self.addresses);
+        let address = *self.address_ids.entry(source).or_insert_with(|| {
+            *next += 1;
+            *next
+        });
+        addresses
+            .entry(address)
+            .or_insert_with(|| Address::new(source))
+            .connections += 1;
         self.connections.insert(
             peer.clone(),
             Connection {
@@ -300,16 +300,7 @@ impl Ledger {
                 paused: false,
             },
         );
-    }
-
-    /// The connection's record, made (as a local peer) if it never connected: the
-    /// state machine may be fed messages without arrivals.
-    fn connection(&mut self, peer: &PeerId) -> AddressId {
-        if let Some(c) = self.connections.get(peer) {
-            return c.address;
-        }
-        self.connect(peer, Source::Local);
-        self.connections.get(peer).map_or(0, |c| c.address)
+        address
     }
 
     /// `peer` is leaving: it is no longer paused, and will not be resumed (its
@@ -358,7 +349,9 @@ impl Ledger {
         cost: Usage,
         unserved: bool,
     ) -> Result<(), Refusal> {
-        let address = self.connection(peer);
+        // Made (as a local peer) if it never connected: the state machine may be
+        // fed messages without arrivals.
+        let address = self.connect(peer, Source::Local);
         let q = self.quotas;
         let (conn_usage, addr) = match (self.connections.get(peer), self.addresses.get(&address)) {
             (Some(c), Some(a)) => (c.usage, a),

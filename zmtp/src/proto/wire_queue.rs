@@ -19,7 +19,9 @@ use crate::proto::Message;
 pub(crate) const ZERO_COPY_MIN: usize = 2 * 1024;
 
 /// At most this many slices per `writev` (Linux allows 1024): a mebibyte of 2 KiB
-/// bodies and their headers.
+/// bodies and their headers. It bounds one write's gather on the stack, not what is
+/// queued: the connection encodes at most a mebibyte ahead of the socket (256 KiB
+/// of it copied), and what it cannot gather now goes in the next write.
 pub const MAX_SLICES: usize = 512;
 
 /// The slices of a short queue: one message of a few frames, and its headers.
