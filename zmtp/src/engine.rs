@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cancel_watch::CancelWatch;
 use crate::delivery::Delivery;
 use crate::direct_write::Lender;
 use crate::inbound::{Inbound, Pushed};
@@ -245,11 +246,8 @@ pub(crate) async fn run(
     // Messages in the last drain of the pipe: a writer is lent with a direct
     // write's credit only after a batch of at most one.
     let mut last_batch = 0;
-    let wake = pipe.wait_for_messages();
-    tokio::pin!(wake);
-    // Registered once, not per turn of the loop (each registration takes a lock).
-    let cancelled = close.cancelled();
-    tokio::pin!(cancelled);
+    // Polled for an atomic load per turn of the loop, not a lock.
+    let mut cancelled = CancelWatch::new(close);
     // The connection's next deadline, or the end of the linger period.
     let mut linger_until: Option<Instant> = None;
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -383,10 +381,7 @@ pub(crate) async fn run(
                 Ok(n) => out.advance(n),
                 Err(e) => return e.into(),
             },
-            () = &mut wake, if !pipe_ready => {
-                pipe_ready = true;
-                wake.set(pipe.wait_for_messages());
-            }
+            () = pipe.wait_for_messages(), if !pipe_ready => pipe_ready = true,
             () = &mut timer, if timer_at.is_some() => {
                 timer_at = None;
                 let now = Instant::now();

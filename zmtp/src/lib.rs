@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod backoff;
+mod cancel_watch;
 pub mod certificate;
 pub mod clock;
 pub mod defense;
@@ -37,6 +38,7 @@ pub mod proto;
 pub mod proxy;
 mod read_buffers;
 mod send_budget;
+mod signal;
 mod socket;
 mod topic_trie;
 pub mod transport;

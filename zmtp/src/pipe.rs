@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 
 use crate::direct_write::{Lender, LentWriter, Offered};
 use crate::send_budget::SendBudget;
+use crate::signal::Signal;
 use crate::transport::WriteHalf;
 use crate::Message;
 
@@ -106,7 +107,7 @@ pub(crate) struct Pipe {
     hwm: usize,
     /// `usize::MAX` when there is no byte limit.
     hwm_bytes: usize,
-    engine_wake: Notify,
+    engine_wake: Signal,
     writable: Arc<Notify>,
     closed: AtomicBool,
     /// Subscription changes were dropped (see [`Pipe::push_subscription`]): the
@@ -140,7 +141,7 @@ impl Pipe {
             queue: Mutex::new(Queue::default()),
             hwm: if hwm == 0 { usize::MAX } else { hwm },
             hwm_bytes: hwm_bytes.unwrap_or(usize::MAX),
-            engine_wake: Notify::new(),
+            engine_wake: Signal::default(),
             writable,
             closed: AtomicBool::new(false),
             subscriptions_lost: AtomicBool::new(false),
@@ -194,7 +195,7 @@ impl Pipe {
                 Offered::Written => return Ok(()),
                 Offered::Partly => {
                     drop(q);
-                    self.engine_wake.notify_one();
+                    self.engine_wake.raise();
                     return Ok(());
                 }
                 Offered::Declined(msg) => msg,
@@ -208,8 +209,8 @@ impl Pipe {
         }
         drop(q);
         if was_empty {
-            // Stores a permit if the engine is not waiting yet: no lost wake-up.
-            self.engine_wake.notify_one();
+            // Remembered if the engine is not waiting yet: no lost wake-up.
+            self.engine_wake.raise();
         }
         Ok(())
     }
@@ -251,7 +252,7 @@ impl Pipe {
             q.recount();
             self.subscriptions_lost.store(true, Ordering::Release);
             drop(q);
-            self.engine_wake.notify_one();
+            self.engine_wake.raise();
             return true;
         }
         let was_empty = q.items.is_empty();
@@ -260,7 +261,7 @@ impl Pipe {
         q.subscription_bytes += cost;
         drop(q);
         if was_empty {
-            self.engine_wake.notify_one();
+            self.engine_wake.raise();
         }
         true
     }
@@ -280,7 +281,7 @@ impl Pipe {
         q.recount();
         drop(q);
         if had_any {
-            self.engine_wake.notify_one();
+            self.engine_wake.raise();
         }
     }
 
@@ -378,8 +379,9 @@ impl Pipe {
     }
 
     /// Waits until something may have been queued.
+    /// One task waits at a time: the engine, or an inproc peer's forwarder.
     pub(crate) async fn wait_for_messages(&self) {
-        self.engine_wake.notified().await;
+        self.engine_wake.wait().await;
     }
 
     /// Closes the pipe for good: queued messages are dropped, later pushes refused.
@@ -390,7 +392,7 @@ impl Pipe {
         q.items.clear();
         q.recount();
         drop(q);
-        self.engine_wake.notify_one();
+        self.engine_wake.raise();
         self.writable.notify_waiters();
     }
 

@@ -214,6 +214,7 @@ async fn link(
         &ours.settings,
         Some(session),
         &theirs.identity(),
+        &ours.core.cancel,
     ) {
         Ok(attached) => attached,
         Err(_) => return LinkEnd::Refused,
@@ -228,6 +229,7 @@ async fn link(
         &theirs.settings,
         None,
         &ours.identity(),
+        &theirs.core.cancel,
     ) {
         Ok(attached) => attached,
         Err(e) => {

@@ -60,10 +60,16 @@ pub(crate) async fn listen(
                 let (core2, settings2) = (core.clone(), settings.clone());
                 core.tasks.spawn(
                     async move {
+                        // The socket's closing both stops the handshake and closes
+                        // the connection.
                         let stop = core2.cancel.clone();
+                        let ends = Ends {
+                            stop: &stop,
+                            close: &stop,
+                        };
                         let admitted = Some(admitted);
                         connection(
-                            &core2, stream, &addr, &settings2, None, &stop, admitted, deadline,
+                            &core2, stream, &addr, &settings2, None, ends, admitted, deadline,
                         )
                         .await;
                     }
@@ -108,7 +114,16 @@ pub(crate) async fn keep_connected(
 ) {
     let _stop_guard = stop.clone().drop_guard();
     let linger = settings.linger;
-    let (cancel, stop2, pipe2) = (core.cancel.clone(), stop.clone(), pipe.clone());
+    // Closes the endpoint's connections: at once when the socket closes (they
+    // linger) or when the endpoint is disconnected. Their engines watch this token
+    // alone, so nothing is polled twice on every turn of their loops.
+    let close = core.cancel.child_token();
+    let (cancel, stop2, close2, pipe2) = (
+        core.cancel.clone(),
+        stop.clone(),
+        close.clone(),
+        pipe.clone(),
+    );
     core.tasks.spawn(async move {
         tokio::select! {
             () = cancel.cancelled() => {
@@ -122,6 +137,7 @@ pub(crate) async fn keep_connected(
             }
             () = stop2.cancelled() => {}
         }
+        close2.cancel();
     });
 
     let mut backoff = Backoff::new(settings.reconnect_interval, settings.reconnect_interval_max);
@@ -139,8 +155,12 @@ pub(crate) async fn keep_connected(
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
                 let deadline = tokio::time::Instant::now() + settings.handshake_timeout;
+                let ends = Ends {
+                    stop: &stop,
+                    close: &close,
+                };
                 let (end, handshaken) = connection(
-                    &core, stream, &peer, &settings, session, &stop, None, deadline,
+                    &core, stream, &peer, &settings, session, ends, None, deadline,
                 )
                 .await;
                 established = handshaken;
@@ -169,6 +189,16 @@ pub(crate) async fn keep_connected(
     core.pair.release(PairOwner::Endpoint(key));
 }
 
+/// What ends a connection from our side.
+#[derive(Clone, Copy)]
+struct Ends<'a> {
+    /// Abandons the handshake.
+    stop: &'a CancellationToken,
+    /// Parent of the engine's close token: once the handshake is done, the
+    /// connection closes (after the linger) when this is cancelled.
+    close: &'a CancellationToken,
+}
+
 /// One connection: handshake (until `deadline`), join the peer table, run the
 /// engine, leave the table. Returns why it ended and whether the handshake had
 /// succeeded. An accepted connection (`admitted`) has its handshake watched by the
@@ -180,14 +210,14 @@ async fn connection(
     peer_addr: &str,
     settings: &Settings,
     session: Option<(PeerKey, Arc<Pipe>)>,
-    stop: &CancellationToken,
+    ends: Ends<'_>,
     mut admitted: Option<Admitted>,
     deadline: tokio::time::Instant,
 ) -> (ConnectionError, bool) {
     let guard = admitted.as_ref().map(|a| a.guard(peer_addr));
     let handshake = tokio::select! {
         h = engine::handshake(&mut stream, settings.handshake.clone(), deadline, peer_addr, guard) => h,
-        () = stop.cancelled() => return (ConnectionError::LocalClose, false),
+        () = ends.stop.cancelled() => return (ConnectionError::LocalClose, false),
     };
     if let Some(admitted) = &mut admitted {
         admitted.handshake_done();
@@ -206,13 +236,20 @@ async fn connection(
             // An ERROR we wrote must reach the peer: close gently.
             tokio::select! {
                 () = engine::close_after_error(&mut stream) => {}
-                () = stop.cancelled() => {}
+                () = ends.stop.cancelled() => {}
             }
             return (e, false);
         }
     };
     let peer = &established.peer;
-    let attached = match attach(core, peer_addr, settings, session, &peer.identity) {
+    let attached = match attach(
+        core,
+        peer_addr,
+        settings,
+        session,
+        &peer.identity,
+        ends.close,
+    ) {
         Ok(attached) => attached,
         Err(e) => return (e, true),
     };
@@ -233,16 +270,10 @@ async fn connection(
         attached.delivery.clone(),
         attached.close.clone(),
     );
-    tokio::pin!(run);
-    // A connecting endpoint that is disconnected (or the socket closing) closes
-    // the connection the same way: queued output still goes for the linger.
-    let end = tokio::select! {
-        end = &mut run => end,
-        () = stop.cancelled() => {
-            attached.close.cancel();
-            run.await
-        }
-    };
+    // The engine watches its close token (a child of `ends.close`) itself: a
+    // disconnected endpoint or a closing socket closes it, and what is queued
+    // still goes for the linger.
+    let end = run.await;
     detach(core, attached, peer_addr, &end).await;
     (end, true)
 }
@@ -265,13 +296,15 @@ pub(crate) struct Attached {
 /// Joins a peer to the socket after its handshake: PAIR's one slot, the peer table
 /// (ROUTER: under its routing id), the subscriptions a SUB resends and the welcome
 /// an XPUB sends. `session` is a connecting endpoint's key and pipe; an accepted peer
-/// gets new ones. `identity` is the peer's announced routing id.
+/// gets new ones. `identity` is the peer's announced routing id. The connection's
+/// close token is a child of `close_parent`.
 pub(crate) fn attach(
     core: &Core,
     peer_addr: &str,
     settings: &Settings,
     session: Option<(PeerKey, Arc<Pipe>)>,
     identity: &bytes::Bytes,
+    close_parent: &CancellationToken,
 ) -> Result<Attached, ConnectionError> {
     let persistent = session.is_some();
     let refuse = |e: ConnectionError| {
@@ -298,7 +331,7 @@ pub(crate) fn attach(
             (core.peers.add(pipe.clone()), pipe)
         }
     };
-    let close = core.cancel.child_token();
+    let close = close_parent.child_token();
     let gate = Arc::new(InputGate::default());
     let connection = core.peers.link(key, close.clone(), gate.clone());
     let prefix = if core.socket_type == SocketType::Router {
