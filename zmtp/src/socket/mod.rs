@@ -253,10 +253,11 @@ impl Socket {
                     .entry(endpoint.to_string())
                     .or_default()
                     .push(stop.clone());
-                self.core.tasks.spawn(
-                    session::keep_connected(core, endpoint, settings, key, pipe, stop)
-                        .instrument(span),
-                )
+                // Not instrumented as a whole: its connections' engines run outside
+                // the span (see `session::connection`).
+                self.core.tasks.spawn(session::keep_connected(
+                    core, endpoint, settings, key, pipe, stop, span,
+                ))
             }
         };
         Ok(())

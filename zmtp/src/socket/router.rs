@@ -22,7 +22,7 @@ use crate::Message;
 /// the connection, which no later connection of the socket ever gets. A peer that
 /// reconnects, or a new peer that takes a routing id someone else had, is a new
 /// `PeerId`: what is sent to the old one never reaches it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialOrd, Ord)]
 pub struct PeerId {
     routing_id: Bytes,
     connection: u64,
@@ -36,6 +36,19 @@ impl std::hash::Hash for PeerId {
         self.connection.hash(state);
     }
 }
+
+/// Equal when both parts are, the connection number compared first. Clones of one
+/// id (what a server's maps mostly hold and look up) share the routing id's bytes,
+/// which are then not compared one by one.
+impl PartialEq for PeerId {
+    fn eq(&self, other: &PeerId) -> bool {
+        let (a, b) = (&self.routing_id, &other.routing_id);
+        self.connection == other.connection
+            && ((a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b)
+    }
+}
+
+impl Eq for PeerId {}
 
 impl PeerId {
     /// A peer id from its parts (for tests and state machines that are fed events).
@@ -247,4 +260,26 @@ fn router_event(inbound: Inbound) -> Option<RouterEvent> {
         },
         InboundKind::Left => RouterEvent::Left { peer },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_are_equal_when_both_parts_are() {
+        let id = PeerId::new(&b"worker"[..], 1);
+        assert_eq!(id, id.clone());
+        assert_eq!(
+            id,
+            PeerId::new(&b"worker"[..], 1),
+            "other bytes, same value"
+        );
+        assert_ne!(id, PeerId::new(&b"worker"[..], 2));
+        assert_ne!(id, PeerId::new(&b"worker-2"[..], 1));
+        // The same first byte in memory, a shorter id.
+        let long = Bytes::from_static(b"worker");
+        let short = long.slice(..3);
+        assert_ne!(PeerId::new(long, 1), PeerId::new(short, 1));
+    }
 }

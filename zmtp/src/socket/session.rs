@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use super::admission::Admitted;
 use super::pair::PairOwner;
@@ -17,7 +17,7 @@ use super::sub::resubscribe;
 use crate::backoff::Backoff;
 use crate::defense::{Refusal, Topic};
 use crate::delivery::{Delivery, SubscriptionTable};
-use crate::engine::{self, ConnectionError};
+use crate::engine::{self, ConnectionError, Established};
 use crate::inbound::InboundKind;
 use crate::input_gate::InputGate;
 use crate::monitor::{Reason, ReasonKind, SocketEvent};
@@ -58,23 +58,21 @@ pub(crate) async fn listen(
                 };
                 let span = tracing::info_span!("zmtp", socket = %core.socket_type);
                 let (core2, settings2) = (core.clone(), settings.clone());
-                core.tasks.spawn(
-                    async move {
-                        // The socket's closing both stops the handshake and closes
-                        // the connection.
-                        let stop = core2.cancel.clone();
-                        let ends = Ends {
-                            stop: &stop,
-                            close: &stop,
-                        };
-                        let admitted = Some(admitted);
-                        connection(
-                            &core2, stream, &addr, &settings2, None, ends, admitted, deadline,
-                        )
-                        .await;
-                    }
-                    .instrument(span),
-                );
+                core.tasks.spawn(async move {
+                    // The socket's closing both stops the handshake and closes the
+                    // connection.
+                    let stop = core2.cancel.clone();
+                    let scope = Scope {
+                        stop: &stop,
+                        close: &stop,
+                        span: &span,
+                    };
+                    let admitted = Some(admitted);
+                    connection(
+                        &core2, stream, &addr, &settings2, None, scope, admitted, deadline,
+                    )
+                    .await;
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -103,7 +101,8 @@ fn refuse_over_cap(core: &Core, peer: &str, refusal: &Refusal) {
 /// lives across reconnects, so messages sent while the peer is away wait for it.
 ///
 /// When the socket closes with messages still queued, connecting goes on for the
-/// linger period so they can still be delivered, as libzmq does.
+/// linger period so they can still be delivered, as libzmq does. What it logs is
+/// said under `span`.
 pub(crate) async fn keep_connected(
     core: Arc<Core>,
     endpoint: Endpoint,
@@ -111,6 +110,7 @@ pub(crate) async fn keep_connected(
     key: PeerKey,
     pipe: Arc<Pipe>,
     stop: CancellationToken,
+    span: Span,
 ) {
     let _stop_guard = stop.clone().drop_guard();
     let linger = settings.linger;
@@ -155,12 +155,13 @@ pub(crate) async fn keep_connected(
                 let peer = endpoint.to_string();
                 let session = Some((key, pipe.clone()));
                 let deadline = tokio::time::Instant::now() + settings.handshake_timeout;
-                let ends = Ends {
+                let scope = Scope {
                     stop: &stop,
                     close: &close,
+                    span: &span,
                 };
                 let (end, handshaken) = connection(
-                    &core, stream, &peer, &settings, session, ends, None, deadline,
+                    &core, stream, &peer, &settings, session, scope, None, deadline,
                 )
                 .await;
                 established = handshaken;
@@ -169,11 +170,15 @@ pub(crate) async fn keep_connected(
                     break;
                 }
                 if !end.is_retryable() && !closing {
-                    tracing::warn!(%endpoint, reason = %end, "not reconnecting after a protocol error");
+                    span.in_scope(|| {
+                        tracing::warn!(%endpoint, reason = %end, "not reconnecting after a protocol error");
+                    });
                     break;
                 }
             }
-            Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed; will retry"),
+            Err(e) => span.in_scope(|| {
+                tracing::debug!(%endpoint, error = %e, "connect failed; will retry");
+            }),
         }
         let delay = backoff.after(established);
         core.events.emit(|| SocketEvent::ConnectRetried {
@@ -189,43 +194,97 @@ pub(crate) async fn keep_connected(
     core.pair.release(PairOwner::Endpoint(key));
 }
 
-/// What ends a connection from our side.
+/// What a connection runs under.
 #[derive(Clone, Copy)]
-struct Ends<'a> {
+struct Scope<'a> {
     /// Abandons the handshake.
     stop: &'a CancellationToken,
     /// Parent of the engine's close token: once the handshake is done, the
     /// connection closes (after the linger) when this is cancelled.
     close: &'a CancellationToken,
+    /// What the connection's log lines are said under (socket, endpoint).
+    span: &'a Span,
 }
 
 /// One connection: handshake (until `deadline`), join the peer table, run the
 /// engine, leave the table. Returns why it ended and whether the handshake had
 /// succeeded. An accepted connection (`admitted`) has its handshake watched by the
 /// endpoint's per-address defences, and its failures logged aggregated.
+///
+/// The engine runs outside `scope.span`: entering a span costs the subscriber a
+/// few hundred instructions, on every poll, and the engine logs nothing above debug.
 #[allow(clippy::too_many_arguments)]
 async fn connection(
+    core: &Core,
+    stream: Stream,
+    peer_addr: &str,
+    settings: &Settings,
+    session: Option<(PeerKey, Arc<Pipe>)>,
+    scope: Scope<'_>,
+    mut admitted: Option<Admitted>,
+    deadline: tokio::time::Instant,
+) -> (ConnectionError, bool) {
+    // `admitted` holds the connection's slot in the endpoint's caps until it ends.
+    let opened = open(
+        core,
+        stream,
+        peer_addr,
+        settings,
+        session,
+        scope,
+        &mut admitted,
+        deadline,
+    )
+    .instrument(scope.span.clone())
+    .await;
+    let (stream, established, attached) = match opened {
+        Ok(opened) => opened,
+        Err(end) => return end,
+    };
+    // The engine watches its close token (a child of `scope.close`) itself: a
+    // disconnected endpoint or a closing socket closes it, and what is queued
+    // still goes for the linger.
+    let end = engine::run(
+        stream,
+        established,
+        settings.connection,
+        settings.linger,
+        attached.pipe.clone(),
+        attached.delivery.clone(),
+        attached.close.clone(),
+    )
+    .await;
+    detach(core, attached, peer_addr, &end)
+        .instrument(scope.span.clone())
+        .await;
+    (end, true)
+}
+
+/// The handshake, and the peer joined to the socket: [`connection`] up to its
+/// engine. An error is the connection's end, and whether the handshake succeeded.
+#[allow(clippy::too_many_arguments)]
+async fn open(
     core: &Core,
     mut stream: Stream,
     peer_addr: &str,
     settings: &Settings,
     session: Option<(PeerKey, Arc<Pipe>)>,
-    ends: Ends<'_>,
-    mut admitted: Option<Admitted>,
+    scope: Scope<'_>,
+    admitted: &mut Option<Admitted>,
     deadline: tokio::time::Instant,
-) -> (ConnectionError, bool) {
+) -> Result<(Stream, Established, Attached), (ConnectionError, bool)> {
     let guard = admitted.as_ref().map(|a| a.guard(peer_addr));
     let handshake = tokio::select! {
         h = engine::handshake(&mut stream, settings.handshake.clone(), deadline, peer_addr, guard) => h,
-        () = ends.stop.cancelled() => return (ConnectionError::LocalClose, false),
+        () = scope.stop.cancelled() => return Err((ConnectionError::LocalClose, false)),
     };
-    if let Some(admitted) = &mut admitted {
+    if let Some(admitted) = admitted.as_mut() {
         admitted.handshake_done();
     }
     let established = match handshake {
         Ok(done) => done,
         Err(e) => {
-            match &admitted {
+            match admitted {
                 Some(admitted) => log_refused_handshake(admitted, settings, peer_addr, &e),
                 None => log_end(peer_addr, None, &e, "handshake failed"),
             }
@@ -236,23 +295,21 @@ async fn connection(
             // An ERROR we wrote must reach the peer: close gently.
             tokio::select! {
                 () = engine::close_after_error(&mut stream) => {}
-                () = ends.stop.cancelled() => {}
+                () = scope.stop.cancelled() => {}
             }
-            return (e, false);
+            return Err((e, false));
         }
     };
     let peer = &established.peer;
-    let attached = match attach(
+    let attached = attach(
         core,
         peer_addr,
         settings,
         session,
         &peer.identity,
-        ends.close,
-    ) {
-        Ok(attached) => attached,
-        Err(e) => return (e, true),
-    };
+        scope.close,
+    )
+    .map_err(|e| (e, true))?;
     announce(core, &attached, peer_addr).await;
     tracing::debug!(
         peer = peer_addr,
@@ -261,21 +318,7 @@ async fn connection(
         routing_id = attached.routing_id.as_deref(),
         "connected"
     );
-    let run = engine::run(
-        stream,
-        established,
-        settings.connection,
-        settings.linger,
-        attached.pipe.clone(),
-        attached.delivery.clone(),
-        attached.close.clone(),
-    );
-    // The engine watches its close token (a child of `ends.close`) itself: a
-    // disconnected endpoint or a closing socket closes it, and what is queued
-    // still goes for the linger.
-    let end = run.await;
-    detach(core, attached, peer_addr, &end).await;
-    (end, true)
+    Ok((stream, established, attached))
 }
 
 /// A peer that passed its handshake, joined to its socket.
