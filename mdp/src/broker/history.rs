@@ -6,12 +6,12 @@
 //! no worker now is forgotten to make room: a new service always gets its figures,
 //! and a service with workers is never forgotten.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::latency::LatencyWindow;
+use super::name_map::NameMap;
 
 /// Most service names whose history the broker keeps.
 pub const MAX_SERVICE_HISTORY: usize = 1024;
@@ -30,7 +30,7 @@ pub(crate) struct ServiceHistory {
 /// The figures of up to [`MAX_SERVICE_HISTORY`] services.
 #[derive(Debug, Default)]
 pub(crate) struct History {
-    services: HashMap<Bytes, ServiceHistory>,
+    services: NameMap<ServiceHistory>,
 }
 
 impl History {

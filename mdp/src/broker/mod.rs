@@ -41,7 +41,7 @@
 //!   ([`notices`]).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -56,6 +56,7 @@ mod history;
 mod invariants;
 pub mod latency;
 mod mmi;
+mod name_map;
 pub mod notices;
 mod peering;
 mod peers;
@@ -65,6 +66,7 @@ pub mod snapshot;
 use fair_queue::{FairQueue, RequestId};
 use history::History;
 pub use history::MAX_SERVICE_HISTORY;
+use name_map::NameMap;
 use notices::Notices;
 use peers::Peers;
 pub use peers::{MAX_ACCEPTED_PEERS, MAX_PEER_OFFER_BYTES, MAX_PEER_SERVICES};
@@ -317,7 +319,7 @@ pub struct BrokerStats {
 pub struct Broker {
     config: BrokerConfig,
     workers: IdHashMap<PeerId, WorkerState>,
-    services: HashMap<Bytes, Service>,
+    services: NameMap<Service>,
     requests: IdHashMap<RequestId, PendingRequest>,
     /// Each client's requests, so a departure costs its own.
     held_by: IdHashMap<PeerId, IdHashSet<RequestId>>,
@@ -363,7 +365,7 @@ impl Broker {
             ledger: Ledger::new(config.quotas),
             config,
             workers: IdHashMap::default(),
-            services: HashMap::new(),
+            services: NameMap::default(),
             requests: IdHashMap::default(),
             held_by: IdHashMap::default(),
             deadlines: BinaryHeap::new(),
@@ -726,10 +728,7 @@ impl Broker {
                 w.served += 1;
             }
             if let Some(service) = service {
-                if let Some(s) = self.services.get_mut(&service) {
-                    s.idle.push_back(worker.clone());
-                }
-                self.dispatch(&service);
+                self.dispatch_with(&service, Some(worker.clone()));
             }
         }
     }
@@ -905,11 +904,18 @@ impl Broker {
 
     /// Gives waiting requests of `name` to idle workers, in turn on both sides.
     fn dispatch(&mut self, name: &Bytes) {
+        self.dispatch_with(name, None);
+    }
+
+    /// [`Broker::dispatch`], with `idle` (a worker that just finished) added to the
+    /// service's idle workers first.
+    fn dispatch_with(&mut self, name: &Bytes, idle: Option<PeerId>) {
         // One lookup for the whole turn: the service's queue and idle workers are
         // worked while the other fields (workers, requests, ledger, output) change.
         let Some(service) = self.services.get_mut(name) else {
             return;
         };
+        service.idle.extend(idle);
         while !service.queue.is_empty() {
             // The oldest idle worker that is still registered and idle.
             let worker = loop {

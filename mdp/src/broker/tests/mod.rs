@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::proto::{Reply, ReplyKind, Request, ToWorker, WorkerCommand};
+use std::collections::HashMap;
 
 mod peering;
 mod quotas;
