@@ -94,7 +94,7 @@ impl WireQueue {
             if frame.len() >= ZERO_COPY_MIN {
                 self.push_shared(frame.clone());
             } else {
-                self.tail.put_slice(frame);
+                self.tail.extend_from_slice(frame);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Tests of `proto::frame`.
 
 use super::*;
+use bytes::BufMut;
 use proptest::prelude::*;
 
 fn decode_all(codec: &mut FrameCodec, bytes: &[u8]) -> Result<Vec<Frame>, FrameError> {
