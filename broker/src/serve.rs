@@ -89,14 +89,12 @@ pub async fn serve(
         mut peers,
         health,
     } = extras;
-    let mut summary = summary_every.map(|every| {
-        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval
-    });
+    // When the next summary line is due.
+    let mut summary_at = summary_every.map(|every| Instant::now() + every);
     let mut last_requests = 0;
-    // One timer for the state machine's next tick, moved only when that changes:
-    // a fresh timer per turn would enter and leave tokio's timer wheel every time.
+    // One timer for the state machine's next tick and the next summary, moved only
+    // when that changes: a fresh timer per turn would enter and leave tokio's timer
+    // wheel every time, and each timer more is one more future polled per turn.
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut timer_at = None;
@@ -105,9 +103,10 @@ pub async fn serve(
             health.turned(peers.as_ref().map_or(true, |links| links.ready(&broker)));
         }
         let tick = Instant::from_std(broker.next_tick(now()));
-        if timer_at != Some(tick) {
-            timer_at = Some(tick);
-            timer.as_mut().reset(tick);
+        let wake = summary_at.map_or(tick, |at| at.min(tick));
+        if timer_at != Some(wake) {
+            timer_at = Some(wake);
+            timer.as_mut().reset(wake);
         }
         tokio::select! {
             event = socket.recv_event() => {
@@ -122,13 +121,18 @@ pub async fn serve(
             }
             () = &mut timer => {
                 timer_at = None;
-                broker.handle_tick(now());
+                let at = Instant::now();
+                let summary_due = summary_at.is_some_and(|due| at >= due);
+                if summary_due {
+                    log_summary(&broker.stats_snapshot(), &mut last_requests);
+                    summary_at = summary_every.map(|every| at + every);
+                }
+                if !summary_due || at >= tick {
+                    broker.handle_tick(now());
+                }
             }
             Some(reply) = recv_some(&mut stats) => {
                 let _ = reply.send(broker.stats_snapshot());
-            }
-            _ = tick_some(&mut summary) => {
-                log_summary(&broker.stats_snapshot(), &mut last_requests);
             }
             () = &mut shutdown => {
                 tracing::info!("shutting down: disconnecting workers");
@@ -158,16 +162,6 @@ async fn next_on(peers: &mut Option<PeerLinks>) -> Result<Happened, Error> {
 async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next tick of an interval, or never without one.
-async fn tick_some(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
         None => std::future::pending().await,
     }
 }
