@@ -65,6 +65,48 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_raise_from_another_thread_is_lost() {
+        // Ping-pong: another thread makes a change and raises, then waits until the
+        // waiter has seen it before the next. Every raise must wake the waiter, in
+        // whatever state it is (checking, registering, asleep): one lost wake-up
+        // stalls both, and the timeout fails the test.
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const ROUNDS: usize = 20_000;
+        let signal = Arc::new(Signal::default());
+        let changed = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let producer = std::thread::spawn({
+            let (signal, changed, seen) = (signal.clone(), changed.clone(), seen.clone());
+            move || {
+                let give_up = std::time::Instant::now() + Duration::from_secs(60);
+                for round in 1..=ROUNDS {
+                    changed.store(round, Ordering::SeqCst);
+                    signal.raise();
+                    while seen.load(Ordering::SeqCst) < round {
+                        if std::time::Instant::now() > give_up {
+                            return;
+                        }
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        });
+        let watch = async {
+            while seen.load(Ordering::SeqCst) < ROUNDS {
+                signal.wait().await;
+                seen.store(changed.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        };
+        let result = tokio::time::timeout(Duration::from_secs(60), watch).await;
+        producer.join().unwrap(); // ok: test code
+        assert!(
+            result.is_ok(),
+            "a wake-up was lost after round {}",
+            seen.load(Ordering::SeqCst)
+        );
+    }
+
     #[tokio::test]
     async fn a_raise_wakes_a_waiting_task() {
         let signal = Arc::new(Signal::default());
