@@ -30,14 +30,11 @@ impl Health {
         }
     }
 
-    /// The loop turned; it is `ready` (see [`Health::readiness`]).
-    pub fn turned(&self, ready: bool) {
-        let ms = u64::try_from(
-            zmtp::clock::now()
-                .saturating_duration_since(self.started)
-                .as_millis(),
-        )
-        .unwrap_or(u64::MAX);
+    /// The loop turned at `now` (the clock it read for its own deadlines); it is
+    /// `ready` (see [`Health::readiness`]).
+    pub fn turned(&self, ready: bool, now: std::time::Instant) {
+        let ms = u64::try_from(now.saturating_duration_since(self.started).as_millis())
+            .unwrap_or(u64::MAX);
         self.last_turn_ms.store(ms, Ordering::Relaxed);
         self.ready.store(ready, Ordering::Relaxed);
     }
@@ -77,13 +74,13 @@ mod tests {
             health.readiness().is_err(),
             "not ready before the first turn"
         );
-        health.turned(true);
+        health.turned(true, zmtp::clock::now());
         assert!(health.readiness().is_ok());
-        health.turned(false);
+        health.turned(false, zmtp::clock::now());
         assert!(health.readiness().unwrap_err().contains("not peered"));
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(health.liveness().unwrap_err().contains("has not turned"));
-        health.turned(true);
+        health.turned(true, zmtp::clock::now());
         assert!(health.liveness().is_ok());
     }
 }

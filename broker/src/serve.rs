@@ -99,10 +99,12 @@ pub async fn serve(
     tokio::pin!(timer);
     let mut timer_at = None;
     loop {
+        let turned_at = now();
         if let Some(health) = &health {
-            health.turned(peers.as_ref().map_or(true, |links| links.ready(&broker)));
+            let ready = peers.as_ref().map_or(true, |links| links.ready(&broker));
+            health.turned(ready, turned_at);
         }
-        let tick = Instant::from_std(broker.next_tick(now()));
+        let tick = Instant::from_std(broker.next_tick(turned_at));
         let wake = summary_at.map_or(tick, |at| at.min(tick));
         if timer_at != Some(wake) {
             timer_at = Some(wake);

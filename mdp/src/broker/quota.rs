@@ -205,8 +205,7 @@ impl Refusal {
 
 #[derive(Debug)]
 struct Connection {
-    source: Source,
-    /// Its address's record.
+    /// Its address's record (which knows the address).
     address: AddressId,
     usage: Usage,
     paused: bool,
@@ -294,7 +293,6 @@ impl Ledger {
         self.connections.insert(
             peer.clone(),
             Connection {
-                source,
                 address,
                 usage: Usage::default(),
                 paused: false,
@@ -335,8 +333,9 @@ impl Ledger {
         let total_was_high = self.total.reaches(self.total_resume_mark());
         self.total.sub(c.usage);
         if address_gone {
-            self.addresses.remove(&c.address);
-            self.address_ids.remove(&c.source);
+            if let Some(a) = self.addresses.remove(&c.address) {
+                self.address_ids.remove(&a.source);
+            }
         }
         self.resume_after_release(c.address, total_was_high);
     }
@@ -571,7 +570,7 @@ impl Ledger {
     pub(crate) fn check(&self, expected: &BTreeMap<PeerId, (Usage, Usage)>) -> Result<(), String> {
         let mut total = Usage::default();
         let mut unserved = Usage::default();
-        let mut per_address: BTreeMap<Source, (Usage, Usage, usize)> = BTreeMap::new();
+        let mut per_address: BTreeMap<AddressId, (Usage, Usage, usize)> = BTreeMap::new();
         for (peer, c) in &self.connections {
             let (held, unserved_held) = expected.get(peer).copied().unwrap_or_default();
             if c.usage != held {
@@ -579,7 +578,7 @@ impl Ledger {
             }
             total.add(held);
             unserved.add(unserved_held);
-            let a = per_address.entry(c.source).or_default();
+            let a = per_address.entry(c.address).or_default();
             a.0.add(held);
             a.1.add(unserved_held);
             a.2 += 1;
@@ -613,16 +612,12 @@ impl Ledger {
                 self.total, self.quotas.total
             ));
         }
-        for a in self.addresses.values() {
+        for (id, a) in &self.addresses {
             let source = &a.source;
-            let filed = self
-                .address_ids
-                .get(source)
-                .and_then(|id| self.addresses.get(id));
-            if !filed.is_some_and(|b| b.source == *source) {
+            if self.address_ids.get(source) != Some(id) {
                 return Err(format!("{source}'s record is not under its address"));
             }
-            let Some((usage, unserved, connections)) = per_address.get(source) else {
+            let Some((usage, unserved, connections)) = per_address.get(id) else {
                 return Err(format!("{source} is kept with no connection"));
             };
             if a.usage != *usage || a.unserved != *unserved || a.connections != *connections {
