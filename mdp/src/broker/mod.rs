@@ -599,14 +599,9 @@ impl Broker {
             },
         );
         self.held_by.entry(client.clone()).or_default().insert(id);
-        self.services
-            .entry(name.clone())
-            .or_default()
-            .queue
-            .push_back(client, id);
         self.waiting += 1;
         self.generation += 1;
-        self.dispatch(&name);
+        self.dispatch_with(&name, None, Some((client, id)));
         if self.requests.get(&id).is_some_and(|r| r.worker.is_none()) {
             self.wait_until(id, deadline);
         }
@@ -728,7 +723,7 @@ impl Broker {
                 w.served += 1;
             }
             if let Some(service) = service {
-                self.dispatch_with(&service, Some(worker.clone()));
+                self.dispatch_with(&service, Some(worker.clone()), None);
             }
         }
     }
@@ -904,19 +899,38 @@ impl Broker {
 
     /// Gives waiting requests of `name` to idle workers, in turn on both sides.
     fn dispatch(&mut self, name: &Bytes) {
-        self.dispatch_with(name, None);
+        self.dispatch_with(name, None, None);
     }
 
     /// [`Broker::dispatch`], with `idle` (a worker that just finished) added to the
-    /// service's idle workers first.
-    fn dispatch_with(&mut self, name: &Bytes, idle: Option<PeerId>) {
+    /// service's idle workers first, and `arriving` (a request just admitted) served
+    /// before the queue when the queue is empty, or queued behind it otherwise: a
+    /// request that finds a worker waiting never enters the queue (a turn entry, a
+    /// client entry and its list, made and dropped again, were a sixth of the state
+    /// machine's instructions per request at 1x1).
+    fn dispatch_with(
+        &mut self,
+        name: &Bytes,
+        idle: Option<PeerId>,
+        arriving: Option<(&PeerId, RequestId)>,
+    ) {
         // One lookup for the whole turn: the service's queue and idle workers are
         // worked while the other fields (workers, requests, ledger, output) change.
-        let Some(service) = self.services.get_mut(name) else {
-            return;
+        let service = match arriving {
+            Some(_) => self.services.entry(name.clone()).or_default(),
+            None => match self.services.get_mut(name) {
+                Some(service) => service,
+                None => return,
+            },
         };
         service.idle.extend(idle);
-        while !service.queue.is_empty() {
+        let mut arriving = arriving;
+        if let Some((client, id)) = arriving.filter(|_| !service.queue.is_empty()) {
+            // Others wait already: it takes its turn behind them.
+            service.queue.push_back(client, id);
+            arriving = None;
+        }
+        while arriving.is_some() || !service.queue.is_empty() {
             // The oldest idle worker that is still registered and idle.
             let worker = loop {
                 match service.idle.pop_front() {
@@ -930,9 +944,15 @@ impl Broker {
             let Some(worker) = worker else {
                 break;
             };
-            let Some((client, id)) = service.queue.pop() else {
-                service.idle.push_front(worker);
-                break;
+            let id = match arriving.take() {
+                Some((_, id)) => id,
+                None => match service.queue.pop() {
+                    Some((_, id)) => id,
+                    None => {
+                        service.idle.push_front(worker);
+                        break;
+                    }
+                },
             };
             self.waiting -= 1;
             let (Some(w), Some(r)) = (self.workers.get_mut(&worker), self.requests.get_mut(&id))
@@ -944,8 +964,7 @@ impl Broker {
             let msg = ToWorker::request(w.dialect, r.client.routing_id(), &r.body);
             let dialect = w.dialect;
             if std::mem::take(&mut r.unserved) {
-                let cost = r.cost;
-                self.ledger.served(&client, cost);
+                self.ledger.served(&r.client, r.cost);
             }
             queue_out(
                 &mut self.outgoing,
@@ -953,6 +972,10 @@ impl Broker {
                 Outgoing::new("REQUEST", dialect, name),
                 msg,
             );
+        }
+        if let Some((client, id)) = arriving {
+            // No worker free: it waits.
+            service.queue.push_back(client, id);
         }
         let unused = service.is_unused();
         self.peers.touch(name);
