@@ -43,16 +43,14 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    /// A complete message from the peer: for the application (with the ROUTER
-    /// prefix), or for the subscription table of a PUB or XPUB.
-    pub(crate) fn message(&self, mut msg: Message, batch: &mut Vec<Inbound>) {
-        if let Some(prefix) = &self.prefix {
-            msg.push_front(prefix.clone());
-        }
+    /// A complete message from the peer: for the application (with the ROUTER's
+    /// routing id beside it), or for the subscription table of a PUB or XPUB.
+    pub(crate) fn message(&self, msg: Message, batch: &mut Vec<Inbound>) {
         match &self.subscribers {
             Some(subscribers) => subscribers.on_message(self.peer, msg, batch),
             None => batch.push(Inbound {
                 connection: self.connection,
+                routing_id: self.prefix.clone().unwrap_or_default(),
                 ..Inbound::new(self.peer, msg)
             }),
         }
@@ -66,7 +64,8 @@ impl Delivery {
         Some(Inbound {
             peer: self.peer,
             connection: self.connection,
-            msg: Message::from(routing_id),
+            msg: Message::new(),
+            routing_id,
             kind,
         })
     }

@@ -174,12 +174,8 @@ impl Socket {
     /// The poll form of [`Socket::recv_event`].
     pub fn poll_recv_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<RouterEvent, Error>> {
         self.router_only("receive connection events")?;
-        loop {
-            let inbound = std::task::ready!(self.poll_inbound(cx))?;
-            if let Some(event) = router_event(inbound) {
-                return Poll::Ready(Ok(event));
-            }
-        }
+        let inbound = std::task::ready!(self.poll_inbound(cx))?;
+        Poll::Ready(Ok(router_event(inbound)))
     }
 
     /// ROUTER: queues `msg` for the connection `peer`, never waiting. Dropped (as a
@@ -239,27 +235,27 @@ impl Socket {
     }
 }
 
-/// The event an inbound entry of a ROUTER is (None for a message without its routing
-/// id frame, which a ROUTER never queues).
-fn router_event(inbound: Inbound) -> Option<RouterEvent> {
+/// The event an inbound entry of a ROUTER is.
+fn router_event(inbound: Inbound) -> RouterEvent {
     let Inbound {
         connection,
-        mut msg,
+        msg,
+        routing_id,
         kind,
         ..
     } = inbound;
     let peer = PeerId {
-        routing_id: msg.pop_front()?,
+        routing_id,
         connection,
     };
-    Some(match kind {
+    match kind {
         InboundKind::Message => RouterEvent::Message { peer, message: msg },
         InboundKind::Joined(address) => RouterEvent::Joined {
             peer,
             address: address.into(),
         },
         InboundKind::Left => RouterEvent::Left { peer },
-    })
+    }
 }
 
 #[cfg(test)]
