@@ -100,6 +100,10 @@ pub(crate) struct InboundQueue {
     consumer: AtomicWaker,
     space: Notify,
     closed: AtomicBool,
+    /// Whether `queue` holds anything, set and cleared under its lock: the consumer
+    /// looks here before taking the lock, and most of its looks find nothing (one
+    /// per turn of a loop that drains what came, one before it sleeps).
+    filled: AtomicBool,
 }
 
 impl InboundQueue {
@@ -113,6 +117,7 @@ impl InboundQueue {
             consumer: AtomicWaker::new(),
             space: Notify::new(),
             closed: AtomicBool::new(false),
+            filled: AtomicBool::new(false),
         }
     }
 
@@ -142,6 +147,7 @@ impl InboundQueue {
         let was_empty = q.items.is_empty();
         q.bytes += batch.iter().map(cost).sum::<usize>();
         q.items.extend(batch.drain(..));
+        self.filled.store(true, Ordering::Release);
         drop(q);
         if was_empty {
             self.consumer.wake();
@@ -152,6 +158,13 @@ impl InboundQueue {
     /// Moves all of `batch` into the queue, waiting while it is at the high-water
     /// mark. Cancel safe: `batch` is moved whole or not at all.
     pub(crate) async fn push(&self, batch: &mut Vec<Inbound>) -> Result<(), QueueClosed> {
+        // With room, as usual, no place in the line of waiting producers: joining it
+        // takes the `Notify`'s own lock, a second lock per push.
+        match self.try_push(batch) {
+            Pushed::All => return Ok(()),
+            Pushed::Closed => return Err(QueueClosed),
+            Pushed::Full => {}
+        }
         loop {
             let space = self.space.notified();
             tokio::pin!(space);
@@ -174,6 +187,11 @@ impl InboundQueue {
     /// the queue is empty.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Inbound>) -> Poll<()> {
         self.consumer.register(cx.waker());
+        // After registering: a producer that fills the queue from here on wakes us
+        // (the `AtomicWaker` pattern, with `filled` as its condition).
+        if !self.filled.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
         let mut q = self.lock();
         if q.items.is_empty() {
             return Poll::Pending;
@@ -181,6 +199,7 @@ impl InboundQueue {
         let was_full = self.is_full(&q);
         crate::util::take_all(&mut q.items, into);
         q.bytes = 0;
+        self.filled.store(false, Ordering::Release);
         drop(q);
         if was_full {
             self.space.notify_waiters();
@@ -204,6 +223,7 @@ impl InboundQueue {
         let mut q = self.lock();
         q.items.clear();
         q.bytes = 0;
+        self.filled.store(false, Ordering::Release);
         drop(q);
         self.space.notify_waiters();
     }
@@ -236,6 +256,43 @@ mod tests {
             .expect("producer released")
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_push_into_an_empty_queue_wakes_a_waiting_consumer() {
+        // Ping-pong with a thread that pushes one message, then waits until the
+        // consumer has taken it: the consumer must wake in whatever state the push
+        // finds it (checking `filled`, registering, asleep). One lost wake-up stalls
+        // both, and the timeout fails the test.
+        use std::sync::atomic::AtomicUsize;
+        const ROUNDS: usize = 20_000;
+        let q = std::sync::Arc::new(InboundQueue::new(0, None));
+        let taken = std::sync::Arc::new(AtomicUsize::new(0));
+        let producer = std::thread::spawn({
+            let (q, taken) = (q.clone(), taken.clone());
+            move || {
+                let give_up = std::time::Instant::now() + Duration::from_secs(60);
+                for round in 1..=ROUNDS {
+                    assert_eq!(q.try_push(&mut batch(1)), Pushed::All); // ok: test code
+                    while taken.load(Ordering::SeqCst) < round {
+                        if std::time::Instant::now() > give_up {
+                            return;
+                        }
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        });
+        let consume = async {
+            let mut got = VecDeque::new();
+            while taken.load(Ordering::SeqCst) < ROUNDS {
+                std::future::poll_fn(|cx| q.poll_take(cx, &mut got)).await;
+                taken.fetch_add(got.drain(..).count(), Ordering::SeqCst);
+            }
+        };
+        let done = tokio::time::timeout(Duration::from_secs(60), consume).await;
+        producer.join().unwrap(); // ok: test code
+        assert!(done.is_ok(), "a push did not wake the consumer");
     }
 
     #[tokio::test]
