@@ -165,8 +165,11 @@ impl Broker {
             }
         }
         for (client, ids) in &self.held_by {
-            if ids.is_empty() {
-                return Err(format!("{client:?} is kept holding nothing"));
+            if ids.is_empty() && !self.ledger.knows(client) {
+                return Err(format!("{client:?} is kept holding nothing after leaving"));
+            }
+            if ids.is_empty() && ids.capacity() > super::KEPT_HELD_CAPACITY {
+                return Err(format!("{client:?} keeps a large empty set"));
             }
             if ids
                 .iter()

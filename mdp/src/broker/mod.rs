@@ -84,6 +84,11 @@ pub const FRAME_OVERHEAD: usize = 32;
 /// same bound as a message's frames on the wire).
 pub const MAX_GATHERED_FRAMES: usize = 65_536;
 
+/// The largest set of a client's requests kept when it empties (about 300 bytes
+/// for a connected client, which costs some 9 KiB in its connection anyway); a
+/// larger one is dropped and made afresh when the client sends again.
+const KEPT_HELD_CAPACITY: usize = 28;
+
 /// What happens to a request whose worker died while holding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerDeath {
@@ -321,7 +326,8 @@ pub struct Broker {
     workers: IdHashMap<PeerId, WorkerState>,
     services: NameMap<Service>,
     requests: IdHashMap<RequestId, PendingRequest>,
-    /// Each client's requests, so a departure costs its own.
+    /// Each client's requests, so a departure costs its own. A connected client
+    /// may keep an empty set (see [`KEPT_HELD_CAPACITY`]).
     held_by: IdHashMap<PeerId, IdHashSet<RequestId>>,
     ledger: Ledger,
     /// Waiting requests' deadlines, soonest first; entries of requests that left
@@ -799,7 +805,10 @@ impl Broker {
         self.generation += 1;
         if let Some(held) = self.held_by.get_mut(&r.client) {
             held.remove(&id);
-            if held.is_empty() {
+            // An empty set stays with its connected client (it goes when the
+            // client leaves), so a client with one request at a time does not
+            // make and free it for every request; a large one gives its room back.
+            if held.is_empty() && held.capacity() > KEPT_HELD_CAPACITY {
                 self.held_by.remove(&r.client);
             }
         }

@@ -277,6 +277,29 @@ fn requests_without_workers_wait_then_expire() {
 }
 
 #[test]
+fn a_clients_empty_request_set_stays_while_it_is_connected_and_small() {
+    let mut h = Harness::new(BrokerConfig::default());
+    h.ready("w", Dialect::Mdp01, "s");
+    let client = h.peer("c");
+    h.request("c", Dialect::Mdp01, "s", "1");
+    h.reply("w", Dialect::Mdp01, "c", ReplyKind::Final, "r");
+    // Kept for its next request, not made and freed for each one.
+    assert!(h.broker.held_by.get(&client).is_some_and(|s| s.is_empty()));
+    h.disconnect("c");
+    assert!(!h.broker.held_by.contains_key(&client));
+    // One that held many gives its room back when it empties.
+    let client = h.peer("d");
+    for _ in 0..=KEPT_HELD_CAPACITY {
+        h.request("d", Dialect::Mdp01, "s", "x");
+    }
+    for _ in 0..=KEPT_HELD_CAPACITY {
+        h.reply("w", Dialect::Mdp01, "d", ReplyKind::Final, "r");
+    }
+    assert_eq!(h.broker.request_count(), 0);
+    assert!(!h.broker.held_by.contains_key(&client));
+}
+
+#[test]
 fn a_disconnected_clients_waiting_requests_are_dropped() {
     let mut h = Harness::new(BrokerConfig::default());
     h.request("c", Dialect::Mdp01, "s", "1");
