@@ -352,41 +352,42 @@ impl Ledger {
         // fed messages without arrivals.
         let address = self.connect(peer, Source::Local);
         let q = self.quotas;
-        let (conn_usage, addr) = match (self.connections.get(peer), self.addresses.get(&address)) {
-            (Some(c), Some(a)) => (c.usage, a),
-            _ => return Err(Refusal::Connection), // ok: made just above
+        let pause_mark = self.total_pause_mark();
+        // One lookup of each record for the whole admission (this runs for every
+        // request).
+        let (Some(c), Some(a)) = (
+            self.connections.get_mut(peer),
+            self.addresses.get_mut(&address),
+        ) else {
+            return Err(Refusal::Connection); // ok: made just above
         };
         if unserved
-            && (addr.unserved.plus(cost).exceeds(q.unserved_per_address)
+            && (a.unserved.plus(cost).exceeds(q.unserved_per_address)
                 || self.unserved.plus(cost).exceeds(q.unserved_total))
         {
             return Err(Refusal::Unserved);
         }
-        if conn_usage.plus(cost).exceeds(q.per_connection.scaled(2, 1)) {
+        if c.usage.plus(cost).exceeds(q.per_connection.scaled(2, 1)) {
             return Err(Refusal::Connection);
         }
-        if addr.usage.plus(cost).exceeds(q.per_address.scaled(2, 1)) {
+        if a.usage.plus(cost).exceeds(q.per_address.scaled(2, 1)) {
             return Err(Refusal::Address);
         }
         if self.total.plus(cost).exceeds(q.total) {
-            if self.total.reaches(self.total_pause_mark()) {
+            if self.total.reaches(pause_mark) {
                 self.pause(peer);
             }
             return Err(Refusal::Total);
         }
-        self.charge(peer, cost);
+        c.usage.add(cost);
+        a.usage.add(cost);
+        self.total.add(cost);
         if unserved {
-            self.charge_unserved(address, cost);
+            a.unserved.add(cost);
+            self.unserved.add(cost);
         }
-        let conn_over = self
-            .connections
-            .get(peer)
-            .is_some_and(|c| c.usage.reaches(q.per_connection));
-        let addr_over = self
-            .addresses
-            .get(&address)
-            .is_some_and(|a| a.usage.reaches(q.per_address));
-        if conn_over || addr_over || self.total.reaches(self.total_pause_mark()) {
+        let over = c.usage.reaches(q.per_connection) || a.usage.reaches(q.per_address);
+        if over || self.total.reaches(pause_mark) {
             self.pause(peer);
         }
         Ok(())
@@ -431,13 +432,6 @@ impl Ledger {
         self.total.add(cost);
     }
 
-    fn charge_unserved(&mut self, address: AddressId, cost: Usage) {
-        if let Some(a) = self.addresses.get_mut(&address) {
-            a.unserved.add(cost);
-        }
-        self.unserved.add(cost);
-    }
-
     /// A request of `peer` that counted as unserved was given to a worker, or left:
     /// it no longer uses that share.
     pub(crate) fn served(&mut self, peer: &PeerId, cost: Usage) {
@@ -462,6 +456,10 @@ impl Ledger {
             a.usage.sub(cost);
         }
         self.total.sub(cost);
+        if self.paused.is_empty() {
+            // Nobody to resume (the usual case): no more lookups.
+            return;
+        }
         self.resume_if_able(peer);
         self.resume_after_release(address, total_was_high);
     }
