@@ -112,8 +112,10 @@ pub async fn serve(
         }
         tokio::select! {
             event = socket.recv_event() => {
-                handle(&mut broker, event?);
-                drain(&mut socket, &mut broker);
+                // One clock read for the burst: its events came in the same wake-up.
+                let at = now();
+                handle(&mut broker, event?, at);
+                drain(&mut socket, &mut broker, at);
             }
             happened = next_on(&mut peers) => {
                 if let Some(links) = peers.as_mut() {
@@ -193,22 +195,22 @@ fn log_summary(stats: &Stats, last_requests: &mut u64) {
     );
 }
 
-fn handle(broker: &mut Broker, event: RouterEvent) {
+fn handle(broker: &mut Broker, event: RouterEvent, now: std::time::Instant) {
     match event {
-        RouterEvent::Joined { peer, address } => broker.handle_connect(&peer, &address, now()),
+        RouterEvent::Joined { peer, address } => broker.handle_connect(&peer, &address, now),
         RouterEvent::Message { peer, message } => {
-            broker.handle_message(&peer, message.frames(), now());
+            broker.handle_message(&peer, message.frames(), now);
         }
-        RouterEvent::Left { peer } => broker.handle_disconnect(&peer, now()),
+        RouterEvent::Left { peer } => broker.handle_disconnect(&peer, now),
         _ => {}
     }
 }
 
 /// Handles the events already queued, up to the burst bound.
-fn drain(socket: &mut Socket, broker: &mut Broker) {
+fn drain(socket: &mut Socket, broker: &mut Broker, now: std::time::Instant) {
     for _ in 1..BURST {
         match socket.try_recv_event() {
-            Ok(event) => handle(broker, event),
+            Ok(event) => handle(broker, event, now),
             Err(_) => break,
         }
     }
