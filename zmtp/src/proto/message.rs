@@ -75,6 +75,7 @@ impl Message {
     }
 
     /// Appends a frame.
+    #[inline(always)]
     pub fn push_back(&mut self, frame: impl Into<Bytes>) {
         self.make_room();
         self.frames.push(frame.into());
@@ -82,11 +83,18 @@ impl Message {
 
     /// Before a frame goes in: when the inline frames are full, spill straight to
     /// room for [`SPILLED_FRAMES`], not to twice the inline count and then again.
+    #[inline(always)]
     fn make_room(&mut self) {
-        let len = self.frames.len();
-        if len == INLINE_FRAMES {
-            self.frames.reserve(SPILLED_FRAMES - len);
+        if self.frames.len() == INLINE_FRAMES {
+            self.spill();
         }
+    }
+
+    // Out of line: every frame pushed checks for room, few messages spill.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self) {
+        self.frames.reserve(SPILLED_FRAMES - INLINE_FRAMES);
     }
 
     /// Prepends a frame (an envelope: routing id, delimiter).
