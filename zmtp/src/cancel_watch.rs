@@ -1,10 +1,13 @@
-//! [`CancelWatch`]: waits for a [`CancellationToken`] for the price of an atomic
-//! load per poll.
+//! [`CancelWatch`]: waits for a [`CancellationToken`] for the price of a waker
+//! comparison and `is_cancelled` (an uncontended lock) per poll.
 //!
 //! tokio-util's `cancelled()` future takes a lock each time it is polled while it
-//! waits (to refresh the waker it keeps). An engine's loop polls it on every turn,
-//! that is for every read and every write it makes; this one polls it only when the
-//! token is cancelled or the task's waker is not the one it registered.
+//! waits, and refreshes the waker it keeps under it. An engine's loop polls it on
+//! every turn, that is for every read and every write it makes; this one polls it
+//! only when the token is cancelled or the task's waker is not the one it
+//! registered. (A waker of our own that raises a flag, read instead of
+//! `is_cancelled`, was tried: it costs as many atomic operations per poll, in an
+//! `AtomicWaker`, and saved 0.3 % of the broker's instructions.)
 
 use std::future::Future;
 use std::pin::Pin;
