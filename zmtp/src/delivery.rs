@@ -43,14 +43,16 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    /// A complete message from the peer: for the application (with the ROUTER's
-    /// routing id beside it), or for the subscription table of a PUB or XPUB.
-    pub(crate) fn message(&self, msg: Message, batch: &mut Vec<Inbound>) {
+    /// A complete message from the peer: for the application (with the ROUTER
+    /// prefix), or for the subscription table of a PUB or XPUB.
+    pub(crate) fn message(&self, mut msg: Message, batch: &mut Vec<Inbound>) {
+        if let Some(prefix) = &self.prefix {
+            msg.push_front(prefix.clone());
+        }
         match &self.subscribers {
             Some(subscribers) => subscribers.on_message(self.peer, msg, batch),
             None => batch.push(Inbound {
                 connection: self.connection,
-                routing_id: self.prefix.clone().unwrap_or_default(),
                 ..Inbound::new(self.peer, msg)
             }),
         }
@@ -64,8 +66,7 @@ impl Delivery {
         Some(Inbound {
             peer: self.peer,
             connection: self.connection,
-            msg: Message::new(),
-            routing_id,
+            msg: Message::from(routing_id),
             kind,
         })
     }

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
@@ -30,12 +29,8 @@ pub(crate) struct Inbound {
     pub(crate) peer: PeerKey,
     /// The connection it came on (0 where nobody asks: XPUB notifications).
     pub(crate) connection: u64,
-    /// The message; empty for arrivals and departures.
+    /// The message; for arrivals and departures, just the routing id.
     pub(crate) msg: Message,
-    /// ROUTER: the peer's routing id, kept beside the message rather than in front
-    /// of it, so `recv_event` hands it out without shifting every frame in and out
-    /// again (`recv` puts it in front). Empty for other sockets.
-    pub(crate) routing_id: Bytes,
     pub(crate) kind: InboundKind,
 }
 
@@ -57,7 +52,6 @@ impl Inbound {
             peer,
             connection: 0,
             msg,
-            routing_id: Bytes::new(),
             kind: InboundKind::Message,
         }
     }
@@ -88,7 +82,7 @@ struct Queued {
 
 /// What one message costs against the byte limit.
 fn cost(inbound: &Inbound) -> usize {
-    std::mem::size_of::<Inbound>() + inbound.msg.queued_bytes() + inbound.routing_id.len()
+    std::mem::size_of::<Inbound>() + inbound.msg.queued_bytes()
 }
 
 #[derive(Debug)]

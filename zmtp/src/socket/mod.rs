@@ -462,9 +462,7 @@ impl Socket {
                 // Arrivals and departures are for `recv_event`.
                 let inbound = std::task::ready!(self.poll_inbound(cx))?;
                 if inbound.kind == InboundKind::Message {
-                    let mut msg = inbound.msg;
-                    msg.push_front(inbound.routing_id);
-                    return Poll::Ready(Ok(msg));
+                    return Poll::Ready(Ok(inbound.msg));
                 }
             },
             SocketType::Dealer

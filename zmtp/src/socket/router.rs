@@ -174,8 +174,12 @@ impl Socket {
     /// The poll form of [`Socket::recv_event`].
     pub fn poll_recv_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<RouterEvent, Error>> {
         self.router_only("receive connection events")?;
-        let inbound = std::task::ready!(self.poll_inbound(cx))?;
-        Poll::Ready(Ok(router_event(inbound)))
+        loop {
+            let inbound = std::task::ready!(self.poll_inbound(cx))?;
+            if let Some(event) = router_event(inbound) {
+                return Poll::Ready(Ok(event));
+            }
+        }
     }
 
     /// ROUTER: queues `msg` for the connection `peer`, never waiting. Dropped (as a
@@ -235,27 +239,27 @@ impl Socket {
     }
 }
 
-/// The event an inbound entry of a ROUTER is.
-fn router_event(inbound: Inbound) -> RouterEvent {
+/// The event an inbound entry of a ROUTER is (None for a message without its routing
+/// id frame, which a ROUTER never queues).
+fn router_event(inbound: Inbound) -> Option<RouterEvent> {
     let Inbound {
         connection,
-        msg,
-        routing_id,
+        mut msg,
         kind,
         ..
     } = inbound;
     let peer = PeerId {
-        routing_id,
+        routing_id: msg.pop_front()?,
         connection,
     };
-    match kind {
+    Some(match kind {
         InboundKind::Message => RouterEvent::Message { peer, message: msg },
         InboundKind::Joined(address) => RouterEvent::Joined {
             peer,
             address: address.into(),
         },
         InboundKind::Left => RouterEvent::Left { peer },
-    }
+    })
 }
 
 #[cfg(test)]
