@@ -289,6 +289,14 @@ mod tests {
         assert!(done.is_ok(), "a push did not wake the consumer");
     }
 
+    #[test]
+    fn an_entry_moves_without_a_memcpy_call() {
+        // x86-64 inlines copies of up to 128 bytes. An entry is moved three times
+        // on its way to `recv`; with the routing id beside the message (144 bytes)
+        // DEALER->ROUTER 16 B lost about 18 % (zmtp-bench, current-thread).
+        assert!(std::mem::size_of::<Inbound>() <= 128);
+    }
+
     #[tokio::test]
     async fn closed_queue_refuses() {
         let q = InboundQueue::new(1, None);
