@@ -246,7 +246,8 @@ pub(crate) async fn run(
     // Messages in the last drain of the pipe: a writer is lent with a direct
     // write's credit only after a batch of at most one.
     let mut last_batch = 0;
-    // Polled for an atomic load per turn of the loop, not a lock.
+    // Polled with a waker comparison and `is_cancelled` per turn of the loop, not
+    // tokio-util's future (see `cancel_watch`).
     let mut cancelled = CancelWatch::new(close);
     // The connection's next deadline, or the end of the linger period.
     let mut linger_until: Option<Instant> = None;
