@@ -257,7 +257,9 @@ mod tests {
         // Ping-pong with a thread that pushes one message, then waits until the
         // consumer has taken it: the consumer must wake in whatever state the push
         // finds it (checking `filled`, registering, asleep). One lost wake-up stalls
-        // both, and the timeout fails the test.
+        // both, and the timeout fails the test. A flag or wake left out fails it
+        // every time; checking before registering opens a window too narrow to hit
+        // every time (one run in three, with a yield put into the window).
         use std::sync::atomic::AtomicUsize;
         const ROUNDS: usize = 20_000;
         let q = std::sync::Arc::new(InboundQueue::new(0, None));

@@ -558,12 +558,12 @@ impl Ledger {
         self.paused.len()
     }
 
-    /// Whether `peer` is paused.
     /// Whether `peer` is connected (or admitted without an arrival) and not gone.
     pub(crate) fn knows(&self, peer: &PeerId) -> bool {
         self.connections.contains_key(peer)
     }
 
+    /// Whether `peer` is paused.
     pub(crate) fn is_paused(&self, peer: &PeerId) -> bool {
         self.connections.get(peer).is_some_and(|c| c.paused)
     }

@@ -90,7 +90,7 @@ impl Message {
         }
     }
 
-    // Out of line: every frame pushed checks for room, few messages spill.
+    // Out of line: every frame pushed checks for room; a message spills once at most.
     #[cold]
     #[inline(never)]
     fn spill(&mut self) {
