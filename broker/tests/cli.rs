@@ -131,7 +131,17 @@ async fn log_file_is_written_and_rotated() {
         !dir.join("logs/broker.log.3").exists(),
         "only --log-keep files"
     );
-    let text = std::fs::read_to_string(&rotated).unwrap();
+    // The broker may still be rotating (the lines of the last requests): between
+    // its renames the file is briefly missing, so the read is tried again.
+    let mut text = String::new();
+    wait_until("the rotated log can be read", || {
+        match std::fs::read_to_string(&rotated) {
+            Ok(read) => text = read,
+            Err(_) => return false,
+        }
+        true
+    })
+    .await;
     assert!(
         text.len() <= 4096,
         "rotated at the size: {} bytes",
