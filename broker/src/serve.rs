@@ -132,7 +132,7 @@ pub async fn serve(
                     summary_at = summary_every.map(|every| at + every);
                 }
                 if !summary_due || at >= tick {
-                    broker.handle_tick(now());
+                    broker.handle_tick(at.into_std());
                 }
             }
             Some(reply) = recv_some(&mut stats) => {
