@@ -354,7 +354,13 @@ pub(crate) async fn run(
         }
         let room = input.capacity() - input.len();
         let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
+        // In a fixed order, most likely first: no random start to draw, and a branch
+        // that is ready spares polling those after it. Nothing starves: a read that
+        // stays ready gives way once the task's cooperative budget is spent, and
+        // output stops being taken (`pipe_ready`) while `out` is full, so the write
+        // gets its turn.
         tokio::select! {
+            biased;
             n = read.read_buf(&mut input), if may_read => match n {
                 Ok(0) => return ConnectionError::Closed,
                 Ok(n) => {
