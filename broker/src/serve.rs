@@ -89,9 +89,7 @@ pub async fn serve(
         mut peers,
         health,
     } = extras;
-    // When the next summary line is due.
-    let mut summary_at = summary_every.map(|every| Instant::now() + every);
-    let mut last_requests = 0;
+    let mut summary = Summary::new(summary_every, Instant::now());
     // One timer for the state machine's next tick and the next summary, moved only
     // when that changes: a fresh timer per turn would enter and leave tokio's timer
     // wheel every time, and each timer more is one more future polled per turn.
@@ -105,17 +103,27 @@ pub async fn serve(
             health.turned(ready, turned_at);
         }
         let tick = Instant::from_std(broker.next_tick(turned_at));
-        let wake = summary_at.map_or(tick, |at| at.min(tick));
+        let wake = summary.next().map_or(tick, |at| at.min(tick));
         if timer_at != Some(wake) {
             timer_at = Some(wake);
             timer.as_mut().reset(wake);
         }
         tokio::select! {
-            event = socket.recv_event() => {
+            // In a fixed order, the socket first: no random start to draw, and a busy
+            // turn polls nothing else. Time is looked at after each burst (a socket
+            // that never runs dry would keep the timer from its turn), and the other
+            // branches get theirs when the socket has nothing or once the task's
+            // cooperative budget is spent.
+            biased;
+            event = recv_event_fairly(&mut socket) => {
                 // One clock read for the burst: its events came in the same wake-up.
                 let at = now();
                 handle(&mut broker, event?, at);
                 drain(&mut socket, &mut broker, at);
+                let at = Instant::from_std(at);
+                if at >= wake {
+                    on_time(&mut broker, &mut summary, at, tick);
+                }
             }
             happened = next_on(&mut peers) => {
                 if let Some(links) = peers.as_mut() {
@@ -125,15 +133,7 @@ pub async fn serve(
             }
             () = &mut timer => {
                 timer_at = None;
-                let at = Instant::now();
-                let summary_due = summary_at.is_some_and(|due| at >= due);
-                if summary_due {
-                    log_summary(&broker.stats_snapshot(), &mut last_requests);
-                    summary_at = summary_every.map(|every| at + every);
-                }
-                if !summary_due || at >= tick {
-                    broker.handle_tick(at.into_std());
-                }
+                on_time(&mut broker, &mut summary, Instant::now(), tick);
             }
             Some(reply) = recv_some(&mut stats) => {
                 let _ = reply.send(broker.stats_snapshot());
@@ -151,6 +151,56 @@ pub async fn serve(
             }
         }
         flush(&mut socket, &mut peers, &mut broker);
+    }
+}
+
+/// The next connection event, after one unit of the task's cooperative budget:
+/// once it is spent, `Pending`, so that a socket that never runs dry (connections
+/// on other threads) does not keep the loop's other branches from their turn.
+async fn recv_event_fairly(socket: &mut Socket) -> Result<RouterEvent, Error> {
+    tokio::task::coop::consume_budget().await;
+    socket.recv_event().await
+}
+
+/// What is due at `at`: the summary line, and the state machine's tick (due at
+/// `tick`, or not due but not yet told either, when the summary woke the loop).
+fn on_time(broker: &mut Broker, summary: &mut Summary, at: Instant, tick: Instant) {
+    let summary_due = summary.log_if_due(broker, at);
+    if !summary_due || at >= tick {
+        broker.handle_tick(at.into_std());
+    }
+}
+
+/// The summary line logged every so often, if asked for.
+struct Summary {
+    every: Option<Duration>,
+    /// When the next line is due.
+    next: Option<Instant>,
+    /// Requests at the last line, for the count since.
+    last_requests: u64,
+}
+
+impl Summary {
+    fn new(every: Option<Duration>, now: Instant) -> Summary {
+        Summary {
+            every,
+            next: every.map(|every| now + every),
+            last_requests: 0,
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Logs the line if it is due at `at`; returns whether it was.
+    fn log_if_due(&mut self, broker: &Broker, at: Instant) -> bool {
+        if !self.next.is_some_and(|due| at >= due) {
+            return false;
+        }
+        log_summary(&broker.stats_snapshot(), &mut self.last_requests);
+        self.next = self.every.map(|every| at + every);
+        true
     }
 }
 
