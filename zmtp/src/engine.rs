@@ -354,13 +354,18 @@ pub(crate) async fn run(
         }
         let room = input.capacity() - input.len();
         let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
-        // In a fixed order, most likely first: no random start to draw, and a branch
-        // that is ready spares polling those after it. Nothing starves: a read that
-        // stays ready gives way once the task's cooperative budget is spent, and
-        // output stops being taken (`pipe_ready`) while `out` is full, so the write
-        // gets its turn.
+        // In a fixed order: no random start to draw, and a branch that is ready
+        // spares polling those after it. The write first, then the read (what wakes
+        // most connections): bytes waiting go out before more come in, and the write
+        // cannot keep the rest from their turn, since `out` is only refilled after
+        // the pipe's branch has run; a read that stays ready gives way once the
+        // task's cooperative budget is spent.
         tokio::select! {
             biased;
+            written = write_queued(&mut write, &out), if !out.is_empty() => match written {
+                Ok(n) => out.advance(n),
+                Err(e) => return e.into(),
+            },
             n = read.read_buf(&mut input), if may_read => match n {
                 Ok(0) => return ConnectionError::Closed,
                 Ok(n) => {
@@ -384,10 +389,6 @@ pub(crate) async fn run(
                 undecoded = true;
             }
             () = delivery.gate.opened(), if paused && reading => undecoded = true,
-            written = write_queued(&mut write, &out), if !out.is_empty() => match written {
-                Ok(n) => out.advance(n),
-                Err(e) => return e.into(),
-            },
             () = pipe.wait_for_messages(), if !pipe_ready => pipe_ready = true,
             () = &mut timer, if timer_at.is_some() => {
                 timer_at = None;
