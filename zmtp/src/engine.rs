@@ -356,10 +356,10 @@ pub(crate) async fn run(
         let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
         // In a fixed order: no random start to draw, and a branch that is ready
         // spares polling those after it. The write first, then the read (what wakes
-        // most connections): bytes waiting go out before more come in, and the write
-        // cannot keep the rest from their turn, since `out` is only refilled after
-        // the pipe's branch has run; a read that stays ready gives way once the
-        // task's cooperative budget is spent.
+        // most connections): bytes waiting go out before more come in. Neither holds
+        // the rest back for long: a write or a read that stays ready gives way once
+        // the task's cooperative budget is spent (tokio's sockets take from it), a
+        // write sooner when the kernel's buffer fills.
         tokio::select! {
             biased;
             written = write_queued(&mut write, &out), if !out.is_empty() => match written {
