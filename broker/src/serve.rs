@@ -103,7 +103,7 @@ pub async fn serve(
             health.turned(ready, turned_at);
         }
         let tick = Instant::from_std(broker.next_tick(turned_at));
-        let wake = summary.next().map_or(tick, |at| at.min(tick));
+        let wake = summary.next.map_or(tick, |at| at.min(tick));
         if timer_at != Some(wake) {
             timer_at = Some(wake);
             timer.as_mut().reset(wake);
@@ -162,8 +162,8 @@ async fn recv_event_fairly(socket: &mut Socket) -> Result<RouterEvent, Error> {
     socket.recv_event().await
 }
 
-/// What is due at `at`: the summary line, and the state machine's tick (due at
-/// `tick`, or not due but not yet told either, when the summary woke the loop).
+/// What is due at `at`: the summary line if its time came, and the state machine's
+/// tick unless the summary alone was due (the tick is at `tick`).
 fn on_time(broker: &mut Broker, summary: &mut Summary, at: Instant, tick: Instant) {
     let summary_due = summary.log_if_due(broker, at);
     if !summary_due || at >= tick {
@@ -187,10 +187,6 @@ impl Summary {
             next: every.map(|every| now + every),
             last_requests: 0,
         }
-    }
-
-    fn next(&self) -> Option<Instant> {
-        self.next
     }
 
     /// Logs the line if it is due at `at`; returns whether it was.
