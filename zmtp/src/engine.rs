@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::runtime::RuntimeFlavor;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,7 @@ use crate::proto::{
     HandshakeError, PeerInfo, WireQueue,
 };
 use crate::read_buffers::ReadBuffers;
+use crate::read_plan::{AfterRead, ReadPlan, FIRST_READ, READ_CHUNK};
 use crate::transport::{Stream, WriteHalf};
 
 /// Encode at most this much before writing: large bodies go by reference, and one
@@ -46,14 +48,6 @@ const WRITE_CHUNK: usize = 1024 * 1024;
 /// Copy at most this much of it (headers and small frames), so a long queue of
 /// small messages does not build one huge buffer, which the connection keeps.
 const COPY_CHUNK: usize = 256 * 1024;
-
-/// The read buffer of a connection starts this small, so an idle connection holds
-/// little memory (a broker may have tens of thousands), and doubles each time a read
-/// fills it, up to [`READ_CHUNK`].
-const FIRST_READ: usize = 1024;
-
-/// The largest read: one read of a busy connection brings in up to this much.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -232,7 +226,9 @@ pub(crate) async fn run(
     // Bytes read and not yet decoded, and whether new ones came since the last pass.
     let mut input = established.leftover;
     let mut undecoded = true;
-    let mut read_size = FIRST_READ;
+    let mut plan = ReadPlan::new(
+        tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread,
+    );
     let mut buffers = ReadBuffers::new();
     // Decoded messages the socket has not taken yet (its queue is full).
     let mut batch: Vec<Inbound> = Vec::new();
@@ -329,6 +325,11 @@ pub(crate) async fn run(
             }
         }
 
+        let missing = conn.frame_missing_bytes(&input).unwrap_or(0);
+        if plan.is_quiet(input.len(), missing) {
+            // Not behind the peer: no spare buffers needed.
+            buffers.release();
+        }
         if paused {
             // Nothing is decoded until the socket resumes us; reading goes on up to
             // one chunk ahead, only to notice a peer that leaves meanwhile (a paused
@@ -337,18 +338,9 @@ pub(crate) async fn run(
                 input.reserve(READ_CHUNK - input.len());
             }
         } else {
-            // Room for a chunk, or for the rest of a frame on its way: a large one
-            // exactly (a buffer that ends where the frame ends is not shared with
-            // the next, and stays below the size the allocator maps separately).
+            // `input` holds at most the start of one frame (whole ones were cut).
             let room = input.capacity() - input.len();
-            let frame = conn.frame_missing_bytes(&input).unwrap_or(0);
-            if room < frame.max(read_size / 4) {
-                // `input` starts with that frame: its whole size decides.
-                let additional = if input.len() + frame >= READ_CHUNK / 2 {
-                    frame
-                } else {
-                    read_size
-                };
+            if let Some(additional) = plan.room_to_make(input.len(), room, missing) {
                 buffers.make_room(&mut input, additional);
             }
         }
@@ -371,11 +363,8 @@ pub(crate) async fn run(
                 Ok(n) => {
                     conn.on_input();
                     undecoded = true;
-                    if n == room && !paused {
-                        read_size = (read_size * 2).min(READ_CHUNK);
-                    } else if n < room / 4 {
-                        // Not behind the peer: no spare buffers needed.
-                        buffers.release();
+                    if plan.after_read(n, room, paused) == AfterRead::Yield {
+                        tokio::task::yield_now().await;
                     }
                 }
                 Err(e) => return e.into(),

@@ -37,6 +37,7 @@ mod pipe;
 pub mod proto;
 pub mod proxy;
 mod read_buffers;
+mod read_plan;
 mod send_budget;
 mod signal;
 mod socket;

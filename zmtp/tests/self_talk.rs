@@ -102,6 +102,71 @@ async fn large_multipart_messages_arrive_intact() {
     }
 }
 
+/// A stream of large frames whose sizes keep changing around the room the reader
+/// predicts for the next one (the size of the last large frame, up to 256 KiB),
+/// with small ones between, sent faster than they are read: every frame arrives
+/// whole and in order, on both runtimes, over tcp and ipc.
+async fn large_frames_of_changing_sizes(name: &str) {
+    const K: usize = 1024;
+    let sizes = [
+        64 * K,
+        64 * K,
+        64 * K + 1,
+        40 * K,
+        100,
+        32 * K - 9,
+        32 * K,
+        200 * K,
+        256 * K,
+        300 * K,
+        64 * K,
+        9,
+        1 << 20,
+        64 * K,
+    ];
+    for ep in ["tcp://127.0.0.1:0".to_string(), ipc_endpoint(name)] {
+        let mut pull = Socket::new(SocketType::Pull);
+        let bound = pull.bind(&ep).await.unwrap().to_string();
+        let mut push = Socket::new(SocketType::Push);
+        push.connect(&bound).unwrap();
+        let sender = tokio::spawn(async move {
+            for round in 0..4usize {
+                for (i, &n) in sizes.iter().enumerate() {
+                    let fill = (round * sizes.len() + i) as u8;
+                    push.send(Message::from(["head".as_bytes().to_vec(), vec![fill; n]]))
+                        .await
+                        .unwrap();
+                }
+            }
+            push
+        });
+        for round in 0..4usize {
+            for (i, &n) in sizes.iter().enumerate() {
+                let fill = (round * sizes.len() + i) as u8;
+                let got = recv(&mut pull).await;
+                assert_eq!(got.len(), 2);
+                assert_eq!(got[0], "head");
+                assert_eq!(got[1].len(), n, "round {round}, frame {i}");
+                assert!(
+                    got[1].iter().all(|&b| b == fill),
+                    "round {round}, frame {i}"
+                );
+            }
+        }
+        drop(sender.await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn large_frames_of_changing_sizes_on_the_current_thread_runtime() {
+    large_frames_of_changing_sizes("large-ct").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_of_changing_sizes_on_the_multi_thread_runtime() {
+    large_frames_of_changing_sizes("large-mt").await;
+}
+
 #[tokio::test]
 async fn router_mandatory_reports_unknown_peers() {
     let options = SocketOptions::default().router_mandatory(true);
