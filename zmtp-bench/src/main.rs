@@ -113,6 +113,10 @@ enum Command {
         /// receiver never sees its peer leave mid-stream.
         #[arg(long)]
         hold: bool,
+        /// A fresh body per message (`Bytes::copy_from_slice`), as a program that
+        /// builds each message sends; by default clones of one body.
+        #[arg(long)]
+        fresh_bodies: bool,
     },
     /// Bind a REP socket, print `READY <endpoint>`, echo TOTAL messages.
     Rep {
@@ -253,7 +257,16 @@ async fn dispatch(
             size,
             count,
             hold,
-        } => modes::send(&endpoint, pattern, size, count, default_hwm, security, hold).await,
+            fresh_bodies,
+        } => {
+            let bodies = if fresh_bodies {
+                modes::Bodies::Fresh
+            } else {
+                modes::Bodies::Shared
+            };
+            let what = (pattern, size, count);
+            modes::send(&endpoint, what, default_hwm, security, hold, bodies).await
+        }
         Command::Rep { endpoint, total } => {
             modes::rep(&endpoint, total, default_hwm, security).await
         }

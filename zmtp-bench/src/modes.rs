@@ -155,9 +155,34 @@ async fn receive(
 }
 
 async fn send_all(socket: &mut Socket, size: usize, count: u64) -> Result<(), BoxError> {
+    send_bodies(socket, size, count, Bodies::Shared).await
+}
+
+/// How [`send`] makes its messages' bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Bodies {
+    /// Clones of one body (what the anchors' programs send): no allocation per
+    /// message, one reference count shared by all.
+    #[default]
+    Shared,
+    /// A fresh copy per message, as a program that builds each message sends (and
+    /// as libzmq's `zmq_send` copies).
+    Fresh,
+}
+
+async fn send_bodies(
+    socket: &mut Socket,
+    size: usize,
+    count: u64,
+    bodies: Bodies,
+) -> Result<(), BoxError> {
     let body = Bytes::from(vec![0u8; size]);
     for _ in 0..count {
-        socket.send(body.clone()).await?;
+        let next = match bodies {
+            Bodies::Shared => body.clone(),
+            Bodies::Fresh => Bytes::copy_from_slice(&body),
+        };
+        socket.send(next).await?;
     }
     Ok(())
 }
@@ -181,20 +206,19 @@ pub async fn recv(
     Ok(())
 }
 
-/// `send ENDPOINT PATTERN SIZE COUNT [--hold]`.
+/// `send ENDPOINT PATTERN SIZE COUNT [--hold] [--fresh-bodies]`.
 pub async fn send(
     endpoint: &str,
-    pattern: Pattern,
-    size: usize,
-    count: u64,
+    (pattern, size, count): (Pattern, usize, u64),
     hwm: usize,
     security: Security,
     hold: bool,
+    bodies: Bodies,
 ) -> Result<(), BoxError> {
     security.check(endpoint)?;
     let mut socket = Socket::with_options(sender_type(pattern), options(hwm, security.client()?))?;
     socket.connect(endpoint)?;
-    send_all(&mut socket, size, count).await?;
+    send_bodies(&mut socket, size, count, bodies).await?;
     if hold {
         // On a blocking thread: the runtime keeps writing meanwhile.
         tokio::task::spawn_blocking(|| {

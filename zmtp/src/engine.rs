@@ -278,7 +278,7 @@ pub(crate) async fn run(
         if outbox.is_empty() && room_to_encode(&out) && (pipe_ready || closing) {
             // The writer first: what a direct write left goes before what is queued.
             take_back(&pipe, lender, &mut write, &mut out);
-            pipe.drain(&mut outbox);
+            pipe.drain_to_engine(&mut outbox);
             pipe_ready = false;
             last_batch = outbox.len();
         }
@@ -288,6 +288,7 @@ pub(crate) async fn run(
             };
             let encoded = match &item {
                 Outbound::Message(msg) => conn.send_message(msg, &mut out),
+                Outbound::Inline(body) => conn.send_one_frame(body.bytes(), &mut out),
                 Outbound::Subscribe(topic) => conn.send_subscription(true, topic, &mut out),
                 Outbound::Cancel(topic) => conn.send_subscription(false, topic, &mut out),
             };

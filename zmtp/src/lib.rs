@@ -25,6 +25,7 @@ mod engine;
 pub mod error;
 pub mod id_hash;
 mod inbound;
+mod inline_body;
 mod input_gate;
 mod log_throttle;
 pub use proto::message;

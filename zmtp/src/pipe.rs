@@ -21,13 +21,14 @@
 
 use std::collections::VecDeque;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::direct_write::{Lender, LentWriter, Offered};
+use crate::inline_body::{this_thread, InlineBody};
 use crate::send_budget::SendBudget;
 use crate::signal::Signal;
 use crate::transport::WriteHalf;
@@ -41,6 +42,15 @@ pub(crate) enum Outbound {
     Message(Message),
     Subscribe(Bytes),
     Cancel(Bytes),
+    /// A one-frame message whose small body was copied in: it came from another
+    /// thread than its connection's (see [`inline_body`](crate::inline_body)).
+    Inline(InlineBody),
+}
+
+impl Outbound {
+    fn is_message(&self) -> bool {
+        matches!(self, Outbound::Message(_) | Outbound::Inline(_))
+    }
 }
 
 /// What one queued item costs against the byte limit: its bodies, its slot in the
@@ -49,6 +59,8 @@ pub(crate) enum Outbound {
 fn item_cost(item: &Outbound) -> usize {
     match item {
         Outbound::Message(msg) => message_cost(msg),
+        // As the one-frame message it was.
+        Outbound::Inline(body) => size_of::<Outbound>() + size_of::<Bytes>() + body.bytes().len(),
         Outbound::Subscribe(topic) | Outbound::Cancel(topic) => subscription_cost(topic),
     }
 }
@@ -93,7 +105,7 @@ impl Queue {
         self.subscription_bytes = self
             .items
             .iter()
-            .filter(|item| !matches!(item, Outbound::Message(_)))
+            .filter(|item| !item.is_message())
             .map(item_cost)
             .sum();
     }
@@ -116,6 +128,10 @@ pub(crate) struct Pipe {
     /// Whether a writer is lent: the engine grants credits without taking the lock
     /// when none is.
     lent: AtomicBool,
+    /// The thread its connection last drained it on ([`this_thread`]; 0: none, or
+    /// not a connection's engine): small messages sent from other threads travel
+    /// inline.
+    engine_thread: AtomicUsize,
     /// What this pipe shares with others (the endpoint's, its address's).
     budgets: Vec<Arc<SendBudget>>,
 }
@@ -146,6 +162,7 @@ impl Pipe {
             closed: AtomicBool::new(false),
             subscriptions_lost: AtomicBool::new(false),
             lent: AtomicBool::new(false),
+            engine_thread: AtomicUsize::new(0),
             budgets,
         })
     }
@@ -202,7 +219,32 @@ impl Pipe {
             },
             _ => msg,
         };
+        if self.sent_from_elsewhere() {
+            if let Some(body) = InlineBody::copy_of(&msg) {
+                q.items.push_back(Outbound::Inline(body));
+                self.queued(q, cost, was_empty);
+                // Dropped here, out of the lock, on the sender's thread.
+                drop(msg);
+                return Ok(());
+            }
+        }
         q.items.push_back(Outbound::Message(msg));
+        self.queued(q, cost, was_empty);
+        Ok(())
+    }
+
+    /// Whether this thread is not the one the connection last ran on (see
+    /// [`inline_body`](crate::inline_body)).
+    #[inline]
+    fn sent_from_elsewhere(&self) -> bool {
+        let engine_thread = self.engine_thread.load(Ordering::Relaxed);
+        engine_thread != 0 && engine_thread != this_thread()
+    }
+
+    /// A message costing `cost` was queued: counts it, lets go of the lock and wakes
+    /// the engine if the queue was empty.
+    #[inline(always)]
+    fn queued(&self, mut q: MutexGuard<'_, Queue>, cost: usize, was_empty: bool) {
         q.bytes += cost;
         for budget in &self.budgets {
             budget.add(cost);
@@ -212,7 +254,6 @@ impl Pipe {
             // Remembered if the engine is not waiting yet: no lost wake-up.
             self.engine_wake.raise();
         }
-        Ok(())
     }
 
     /// Whether [`Pipe::try_push`] would take `msg` now.
@@ -248,7 +289,7 @@ impl Pipe {
         let cost = item_cost(&item);
         let mut q = self.lock();
         if q.subscription_bytes.saturating_add(cost) > self.hwm_bytes {
-            q.items.retain(|item| matches!(item, Outbound::Message(_)));
+            q.items.retain(Outbound::is_message);
             q.recount();
             self.subscriptions_lost.store(true, Ordering::Release);
             drop(q);
@@ -273,7 +314,7 @@ impl Pipe {
     pub(crate) fn replace_subscriptions<'a>(&self, topics: impl Iterator<Item = &'a Bytes>) {
         let mut q = self.lock();
         self.subscriptions_lost.store(false, Ordering::Release);
-        q.items.retain(|item| matches!(item, Outbound::Message(_)));
+        q.items.retain(Outbound::is_message);
         let mut fresh: VecDeque<Outbound> = topics.cloned().map(Outbound::Subscribe).collect();
         let had_any = !fresh.is_empty();
         fresh.append(&mut q.items);
@@ -315,6 +356,16 @@ impl Pipe {
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().items.is_empty()
+    }
+
+    /// [`Pipe::drain`] by the connection's engine, which notes the thread it runs
+    /// on: messages sent from other threads may then travel inline.
+    pub(crate) fn drain_to_engine(&self, into: &mut VecDeque<Outbound>) {
+        let here = this_thread();
+        if self.engine_thread.load(Ordering::Relaxed) != here {
+            self.engine_thread.store(here, Ordering::Relaxed);
+        }
+        self.drain(into);
     }
 
     /// Moves everything queued into `into` (which should be empty) and releases its
@@ -404,6 +455,64 @@ impl Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever each item holds, as the message it stands for.
+    fn as_message(item: &Outbound) -> Message {
+        match item {
+            Outbound::Message(msg) => msg.clone(),
+            Outbound::Inline(body) => Message::from(body.bytes().to_vec()),
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_messages_from_another_thread_than_the_engine_travel_inline() {
+        let pipe = Pipe::new(100, Some(1 << 20), Arc::new(Notify::new()));
+        let sent = [
+            Message::from("small"),
+            Message::from(vec![1u8; 4096]),
+            Message::from(["two", "frames"]),
+            Message::from(""),
+        ];
+        // The engine has not run yet: nothing goes inline.
+        pipe.try_push(sent[0].clone()).unwrap();
+        let mut out = VecDeque::new();
+        let engine = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || {
+                let mut out = VecDeque::new();
+                pipe.drain_to_engine(&mut out);
+                out
+            })
+        };
+        let drained = engine.join().unwrap();
+        assert_eq!(drained.len(), 1);
+        assert!(matches!(drained[0], Outbound::Message(_)));
+        let bytes_before = pipe.lock().bytes;
+        for msg in &sent {
+            pipe.try_push(msg.clone()).unwrap();
+        }
+        let counted = pipe.lock().bytes - bytes_before;
+        assert_eq!(counted, sent.iter().map(message_cost).sum::<usize>());
+        pipe.drain(&mut out);
+        assert!(matches!(out[0], Outbound::Inline(_)));
+        assert!(matches!(out[1], Outbound::Message(_)));
+        assert!(matches!(out[2], Outbound::Message(_)));
+        assert!(matches!(out[3], Outbound::Inline(_)));
+        let received: Vec<Message> = out.iter().map(as_message).collect();
+        assert_eq!(received, sent);
+        assert_eq!(out.iter().map(item_cost).sum::<usize>(), counted);
+    }
+
+    #[test]
+    fn on_the_engines_own_thread_messages_go_as_they_are() {
+        let pipe = Pipe::new(100, None, Arc::new(Notify::new()));
+        let mut out = VecDeque::new();
+        pipe.drain_to_engine(&mut out);
+        pipe.try_push(Message::from("small")).unwrap();
+        pipe.drain_to_engine(&mut out);
+        assert!(matches!(&out.make_contiguous()[..], [Outbound::Message(_)]));
+    }
 
     #[test]
     fn bounded_by_hwm_and_drained_in_one_go() {

@@ -43,6 +43,21 @@ async fn bound(socket_type: SocketType, options: SocketOptions) -> (Socket, Stri
     (socket, endpoint)
 }
 
+/// A CURVE server of `server_type`, bound, allowing the key of a client of
+/// `client_type`, made but not yet connected; and the endpoint.
+async fn curve_pair(server_type: SocketType, client_type: SocketType) -> (Socket, Socket, String) {
+    let server_keys = CurveKeyPair::generate();
+    let client_keys = CurveKeyPair::generate();
+    let (server, endpoint) =
+        bound(server_type, server_options(&server_keys, &[&client_keys])).await;
+    let client = Socket::with_options(
+        client_type,
+        client_options(&client_keys, server_keys.public),
+    )
+    .unwrap();
+    (server, client, endpoint)
+}
+
 async fn recv(socket: &mut Socket) -> Message {
     tokio::time::timeout(WAIT, socket.recv())
         .await
@@ -99,6 +114,27 @@ async fn first_delivery(
     tokio::time::timeout(WAIT, publishing)
         .await
         .expect("the subscription took effect in time")
+}
+
+/// Small one-frame messages from a `#[tokio::main]` body travel inline in the
+/// queue and are sealed from there: every size up to past the inline limit, with
+/// larger and multipart ones between, arrives whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_messages_sent_from_the_main_thread_are_sealed_intact() {
+    let (mut pull, mut push, endpoint) = curve_pair(SocketType::Pull, SocketType::Push).await;
+    push.connect(&endpoint).unwrap();
+    let sent: Vec<Message> = (0..=80usize)
+        .map(|n| Message::from(vec![n as u8; n]))
+        .chain([Message::from(vec![9u8; 5000]), Message::from(["", "x"])])
+        .collect();
+    for round in 0..20 {
+        for msg in &sent {
+            push.send(msg.clone()).await.unwrap();
+        }
+        for (i, msg) in sent.iter().enumerate() {
+            assert_eq!(&recv(&mut pull).await, msg, "round {round}, message {i}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -170,18 +206,8 @@ async fn our_hook_refuses_an_unlisted_client_of_ours() {
 
 #[tokio::test]
 async fn our_pub_and_sub_filter_inside_curve() {
-    let server_keys = CurveKeyPair::generate();
-    let client_keys = CurveKeyPair::generate();
-    let (mut publisher, endpoint) = bound(
-        SocketType::Pub,
-        server_options(&server_keys, &[&client_keys]),
-    )
-    .await;
-    let mut subscriber = Socket::with_options(
-        SocketType::Sub,
-        client_options(&client_keys, server_keys.public),
-    )
-    .unwrap();
+    let (mut publisher, mut subscriber, endpoint) =
+        curve_pair(SocketType::Pub, SocketType::Sub).await;
     subscriber.subscribe("weather").unwrap();
     subscriber.connect(&endpoint).unwrap();
     // The subscription travels boxed too.

@@ -167,6 +167,39 @@ async fn large_frames_of_changing_sizes_on_the_multi_thread_runtime() {
     large_frames_of_changing_sizes("large-mt").await;
 }
 
+/// Messages of every kind a `#[tokio::main]` body sends (its thread is not the
+/// connection's, so small one-frame ones travel inline in the queue): they arrive
+/// whole and in order, beside larger and multipart ones.
+async fn mixed_messages_from_the_main_thread(push: &mut Socket, pull: &mut Socket) {
+    let sent: Vec<Message> = (0..=80usize)
+        .map(|n| Message::from(vec![n as u8; n]))
+        .chain([
+            Message::from(vec![9u8; 5000]),
+            Message::from(["", "after a delimiter"]),
+            Message::from("last"),
+        ])
+        .collect();
+    for round in 0..50 {
+        for msg in &sent {
+            push.send(msg.clone()).await.unwrap();
+        }
+        for (i, msg) in sent.iter().enumerate() {
+            assert_eq!(&recv(pull).await, msg, "round {round}, message {i}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_messages_sent_from_the_main_thread_arrive_intact() {
+    for ep in ["tcp://127.0.0.1:0".to_string(), ipc_endpoint("inline")] {
+        let mut pull = Socket::new(SocketType::Pull);
+        let bound = pull.bind(&ep).await.unwrap().to_string();
+        let mut push = Socket::new(SocketType::Push);
+        push.connect(&bound).unwrap();
+        mixed_messages_from_the_main_thread(&mut push, &mut pull).await;
+    }
+}
+
 #[tokio::test]
 async fn router_mandatory_reports_unknown_peers() {
     let options = SocketOptions::default().router_mandatory(true);

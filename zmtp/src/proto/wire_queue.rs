@@ -99,6 +99,12 @@ impl WireQueue {
         }
     }
 
+    /// Encodes a one-frame message from its body, copied.
+    pub(crate) fn push_one_frame(&mut self, body: &[u8]) {
+        encode_header(&mut self.tail, false, false, body.len());
+        self.tail.extend_from_slice(body);
+    }
+
     /// Fills `out` with the queued bytes in order; returns how many slices it used.
     pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         let parts = self

@@ -324,6 +324,12 @@ async fn forward(
         for item in items.drain(..) {
             match item {
                 Outbound::Message(msg) => to.message(msg, &mut batch),
+                // Not made for inproc links (they do not note a thread), but a
+                // body copied in is still a message.
+                Outbound::Inline(body) => to.message(
+                    crate::Message::from(bytes::Bytes::copy_from_slice(body.bytes())),
+                    &mut batch,
+                ),
                 Outbound::Subscribe(topic) => to.subscription(true, topic, &mut batch),
                 Outbound::Cancel(topic) => to.subscription(false, topic, &mut batch),
             }
