@@ -133,6 +133,45 @@ async fn our_push_blocks_at_the_hwm_when_nobody_reads() {
     }
 }
 
+/// With room everywhere, PUSH deals its messages round-robin: with three PULLs
+/// each gets every third, in order, and none twice.
+#[tokio::test]
+async fn our_push_deals_round_robin_over_three_pullers() {
+    let mut push = Socket::new(SocketType::Push);
+    let endpoint = push
+        .bind(&our_bind_endpoint(Transport::Tcp))
+        .await
+        .unwrap()
+        .to_string();
+    let mut pulls = Vec::new();
+    for _ in 0..3 {
+        let mut pull = Socket::new(SocketType::Pull);
+        pull.connect(&endpoint).unwrap();
+        pulls.push(pull);
+    }
+    wait_until("three PULLs connected", || push.peer_count() == 3).await;
+    for i in 0..300 {
+        send(&mut push, format!("m{i}")).await;
+    }
+    let mut firsts = Vec::new();
+    for pull in &mut pulls {
+        let got: Vec<usize> = {
+            let mut got = Vec::new();
+            for _ in 0..100 {
+                got.push(text(&recv(pull).await)[1..].parse::<usize>().unwrap());
+            }
+            got
+        };
+        assert!(
+            got.windows(2).all(|w| w[1] == w[0] + 3),
+            "not every third: {got:?}"
+        );
+        firsts.push(got[0]);
+    }
+    firsts.sort_unstable();
+    assert_eq!(firsts, [0, 1, 2]);
+}
+
 #[tokio::test]
 async fn our_pair_to_our_pair_both_ways() {
     for t in TRANSPORTS {

@@ -12,12 +12,18 @@ impl Socket {
     pub(super) fn try_load_balance(&mut self, mut msg: Message) -> Result<PeerKey, Message> {
         self.core.peers.refresh(&mut self.snapshot);
         let n = self.snapshot.ordered.len();
+        // No division per message: `lb_next` stays below `n` unless pipes went.
+        let start = if self.lb_next < n { self.lb_next } else { 0 };
         for i in 0..n {
-            let index = (self.lb_next + i) % n;
+            let index = if start + i < n {
+                start + i
+            } else {
+                start + i - n
+            };
             let (key, pipe) = &self.snapshot.ordered[index];
             match pipe.try_push(msg) {
                 Ok(()) => {
-                    self.lb_next = index + 1;
+                    self.lb_next = if index + 1 < n { index + 1 } else { 0 };
                     return Ok(*key);
                 }
                 Err(back) => msg = back,

@@ -297,8 +297,15 @@ impl Socket {
     /// Cancel-safe in the sense that dropping the future never sends part of a
     /// message; a message not yet queued when the future is dropped is not sent.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        let mut slot = Some(msg.into());
-        std::future::poll_fn(|cx| self.poll_send(cx, &mut slot)).await?;
+        let msg = msg.into();
+        if msg.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        // The common case without the wait's machinery: room at once.
+        if let Attempt::Full(msg) = self.try_send_once(msg)? {
+            let mut slot = Some(msg);
+            std::future::poll_fn(|cx| self.poll_send(cx, &mut slot)).await?;
+        }
         let publishes = matches!(
             self.core.socket_type,
             SocketType::Pub | SocketType::XPub | SocketType::XSub

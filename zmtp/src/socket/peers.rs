@@ -202,11 +202,18 @@ impl Peers {
     }
 
     /// Refreshes `snapshot` if the table changed since it was taken.
+    #[inline]
     pub(crate) fn refresh(&self, snapshot: &mut PeerSnapshot) {
         let generation = self.generation.load(Ordering::Acquire);
-        if generation == snapshot.generation {
-            return;
+        if generation != snapshot.generation {
+            self.rebuild(snapshot, generation);
         }
+    }
+
+    /// [`refresh`](Self::refresh) when the peers changed.
+    #[cold]
+    #[inline(never)]
+    fn rebuild(&self, snapshot: &mut PeerSnapshot, generation: u64) {
         let t = self.lock();
         let mut keys: Vec<PeerKey> = t.entries.keys().copied().collect();
         keys.sort_unstable();
