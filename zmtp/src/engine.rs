@@ -338,8 +338,9 @@ pub(crate) async fn run(
             if input.len() < READ_CHUNK {
                 input.reserve(READ_CHUNK - input.len());
             }
-        } else {
-            // `input` holds at most the start of one frame (whole ones were cut).
+        } else if reading && batch.is_empty() {
+            // Only when a read may follow: `input` then holds the start of the
+            // frame being read, if any (whole ones were decoded).
             let room = input.capacity() - input.len();
             if let Some(additional) = plan.room_to_make(input.len(), room, missing) {
                 buffers.make_room(&mut input, additional);

@@ -93,9 +93,9 @@ impl ReadPlan {
         }
     }
 
-    /// Before a read: `buffered` bytes wait in the buffer (a prefix of one frame,
-    /// whole ones were cut already, or nothing), `room` bytes of capacity follow
-    /// them, and `missing` more complete the frame they start (0: no frame, or its
+    /// Before a read: `buffered` bytes wait in the buffer (the start of the frame
+    /// being read, or nothing: whole frames were cut), `room` bytes of capacity
+    /// follow them, and `missing` more complete that frame (0: no frame, or its
     /// header is not whole yet). Returns how many bytes of room to make after the
     /// buffered ones, or `None` when the room there will do.
     pub(crate) fn room_to_make(
@@ -114,7 +114,7 @@ impl ReadPlan {
         if room >= missing.max(self.read_size / 4) {
             return None;
         }
-        if buffered + missing >= LARGE_FRAME {
+        if missing > 0 && buffered + missing >= LARGE_FRAME {
             // Exactly the rest of a large frame: its buffer ends where it does.
             Some(missing)
         } else {
