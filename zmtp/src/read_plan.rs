@@ -15,9 +15,9 @@
 //!   path, PUSH->PULL 64 KiB over tcp and ipc). With the room predicted, each frame
 //!   is read into one buffer and never moved.
 //!
-//! The prediction is bounded ([`MAX_PREDICTED`]) and forgotten once the connection
-//! is no longer busy, so an idle connection keeps no more than before, and one huge
-//! frame does not make every later buffer huge.
+//! The prediction is bounded ([`MAX_PREDICTED`], a 64 KiB message) and forgotten
+//! once the connection is no longer busy, so an idle connection keeps no more than
+//! before, and one huge frame does not make every later buffer huge.
 //!
 //! Each such buffer lives until the receiving code drops its message, so on
 //! tokio's current-thread runtime, where the receiving code waits for the
@@ -45,10 +45,14 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// end, and room for one as large is kept for the next.
 const LARGE_FRAME: usize = READ_CHUNK / 2;
 
-/// The most room predicted for the next frame (a read buffer this size may still
-/// be kept as a spare: see `read_buffers`). Larger frames are read as they come; the
-/// copy is then a small part of them.
-const MAX_PREDICTED: usize = 256 * 1024;
+/// The most room predicted for the next frame: a 64 KiB message in its frame,
+/// CURVE's box included. The buffer a prediction makes waits for the next read,
+/// and a peer that sends one large frame and falls silent keeps it allocated; up to
+/// this size that is no more than a busy connection's read buffer holds anyway (a
+/// prediction up to 256 KiB let every such peer hold four times as much, with no
+/// bound over all connections). Larger frames are read as they come; the copy
+/// to make room for their rest is then a small part of them.
+const MAX_PREDICTED: usize = READ_CHUNK + 256;
 
 /// Bytes a connection reads before it lets the other tasks run once (see the
 /// module docs): eight 64 KiB messages, half the spares' bytes.
@@ -212,6 +216,16 @@ mod tests {
         let mut plan = busy_plan();
         plan.room_to_make(READ_CHUNK, 0, 10 << 20);
         assert_eq!(plan.room_to_make(0, 0, 0), Some(READ_CHUNK));
+        // Nor one past a 64 KiB message: the room waits for a read that a silent
+        // peer never sends, and no more than a read's worth may wait so.
+        let mut plan = busy_plan();
+        plan.room_to_make(READ_CHUNK, 0, 100 * 1024 - READ_CHUNK);
+        assert_eq!(plan.room_to_make(0, 0, 0), Some(READ_CHUNK));
+        // A 64 KiB message sealed by CURVE (a MESSAGE command's 33 more bytes) is.
+        let sealed = FRAME_64K + 33;
+        let mut plan = busy_plan();
+        plan.room_to_make(READ_CHUNK, 0, sealed - READ_CHUNK);
+        assert_eq!(plan.room_to_make(0, 0, 0), Some(sealed));
         // Nor does it keep an earlier prediction.
         let mut plan = busy_plan();
         plan.room_to_make(READ_CHUNK, 0, FRAME_64K - READ_CHUNK);

@@ -103,7 +103,7 @@ async fn large_multipart_messages_arrive_intact() {
 }
 
 /// A stream of large frames whose sizes keep changing around the room the reader
-/// predicts for the next one (the size of the last large frame, up to 256 KiB),
+/// predicts for the next one (the size of the last large frame, up to 64 KiB and its framing),
 /// with small ones between, sent faster than they are read: every frame arrives
 /// whole and in order, on both runtimes, over tcp and ipc.
 async fn large_frames_of_changing_sizes(name: &str) {
