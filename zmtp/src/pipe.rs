@@ -469,10 +469,11 @@ mod tests {
     fn small_messages_from_another_thread_than_the_engine_travel_inline() {
         let pipe = Pipe::new(100, Some(1 << 20), Arc::new(Notify::new()));
         let sent = [
-            Message::from("small"),
+            Message::from(b"small".to_vec()),
             Message::from(vec![1u8; 4096]),
-            Message::from(["two", "frames"]),
-            Message::from(""),
+            Message::from([b"two".to_vec(), b"frames".to_vec()]),
+            Message::from(b"shared".to_vec()),
+            Message::from(b"last".to_vec()),
         ];
         // The engine has not run yet: nothing goes inline.
         pipe.try_push(sent[0].clone()).unwrap();
@@ -489,8 +490,14 @@ mod tests {
         assert_eq!(drained.len(), 1);
         assert!(matches!(drained[0], Outbound::Message(_)));
         let bytes_before = pipe.lock().bytes;
-        for msg in &sent {
-            pipe.try_push(msg.clone()).unwrap();
+        for (i, msg) in sent.iter().enumerate() {
+            // The fourth is still shared with `sent` when queued.
+            let queued = if i == 3 {
+                msg.clone()
+            } else {
+                Message::from(msg.iter().map(|f| f.to_vec()).collect::<Vec<_>>())
+            };
+            pipe.try_push(queued).unwrap();
         }
         let counted = pipe.lock().bytes - bytes_before;
         assert_eq!(counted, sent.iter().map(message_cost).sum::<usize>());
@@ -498,7 +505,8 @@ mod tests {
         assert!(matches!(out[0], Outbound::Inline(_)));
         assert!(matches!(out[1], Outbound::Message(_)));
         assert!(matches!(out[2], Outbound::Message(_)));
-        assert!(matches!(out[3], Outbound::Inline(_)));
+        assert!(matches!(out[3], Outbound::Message(_)));
+        assert!(matches!(out[4], Outbound::Inline(_)));
         let received: Vec<Message> = out.iter().map(as_message).collect();
         assert_eq!(received, sent);
         assert_eq!(out.iter().map(item_cost).sum::<usize>(), counted);
@@ -509,7 +517,7 @@ mod tests {
         let pipe = Pipe::new(100, None, Arc::new(Notify::new()));
         let mut out = VecDeque::new();
         pipe.drain_to_engine(&mut out);
-        pipe.try_push(Message::from("small")).unwrap();
+        pipe.try_push(Message::from(b"small".to_vec())).unwrap();
         pipe.drain_to_engine(&mut out);
         assert!(matches!(&out.make_contiguous()[..], [Outbound::Message(_)]));
     }

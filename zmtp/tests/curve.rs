@@ -129,7 +129,9 @@ async fn small_messages_sent_from_the_main_thread_are_sealed_intact() {
         .collect();
     for round in 0..20 {
         for msg in &sent {
-            push.send(msg.clone()).await.unwrap();
+            // A fresh copy, owned alone: small ones travel inline.
+            let fresh: Vec<Vec<u8>> = msg.iter().map(|frame| frame.to_vec()).collect();
+            push.send(Message::from(fresh)).await.unwrap();
         }
         for (i, msg) in sent.iter().enumerate() {
             assert_eq!(&recv(&mut pull).await, msg, "round {round}, message {i}");

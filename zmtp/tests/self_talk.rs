@@ -181,7 +181,9 @@ async fn mixed_messages_from_the_main_thread(push: &mut Socket, pull: &mut Socke
         .collect();
     for round in 0..50 {
         for msg in &sent {
-            push.send(msg.clone()).await.unwrap();
+            // A fresh copy, owned alone: small ones travel inline.
+            let fresh: Vec<Vec<u8>> = msg.iter().map(|frame| frame.to_vec()).collect();
+            push.send(Message::from(fresh)).await.unwrap();
         }
         for (i, msg) in sent.iter().enumerate() {
             assert_eq!(&recv(pull).await, msg, "round {round}, message {i}");
