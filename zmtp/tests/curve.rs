@@ -8,6 +8,7 @@
 //! it cannot arrive any more, over a short grace period.
 
 mod common;
+mod from_main_thread;
 
 use std::time::Duration;
 
@@ -123,20 +124,7 @@ async fn first_delivery(
 async fn small_messages_sent_from_the_main_thread_are_sealed_intact() {
     let (mut pull, mut push, endpoint) = curve_pair(SocketType::Pull, SocketType::Push).await;
     push.connect(&endpoint).unwrap();
-    let sent: Vec<Message> = (0..=80usize)
-        .map(|n| Message::from(vec![n as u8; n]))
-        .chain([Message::from(vec![9u8; 5000]), Message::from(["", "x"])])
-        .collect();
-    for round in 0..20 {
-        for msg in &sent {
-            // A fresh copy, owned alone: small ones travel inline.
-            let fresh: Vec<Vec<u8>> = msg.iter().map(|frame| frame.to_vec()).collect();
-            push.send(Message::from(fresh)).await.unwrap();
-        }
-        for (i, msg) in sent.iter().enumerate() {
-            assert_eq!(&recv(&mut pull).await, msg, "round {round}, message {i}");
-        }
-    }
+    from_main_thread::mixed_messages_arrive_intact(&mut push, &mut pull, 20).await;
 }
 
 #[tokio::test]

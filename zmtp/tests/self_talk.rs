@@ -1,5 +1,7 @@
 //! Our sockets talking to each other over tcp and ipc.
 
+mod from_main_thread;
+
 use std::time::Duration;
 
 use zmtp::{Message, Socket, SocketOptions, SocketType};
@@ -167,30 +169,6 @@ async fn large_frames_of_changing_sizes_on_the_multi_thread_runtime() {
     large_frames_of_changing_sizes("large-mt").await;
 }
 
-/// Messages of every kind a `#[tokio::main]` body sends (its thread is not the
-/// connection's, so small one-frame ones travel inline in the queue): they arrive
-/// whole and in order, beside larger and multipart ones.
-async fn mixed_messages_from_the_main_thread(push: &mut Socket, pull: &mut Socket) {
-    let sent: Vec<Message> = (0..=80usize)
-        .map(|n| Message::from(vec![n as u8; n]))
-        .chain([
-            Message::from(vec![9u8; 5000]),
-            Message::from(["", "after a delimiter"]),
-            Message::from("last"),
-        ])
-        .collect();
-    for round in 0..50 {
-        for msg in &sent {
-            // A fresh copy, owned alone: small ones travel inline.
-            let fresh: Vec<Vec<u8>> = msg.iter().map(|frame| frame.to_vec()).collect();
-            push.send(Message::from(fresh)).await.unwrap();
-        }
-        for (i, msg) in sent.iter().enumerate() {
-            assert_eq!(&recv(pull).await, msg, "round {round}, message {i}");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_messages_sent_from_the_main_thread_arrive_intact() {
     for ep in ["tcp://127.0.0.1:0".to_string(), ipc_endpoint("inline")] {
@@ -198,7 +176,7 @@ async fn small_messages_sent_from_the_main_thread_arrive_intact() {
         let bound = pull.bind(&ep).await.unwrap().to_string();
         let mut push = Socket::new(SocketType::Push);
         push.connect(&bound).unwrap();
-        mixed_messages_from_the_main_thread(&mut push, &mut pull).await;
+        from_main_thread::mixed_messages_arrive_intact(&mut push, &mut pull, 50).await;
     }
 }
 
