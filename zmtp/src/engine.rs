@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel_watch::CancelWatch;
 use crate::delivery::Delivery;
 use crate::direct_write::Lender;
+use crate::framed_batch::FramedBatch;
 use crate::inbound::{Inbound, Pushed};
 use crate::pipe::{Outbound, Pipe};
 use crate::proto::mechanism::curve::CurveCodec;
@@ -278,7 +279,7 @@ pub(crate) async fn run(
         if outbox.is_empty() && room_to_encode(&out) && (pipe_ready || closing) {
             // The writer first: what a direct write left goes before what is queued.
             take_back(&pipe, lender, &mut write, &mut out);
-            pipe.drain_to_engine(&mut outbox);
+            pipe.drain_to_engine(&mut outbox, conn.frames_in_clear());
             pipe_ready = false;
             last_batch = outbox.len();
         }
@@ -286,11 +287,12 @@ pub(crate) async fn run(
             let Some(item) = outbox.pop_front() else {
                 break;
             };
-            let encoded = match &item {
-                Outbound::Message(msg) => conn.send_message(msg, &mut out),
+            let encoded = match item {
+                Outbound::Message(msg) => conn.send_message(&msg, &mut out),
                 Outbound::Inline(body) => conn.send_one_frame(body.bytes(), &mut out),
-                Outbound::Subscribe(topic) => conn.send_subscription(true, topic, &mut out),
-                Outbound::Cancel(topic) => conn.send_subscription(false, topic, &mut out),
+                Outbound::Framed(batch) => send_framed(&mut conn, batch, &mut out),
+                Outbound::Subscribe(topic) => conn.send_subscription(true, &topic, &mut out),
+                Outbound::Cancel(topic) => conn.send_subscription(false, &topic, &mut out),
             };
             if let Err(fault) = encoded {
                 return fault.into();
@@ -396,6 +398,23 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Queues a batch its senders framed: as it is on a connection in the clear (what
+/// it is made for), message by message otherwise.
+#[inline(never)]
+fn send_framed(
+    conn: &mut Connection,
+    batch: FramedBatch,
+    out: &mut WireQueue,
+) -> Result<(), Fault> {
+    if conn.frames_in_clear() {
+        out.push_shared(batch.into_frames());
+        return Ok(());
+    }
+    batch
+        .into_messages()
+        .try_for_each(|msg| conn.send_message(&msg, out))
 }
 
 /// Takes the write half back from the pipe if it is lent, and queues first the

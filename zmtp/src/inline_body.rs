@@ -19,6 +19,10 @@
 //! 0.50-0.59 s per 3 M messages. Clones of one body (zmtp-bench's default, and
 //! what the anchors' programs send) stayed within the runs' spread (6.0-7.0 M).
 //!
+//! On a connection whose frames go in the clear, such messages are framed by the
+//! sender instead ([`framed_batch`](crate::framed_batch)); inline bodies are for
+//! CURVE connections, which seal each frame themselves.
+//!
 //! Only when the sender is on another thread than the connection last ran on
 //! ([`this_thread`]): on one thread (the current-thread runtime, the broker) the
 //! copy would only cost. And only a body the message owns alone (a fresh one): a

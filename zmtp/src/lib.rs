@@ -30,6 +30,7 @@ mod input_gate;
 mod log_throttle;
 pub use proto::message;
 mod direct_write;
+mod framed_batch;
 pub mod monitor;
 pub mod options;
 mod own_subscriptions;

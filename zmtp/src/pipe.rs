@@ -28,6 +28,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::direct_write::{Lender, LentWriter, Offered};
+use crate::framed_batch::FramedBatch;
 use crate::inline_body::{this_thread, InlineBody};
 use crate::send_budget::SendBudget;
 use crate::signal::Signal;
@@ -45,11 +46,26 @@ pub(crate) enum Outbound {
     /// A one-frame message whose small body was copied in: it came from another
     /// thread than its connection's (see [`inline_body`](crate::inline_body)).
     Inline(InlineBody),
+    /// Small one-frame messages framed by a sender on another thread than their
+    /// connection's, whose frames go in the clear (see
+    /// [`framed_batch`](crate::framed_batch)).
+    Framed(FramedBatch),
 }
 
 impl Outbound {
     fn is_message(&self) -> bool {
-        matches!(self, Outbound::Message(_) | Outbound::Inline(_))
+        matches!(
+            self,
+            Outbound::Message(_) | Outbound::Inline(_) | Outbound::Framed(_)
+        )
+    }
+
+    /// What the item counts for against the high-water mark in messages.
+    fn count(&self) -> usize {
+        match self {
+            Outbound::Framed(batch) => batch.messages(),
+            _ => 1,
+        }
     }
 }
 
@@ -61,6 +77,7 @@ fn item_cost(item: &Outbound) -> usize {
         Outbound::Message(msg) => message_cost(msg),
         // As the one-frame message it was.
         Outbound::Inline(body) => size_of::<Outbound>() + size_of::<Bytes>() + body.bytes().len(),
+        Outbound::Framed(batch) => batch.cost(),
         Outbound::Subscribe(topic) | Outbound::Cancel(topic) => subscription_cost(topic),
     }
 }
@@ -78,6 +95,9 @@ fn subscription_cost(topic: &Bytes) -> usize {
 #[derive(Debug, Default)]
 struct Queue {
     items: VecDeque<Outbound>,
+    /// The messages and subscription changes in `items` (a framed batch holds
+    /// many messages): what the high-water mark counts.
+    count: usize,
     /// The [`item_cost`] of everything in `items`.
     bytes: usize,
     /// The part of `bytes` that is subscription changes.
@@ -101,6 +121,7 @@ impl Queue {
 
     /// Recounts the costs after items were removed from the middle.
     fn recount(&mut self) {
+        self.count = self.items.iter().map(Outbound::count).sum();
         self.bytes = self.items.iter().map(item_cost).sum();
         self.subscription_bytes = self
             .items
@@ -130,8 +151,11 @@ pub(crate) struct Pipe {
     lent: AtomicBool,
     /// The thread its connection last drained it on ([`this_thread`]; 0: none, or
     /// not a connection's engine): small messages sent from other threads travel
-    /// inline.
+    /// inline, or framed.
     engine_thread: AtomicUsize,
+    /// Whether that connection's frames go in the clear: small messages from other
+    /// threads are then framed by their sender.
+    frames_in_clear: AtomicBool,
     /// What this pipe shares with others (the endpoint's, its address's).
     budgets: Vec<Arc<SendBudget>>,
 }
@@ -163,6 +187,7 @@ impl Pipe {
             subscriptions_lost: AtomicBool::new(false),
             lent: AtomicBool::new(false),
             engine_thread: AtomicUsize::new(0),
+            frames_in_clear: AtomicBool::new(false),
             budgets,
         })
     }
@@ -186,7 +211,7 @@ impl Pipe {
     /// Whether an item costing `cost` fits: below the message mark, and within the
     /// byte limit and the shared budget unless the pipe is empty.
     fn fits(&self, q: &Queue, cost: usize) -> bool {
-        q.items.len() < self.hwm
+        q.count < self.hwm
             && (q.items.is_empty()
                 || (q.bytes.saturating_add(cost) <= self.hwm_bytes
                     && self.budgets.iter().all(|b| b.fits(cost))))
@@ -220,10 +245,24 @@ impl Pipe {
             _ => msg,
         };
         if self.sent_from_elsewhere() {
-            if let Some(body) = InlineBody::copy_of(&msg) {
+            if self.frames_in_clear.load(Ordering::Relaxed) {
+                if let Some(body) = FramedBatch::body_of(&msg) {
+                    match q.items.back_mut() {
+                        Some(Outbound::Framed(batch)) if batch.has_room_for(body) => {
+                            batch.push(body, cost)
+                        }
+                        _ => q
+                            .items
+                            .push_back(Outbound::Framed(FramedBatch::first(body, cost))),
+                    }
+                    self.queued(q, cost, was_empty);
+                    // Dropped here, out of the lock, on the sender's thread.
+                    drop(msg);
+                    return Ok(());
+                }
+            } else if let Some(body) = InlineBody::copy_of(&msg) {
                 q.items.push_back(Outbound::Inline(body));
                 self.queued(q, cost, was_empty);
-                // Dropped here, out of the lock, on the sender's thread.
                 drop(msg);
                 return Ok(());
             }
@@ -245,6 +284,7 @@ impl Pipe {
     /// the engine if the queue was empty.
     #[inline(always)]
     fn queued(&self, mut q: MutexGuard<'_, Queue>, cost: usize, was_empty: bool) {
+        q.count += 1;
         q.bytes += cost;
         for budget in &self.budgets {
             budget.add(cost);
@@ -298,6 +338,7 @@ impl Pipe {
         }
         let was_empty = q.items.is_empty();
         q.items.push_back(item);
+        q.count += 1;
         q.bytes += cost;
         q.subscription_bytes += cost;
         drop(q);
@@ -333,9 +374,9 @@ impl Pipe {
         self.subscriptions_lost.load(Ordering::Acquire)
     }
 
-    /// Number of items queued.
+    /// Number of messages and subscription changes queued.
     pub(crate) fn len(&self) -> usize {
-        self.lock().items.len()
+        self.lock().count
     }
 
     /// Whether the pipe is below both marks and, when a message was refused since
@@ -359,11 +400,16 @@ impl Pipe {
     }
 
     /// [`Pipe::drain`] by the connection's engine, which notes the thread it runs
-    /// on: messages sent from other threads may then travel inline.
-    pub(crate) fn drain_to_engine(&self, into: &mut VecDeque<Outbound>) {
+    /// on and whether its frames go in the clear: messages sent from other threads
+    /// may then travel inline, or framed.
+    pub(crate) fn drain_to_engine(&self, into: &mut VecDeque<Outbound>, frames_in_clear: bool) {
         let here = this_thread();
         if self.engine_thread.load(Ordering::Relaxed) != here {
             self.engine_thread.store(here, Ordering::Relaxed);
+        }
+        if self.frames_in_clear.load(Ordering::Relaxed) != frames_in_clear {
+            self.frames_in_clear
+                .store(frames_in_clear, Ordering::Relaxed);
         }
         self.drain(into);
     }
@@ -373,10 +419,11 @@ impl Pipe {
     /// refused for its size, in a pipe below the byte limit).
     pub(crate) fn drain(&self, into: &mut VecDeque<Outbound>) {
         let mut q = self.lock();
-        let was_full = q.items.len() >= self.hwm || q.bytes >= self.hwm_bytes;
+        let was_full = q.count >= self.hwm || q.bytes >= self.hwm_bytes;
         let starved = self.release_budget(&q);
         let wake = std::mem::take(&mut q.wanted) > 0 || was_full || starved;
         crate::util::take_all(&mut q.items, into);
+        q.count = 0;
         q.bytes = 0;
         q.subscription_bytes = 0;
         drop(q);
@@ -457,10 +504,11 @@ mod tests {
     use super::*;
 
     /// Whatever each item holds, as the message it stands for.
-    fn as_message(item: &Outbound) -> Message {
+    fn as_messages(item: &Outbound) -> Vec<Message> {
         match item {
-            Outbound::Message(msg) => msg.clone(),
-            Outbound::Inline(body) => Message::from(body.bytes().to_vec()),
+            Outbound::Message(msg) => vec![msg.clone()],
+            Outbound::Inline(body) => vec![Message::from(body.bytes().to_vec())],
+            Outbound::Framed(batch) => batch.clone().into_messages().collect(),
             other => panic!("not a message: {other:?}"),
         }
     }
@@ -482,7 +530,7 @@ mod tests {
             let pipe = pipe.clone();
             std::thread::spawn(move || {
                 let mut out = VecDeque::new();
-                pipe.drain_to_engine(&mut out);
+                pipe.drain_to_engine(&mut out, false);
                 out
             })
         };
@@ -507,18 +555,118 @@ mod tests {
         assert!(matches!(out[2], Outbound::Message(_)));
         assert!(matches!(out[3], Outbound::Message(_)));
         assert!(matches!(out[4], Outbound::Inline(_)));
-        let received: Vec<Message> = out.iter().map(as_message).collect();
+        let received: Vec<Message> = out.iter().flat_map(as_messages).collect();
         assert_eq!(received, sent);
         assert_eq!(out.iter().map(item_cost).sum::<usize>(), counted);
+    }
+
+    /// Drains `pipe` on a thread of its own, as a connection's engine whose frames
+    /// go in the clear (or not) would: later sends from this thread come from
+    /// elsewhere.
+    fn drained_by_an_engine_elsewhere(pipe: &Arc<Pipe>, frames_in_clear: bool) {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || pipe.drain_to_engine(&mut VecDeque::new(), frames_in_clear))
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn small_messages_from_another_thread_are_framed_in_order_when_in_the_clear() {
+        let pipe = Pipe::new(100, Some(1 << 20), Arc::new(Notify::new()));
+        drained_by_an_engine_elsewhere(&pipe, true);
+        let shared = Message::from(b"a clone".to_vec());
+        let sent = [
+            Message::from(b"small".to_vec()),
+            shared.clone(),
+            Message::from(vec![1u8; 255]),
+            Message::from(vec![2u8; 256]),
+            Message::from(b"".to_vec()),
+            Message::from([b"two".to_vec(), b"frames".to_vec()]),
+            Message::from("static"),
+        ];
+        for msg in &sent {
+            pipe.try_push(msg.clone()).unwrap();
+        }
+        assert_eq!(pipe.len(), sent.len(), "counted as messages, not entries");
+        let counted = pipe.lock().bytes;
+        assert_eq!(counted, sent.iter().map(message_cost).sum::<usize>());
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert_eq!(pipe.len(), 0);
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|item| match item {
+                Outbound::Framed(_) => "framed",
+                Outbound::Message(_) => "message",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["framed", "message", "framed", "message", "framed"]);
+        let received: Vec<Message> = out.iter().flat_map(as_messages).collect();
+        assert_eq!(received, sent);
+        assert_eq!(out.iter().map(item_cost).sum::<usize>(), counted);
+    }
+
+    #[test]
+    fn framed_messages_count_against_the_high_water_mark_one_by_one() {
+        let pipe = Pipe::new(3, None, Arc::new(Notify::new()));
+        drained_by_an_engine_elsewhere(&pipe, true);
+        for body in ["a", "b", "c"] {
+            pipe.try_push(Message::from(body.as_bytes().to_vec()))
+                .unwrap();
+        }
+        assert!(pipe.try_push(Message::from(b"d".to_vec())).is_err());
+        assert!(!pipe.has_room());
+        // Subscription changes pass the mark; replacing them recounts the queue.
+        assert!(pipe.push_subscription(Outbound::Subscribe(Bytes::from_static(b"t"))));
+        pipe.replace_subscriptions([Bytes::from_static(b"t")].iter());
+        assert_eq!(
+            pipe.len(),
+            4,
+            "three messages in one batch and a subscription"
+        );
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert!(pipe.has_room());
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[1], Outbound::Framed(batch) if batch.messages() == 3));
+    }
+
+    #[test]
+    fn many_small_messages_fill_batch_after_batch() {
+        let pipe = Pipe::new(0, None, Arc::new(Notify::new()));
+        drained_by_an_engine_elsewhere(&pipe, true);
+        let sent: Vec<Message> = (0..2000u32)
+            .map(|i| Message::from(i.to_be_bytes().repeat(1 + i as usize % 60)))
+            .collect();
+        for msg in &sent {
+            pipe.try_push(msg.clone()).unwrap();
+        }
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert!(out.len() > 1, "more than one batch");
+        assert!(out.iter().all(|item| matches!(item, Outbound::Framed(_))));
+        let received: Vec<Message> = out.iter().flat_map(as_messages).collect();
+        assert_eq!(received, sent);
+    }
+
+    #[test]
+    fn sealed_connections_get_inline_bodies_not_frames() {
+        let pipe = Pipe::new(100, None, Arc::new(Notify::new()));
+        drained_by_an_engine_elsewhere(&pipe, false);
+        pipe.try_push(Message::from(b"small".to_vec())).unwrap();
+        let mut out = VecDeque::new();
+        pipe.drain(&mut out);
+        assert!(matches!(&out.make_contiguous()[..], [Outbound::Inline(_)]));
     }
 
     #[test]
     fn on_the_engines_own_thread_messages_go_as_they_are() {
         let pipe = Pipe::new(100, None, Arc::new(Notify::new()));
         let mut out = VecDeque::new();
-        pipe.drain_to_engine(&mut out);
+        pipe.drain_to_engine(&mut out, false);
         pipe.try_push(Message::from(b"small".to_vec())).unwrap();
-        pipe.drain_to_engine(&mut out);
+        pipe.drain_to_engine(&mut out, false);
         assert!(matches!(&out.make_contiguous()[..], [Outbound::Message(_)]));
     }
 

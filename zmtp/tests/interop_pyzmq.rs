@@ -389,6 +389,31 @@ async fn multipart_frames_of_all_sizes_arrive_intact() {
     }
 }
 
+/// A burst of small one-frame messages sent from the test's main thread (not a
+/// runtime worker, as in a `#[tokio::main]` body): we frame them as we queue them
+/// (`zmtp/src/framed_batch.rs`), many to a write. pyzmq receives every one, in
+/// order, byte for byte, across the short/long frame boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_small_messages_from_the_main_thread_reaches_pyzmq_intact() {
+    for (t, side) in COMBOS {
+        eprintln!("--- {t:?} {side:?}");
+        let mut ours = Socket::new(SocketType::Push);
+        let mut theirs = pair(&mut ours, py("PULL"), t, side).await;
+        // The connection's task has drained its queue once: it knows its thread.
+        send(&mut ours, Message::from("first")).await;
+        assert_eq!(theirs.recv().await, Message::from("first"));
+        let burst: Vec<Message> = (0..1500usize)
+            .map(|i| Message::from(pattern(i % 300, i as u32)))
+            .collect();
+        for msg in &burst {
+            send(&mut ours, msg.clone()).await;
+        }
+        for (i, msg) in burst.iter().enumerate() {
+            assert_same(&theirs.recv().await, msg, &format!("message {i}"));
+        }
+    }
+}
+
 /// A pyzmq ROUTER names us by the Identity we announce (SocketOptions::routing_id),
 /// for DEALER and REQ, including ids that are not text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

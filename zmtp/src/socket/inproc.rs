@@ -330,6 +330,12 @@ async fn forward(
                     crate::Message::from(bytes::Bytes::copy_from_slice(body.bytes())),
                     &mut batch,
                 ),
+                // Not made for inproc links either: the messages again.
+                Outbound::Framed(framed) => {
+                    for msg in framed.into_messages() {
+                        to.message(msg, &mut batch);
+                    }
+                }
                 Outbound::Subscribe(topic) => to.subscription(true, topic, &mut batch),
                 Outbound::Cancel(topic) => to.subscription(false, topic, &mut batch),
             }
