@@ -107,8 +107,21 @@ impl Runner {
         }
     }
 
-    /// One run of `variant` in `row`.
+    /// One run of `variant` in `row`, with the CPU its processes took (they are
+    /// this process's only children while it runs, and all are waited for).
     pub fn run(&self, row: &Row, variant: &Variant) -> Result<Sample, String> {
+        let before = children_cpu_ns();
+        let mut sample = self.run_children(row, variant)?;
+        let per = match row.kind {
+            Kind::Latency => row.count + row.warmup,
+            _ => row.count,
+        };
+        let spent = children_cpu_ns().saturating_sub(before);
+        sample.cpu_ns = (per > 0).then(|| spent as f64 / per as f64);
+        Ok(sample)
+    }
+
+    fn run_children(&self, row: &Row, variant: &Variant) -> Result<Sample, String> {
         let deadline = Instant::now() + Duration::from_secs(self.timeout) + GRACE;
         let ready_by = deadline.min(Instant::now() + READY_WAIT);
         let size = row.size.to_string();
@@ -151,10 +164,27 @@ impl Runner {
                 Ok(Sample {
                     value: number(&f, "p50_us")?,
                     p99: Some(number(&f, "p99_us")?),
+                    cpu_ns: None,
                 })
             }
         }
     }
+}
+
+/// User and system CPU time of this process's children that have been waited
+/// for, in ns (`getrusage(RUSAGE_CHILDREN)`).
+fn children_cpu_ns() -> u64 {
+    // SAFETY: `usage` is a plain C struct that getrusage fills; zeroed is a valid
+    // value of it, and the pointer is valid for the call.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) != 0 {
+            return 0;
+        }
+        usage
+    };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 /// The endpoint of a `READY <endpoint>` line.
@@ -172,6 +202,7 @@ fn throughput(line: &str, receiver: Impl, row: &Row) -> Result<Sample, String> {
     Ok(Sample {
         value: number(&f, "msgs_per_s")?,
         p99: None,
+        cpu_ns: None,
     })
 }
 

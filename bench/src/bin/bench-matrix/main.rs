@@ -22,6 +22,7 @@
 //! everything and runs this.
 
 mod child;
+mod cpu;
 mod machine;
 mod plan;
 mod report;
@@ -342,6 +343,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             cli.markdown,
         );
         notes.push(line);
+        print_table(
+            "CPU per message, ns: both processes, user + system (median; lower is better)",
+            &cpu::table(&rows, &throughput, &results),
+            cli.markdown,
+        );
     }
     if !latency.is_empty() {
         let (table, line) = table(&rows, &latency, &results);
@@ -354,6 +360,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             cli.markdown,
         );
         notes.push(line);
+        print_table(
+            "CPU per round trip, ns: both processes, user + system, warm-up included (median; lower is better)",
+            &cpu::table(&rows, &latency, &results),
+            cli.markdown,
+        );
     }
     println!();
     println!(
@@ -445,12 +456,7 @@ fn table(rows: &[Row], indices: &[usize], results: &Results) -> (Table, String) 
         line.extend(crosses.iter().map(|c| cell_text(row.kind, &cells[c])));
         out.push(line);
     }
-    let mut table = Table {
-        headers,
-        rows: out,
-        left: 1,
-    };
-    table.drop_empty_columns();
+    let table = Table::of_rows(headers, out);
     let summary = if latency {
         format!(
             "latency: zmtp/best p50 <= 0.75 in {good} of {compared} compared rows; zmtp slower (> 1.00) in {worse}"

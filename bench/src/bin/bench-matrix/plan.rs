@@ -201,6 +201,35 @@ pub struct Row {
     pub variants: Vec<Variant>,
 }
 
+#[cfg(test)]
+impl Row {
+    /// A PUSH->PULL tcp 16 B row of 1000 messages, for tests.
+    pub fn test(kind: Kind, variants: Vec<Variant>) -> Row {
+        Row {
+            kind,
+            pattern: "pushpull",
+            transport: "tcp",
+            size: 16,
+            count: 1000,
+            warmup: 0,
+            variants,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Variant {
+    /// Both ends of `imp` on `runtime`, for tests.
+    pub fn same(imp: Impl, runtime: Option<Runtime>) -> Variant {
+        let end = End { imp, runtime };
+        Variant {
+            column: Column::Same(imp),
+            sender: end,
+            receiver: end,
+        }
+    }
+}
+
 impl Row {
     /// "pushpull tcp 16 B".
     pub fn label(&self) -> String {

@@ -34,11 +34,14 @@ pub fn expect(fields: &HashMap<String, String>, key: &str, want: &str) -> Result
     }
 }
 
-/// One run's measurement: msg/s (throughput) or p50 µs (latency), with p99 µs.
+/// One run's measurement: msg/s (throughput) or p50 µs (latency), with p99 µs,
+/// and the CPU time both processes took per message (per round trip), user and
+/// system, in ns: on a shared machine it holds where rates swing with the load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub value: f64,
     pub p99: Option<f64>,
+    pub cpu_ns: Option<f64>,
 }
 
 /// The median; `None` if empty. Even counts average the middle two.
@@ -62,6 +65,8 @@ pub struct Summary {
     pub runtime: Option<Runtime>,
     pub value: f64,
     pub p99: Option<f64>,
+    /// CPU per message (see [`Sample`]).
+    pub cpu_ns: Option<f64>,
     /// Runs that succeeded, of `runs`.
     pub ok: usize,
     pub runs: usize,
@@ -71,10 +76,12 @@ pub struct Summary {
 pub fn summarize(runtime: Option<Runtime>, samples: &[Sample], runs: usize) -> Option<Summary> {
     let value = median(&samples.iter().map(|s| s.value).collect::<Vec<_>>())?;
     let p99s: Vec<f64> = samples.iter().filter_map(|s| s.p99).collect();
+    let cpus: Vec<f64> = samples.iter().filter_map(|s| s.cpu_ns).collect();
     Some(Summary {
         runtime,
         value,
         p99: median(&p99s),
+        cpu_ns: median(&cpus),
         ok: samples.len(),
         runs,
     })
@@ -240,6 +247,18 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table of `rows` under `headers`, the first column left-aligned, without
+    /// the columns in which every row has "-".
+    pub fn of_rows(headers: Vec<String>, rows: Vec<Vec<String>>) -> Table {
+        let mut table = Table {
+            headers,
+            rows,
+            left: 1,
+        };
+        table.drop_empty_columns();
+        table
+    }
+
     /// Drops the columns (after the first) in which every row has "-".
     pub fn drop_empty_columns(&mut self) {
         let keep: Vec<bool> = (0..self.headers.len())
@@ -331,7 +350,6 @@ pub fn shell_line(args: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::End;
 
     #[test]
     fn parses_result_lines() {
@@ -381,28 +399,19 @@ mod tests {
     }
 
     fn row(kind: Kind, variants: Vec<Variant>) -> Row {
-        Row {
-            kind,
-            pattern: "pushpull",
-            transport: "tcp",
-            size: 16,
-            count: 1000,
-            warmup: 0,
-            variants,
-        }
+        Row::test(kind, variants)
     }
 
     fn same(imp: Impl, runtime: Option<Runtime>) -> Variant {
-        let end = End { imp, runtime };
-        Variant {
-            column: Column::Same(imp),
-            sender: end,
-            receiver: end,
-        }
+        Variant::same(imp, runtime)
     }
 
     fn sample(value: f64) -> Option<Sample> {
-        Some(Sample { value, p99: None })
+        Some(Sample {
+            value,
+            p99: None,
+            cpu_ns: None,
+        })
     }
 
     #[test]
@@ -450,6 +459,7 @@ mod tests {
             Some(Sample {
                 value: 30.0,
                 p99: Some(50.0),
+                cpu_ns: None,
             }),
         );
         results.record(
@@ -458,6 +468,7 @@ mod tests {
             Some(Sample {
                 value: 40.0,
                 p99: Some(45.0),
+                cpu_ns: None,
             }),
         );
         let cell = results.cell(0, &r, Column::Same(Impl::Zmtp));
