@@ -279,9 +279,9 @@ pub(crate) async fn run(
         if outbox.is_empty() && room_to_encode(&out) && (pipe_ready || closing) {
             // The writer first: what a direct write left goes before what is queued.
             take_back(&pipe, lender, &mut write, &mut out);
-            pipe.drain_to_engine(&mut outbox, conn.frames_in_clear());
+            // Messages, not queue entries: a framed batch is one entry.
+            last_batch = pipe.drain_to_engine(&mut outbox, conn.frames_in_clear());
             pipe_ready = false;
-            last_batch = outbox.len();
         }
         while room_to_encode(&out) {
             let Some(item) = outbox.pop_front() else {

@@ -402,7 +402,11 @@ impl Pipe {
     /// [`Pipe::drain`] by the connection's engine, which notes the thread it runs
     /// on and whether its frames go in the clear: messages sent from other threads
     /// may then travel inline, or framed.
-    pub(crate) fn drain_to_engine(&self, into: &mut VecDeque<Outbound>, frames_in_clear: bool) {
+    pub(crate) fn drain_to_engine(
+        &self,
+        into: &mut VecDeque<Outbound>,
+        frames_in_clear: bool,
+    ) -> usize {
         let here = this_thread();
         if self.engine_thread.load(Ordering::Relaxed) != here {
             self.engine_thread.store(here, Ordering::Relaxed);
@@ -411,14 +415,16 @@ impl Pipe {
             self.frames_in_clear
                 .store(frames_in_clear, Ordering::Relaxed);
         }
-        self.drain(into);
+        self.drain(into)
     }
 
     /// Moves everything queued into `into` (which should be empty) and releases its
     /// bytes; wakes the writers when it was full or someone found no room (a message
-    /// refused for its size, in a pipe below the byte limit).
-    pub(crate) fn drain(&self, into: &mut VecDeque<Outbound>) {
+    /// refused for its size, in a pipe below the byte limit). Returns how many
+    /// messages and subscription changes it moved (a framed batch holds many).
+    pub(crate) fn drain(&self, into: &mut VecDeque<Outbound>) -> usize {
         let mut q = self.lock();
+        let moved = q.count;
         let was_full = q.count >= self.hwm || q.bytes >= self.hwm_bytes;
         let starved = self.release_budget(&q);
         let wake = std::mem::take(&mut q.wanted) > 0 || was_full || starved;
@@ -430,6 +436,7 @@ impl Pipe {
         if wake {
             self.writable.notify_waiters();
         }
+        moved
     }
 
     /// Lends `half` while its engine has nothing to write, with one direct write's
@@ -643,7 +650,7 @@ mod tests {
             pipe.try_push(msg.clone()).unwrap();
         }
         let mut out = VecDeque::new();
-        pipe.drain(&mut out);
+        assert_eq!(pipe.drain(&mut out), sent.len(), "messages, not entries");
         assert!(out.len() > 1, "more than one batch");
         assert!(out.iter().all(|item| matches!(item, Outbound::Framed(_))));
         let received: Vec<Message> = out.iter().flat_map(as_messages).collect();
