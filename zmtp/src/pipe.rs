@@ -154,7 +154,9 @@ pub(crate) struct Pipe {
     /// inline, or framed.
     engine_thread: AtomicUsize,
     /// Whether that connection's frames go in the clear: small messages from other
-    /// threads are then framed by their sender.
+    /// threads are then framed by their sender. Every connection of a pipe has its
+    /// socket's mechanism, so this never changes once set; should it, the engine
+    /// seals what it finds framed message by message (see `engine::send_framed`).
     frames_in_clear: AtomicBool,
     /// What this pipe shares with others (the endpoint's, its address's).
     budgets: Vec<Arc<SendBudget>>,
