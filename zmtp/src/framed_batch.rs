@@ -16,6 +16,13 @@
 //! each frame with its own nonce (there, small bodies still travel
 //! [inline](crate::inline_body)). A message framed here counts against the pipe's
 //! marks as the message it was: one message, [`message_cost`](crate::pipe) bytes.
+//!
+//! PUSH->PULL tcp 16 B, multi-thread runtime at both ends, clones of one body,
+//! alternating binaries: 4.5-5.6 M -> 6.1-7.8 M msg/s, the sender's user CPU about
+//! halved. Framing whole messages of up to 2 KiB on the wire (several frames, long
+//! ones; the connection copies such frames anyway) was measured too and not kept:
+//! the 256-byte rows fell (PUSH->PULL 3.8-4.5 M -> 3.0-4.5 M) and the sender's
+//! system time rose.
 
 use bytes::{Bytes, BytesMut};
 
