@@ -172,7 +172,8 @@ impl Pipe {
         Pipe::sharing(hwm, hwm_bytes, Vec::new(), writable)
     }
 
-    /// [`Pipe::new`], also within `budgets`, which other pipes share.
+    /// A pipe as the tests' `Pipe::new` makes it (`hwm` messages, 0: unbounded;
+    /// `hwm_bytes` bytes when given), also within `budgets`, which other pipes share.
     pub(crate) fn sharing(
         hwm: usize,
         hwm_bytes: Option<usize>,
