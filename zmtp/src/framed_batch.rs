@@ -26,7 +26,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::proto::frame::encode_header;
+use tokio_util::codec::Decoder;
+
+use crate::proto::frame::{encode_header, FrameCodec};
 use crate::Message;
 
 /// Bodies up to this size are framed by the sender: ZMTP's short frame (a one-byte
@@ -108,15 +110,13 @@ impl FramedBatch {
     /// The messages again (for an inproc peer, which takes messages, not bytes;
     /// batches are made for connections only, so this is a fallback).
     pub(crate) fn into_messages(self) -> impl Iterator<Item = Message> {
-        let mut frames = self.frames.freeze();
-        std::iter::from_fn(move || {
-            // Short frames only: a flags byte, a size byte, the body.
-            if frames.len() < 2 {
-                return None;
-            }
-            let len = usize::from(frames[1]);
-            let _header = frames.split_to(2);
-            Some(Message::from(frames.split_to(len.min(frames.len()))))
+        let mut frames = self.frames;
+        // The wire's own decoder; every frame is a whole one-frame message that
+        // `push` wrote, so none is too large or cut short.
+        let mut codec = FrameCodec::new(FRAMED_BODY as u64);
+        std::iter::from_fn(move || match codec.decode(&mut frames) {
+            Ok(Some(frame)) => Some(Message::from(frame.body)),
+            Ok(None) | Err(_) => None,
         })
     }
 }

@@ -247,32 +247,41 @@ impl Pipe {
             },
             _ => msg,
         };
-        if self.sent_from_elsewhere() {
-            if self.frames_in_clear.load(Ordering::Relaxed) {
-                if let Some(body) = FramedBatch::body_of(&msg) {
-                    match q.items.back_mut() {
-                        Some(Outbound::Framed(batch)) if batch.has_room_for(body) => {
-                            batch.push(body, cost)
-                        }
-                        _ => q
-                            .items
-                            .push_back(Outbound::Framed(FramedBatch::first(body, cost))),
-                    }
-                    self.queued(q, cost, was_empty);
-                    // Dropped here, out of the lock, on the sender's thread.
-                    drop(msg);
-                    return Ok(());
-                }
-            } else if let Some(body) = InlineBody::copy_of(&msg) {
-                q.items.push_back(Outbound::Inline(body));
-                self.queued(q, cost, was_empty);
-                drop(msg);
-                return Ok(());
-            }
+        if self.sent_from_elsewhere() && self.queue_copy(&mut q, &msg, cost) {
+            self.queued(q, cost, was_empty);
+            // Dropped here, out of the lock, on the sender's thread.
+            drop(msg);
+            return Ok(());
         }
         q.items.push_back(Outbound::Message(msg));
         self.queued(q, cost, was_empty);
         Ok(())
+    }
+
+    /// Queues a copy of `msg` (costing `cost`) when it is small enough: framed into
+    /// the last batch on a connection in the clear, its body inline on a sealed one.
+    /// False when `msg` must go as it is.
+    #[inline]
+    fn queue_copy(&self, q: &mut Queue, msg: &Message, cost: usize) -> bool {
+        if self.frames_in_clear.load(Ordering::Relaxed) {
+            let Some(body) = FramedBatch::body_of(msg) else {
+                return false;
+            };
+            match q.items.back_mut() {
+                Some(Outbound::Framed(batch)) if batch.has_room_for(body) => batch.push(body, cost),
+                _ => q
+                    .items
+                    .push_back(Outbound::Framed(FramedBatch::first(body, cost))),
+            }
+            return true;
+        }
+        match InlineBody::copy_of(msg) {
+            Some(body) => {
+                q.items.push_back(Outbound::Inline(body));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether this thread is not the one the connection last ran on (see
