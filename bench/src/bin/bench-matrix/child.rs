@@ -54,6 +54,9 @@ pub struct Runner {
     /// A fresh directory for ipc:// sockets.
     pub ipc_dir: PathBuf,
     pub serial: AtomicU64,
+    /// The CPUs this program may use ([`usable_cpus`]), where placed latency
+    /// rows pin their processes.
+    pub cpus: Vec<usize>,
 }
 
 impl Runner {
@@ -65,7 +68,8 @@ impl Runner {
         }
     }
 
-    fn spawn(&self, end: End, mut args: Vec<String>) -> Result<Kid, String> {
+    /// Starts one end; `cpu` (an index into [`Runner::cpus`]) pins it there.
+    fn spawn(&self, end: End, mut args: Vec<String>, cpu: Option<usize>) -> Result<Kid, String> {
         args.extend(["--timeout".to_string(), self.timeout.to_string()]);
         if self.curve {
             args.push("--curve".into());
@@ -93,7 +97,17 @@ impl Runner {
             (_, Some(Runtime::Multi)) => args.push("--multi-thread".into()),
             (_, None) => {}
         }
-        Kid::spawn(&self.exe(end.imp), args)
+        let cpu = match cpu {
+            Some(i) => Some(*self.cpus.get(i).ok_or_else(|| {
+                format!(
+                    "this placement needs {} CPUs, {} usable",
+                    i + 1,
+                    self.cpus.len()
+                )
+            })?),
+            None => None,
+        };
+        Kid::spawn(&self.exe(end.imp), args, cpu)
     }
 
     fn endpoint(&self, transport: &str) -> (String, Option<RemoveOnDrop>) {
@@ -129,7 +143,11 @@ impl Runner {
         let s = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
         match row.kind {
             Kind::Inproc => {
-                let kid = self.spawn(variant.sender, s(&["inproc", row.pattern, &size, &count]))?;
+                let kid = self.spawn(
+                    variant.sender,
+                    s(&["inproc", row.pattern, &size, &count]),
+                    None,
+                )?;
                 let line = kid.line("RESULT ", deadline)?;
                 kid.finish(deadline)?;
                 throughput(&line, variant.sender.imp, row)
@@ -138,9 +156,9 @@ impl Runner {
                 let (endpoint, _file) = self.endpoint(row.transport);
                 let args =
                     |mode: &str, endpoint: &str| s(&[mode, endpoint, row.pattern, &size, &count]);
-                let receiver = self.spawn(variant.receiver, args("recv", &endpoint))?;
+                let receiver = self.spawn(variant.receiver, args("recv", &endpoint), None)?;
                 let bound = ready(&receiver, ready_by)?;
-                let mut sender = self.spawn(variant.sender, args("send", &bound))?;
+                let mut sender = self.spawn(variant.sender, args("send", &bound), None)?;
                 let line = receiver.line("RESULT ", deadline)?;
                 sender.release();
                 sender.finish(deadline)?;
@@ -150,11 +168,16 @@ impl Runner {
             Kind::Latency => {
                 let (endpoint, _file) = self.endpoint(row.transport);
                 let total = (row.count + row.warmup).to_string();
-                let server = self.spawn(variant.receiver, s(&["rep", &endpoint, &total]))?;
+                let (server_cpu, client_cpu) = row.placement.cpus();
+                let server =
+                    self.spawn(variant.receiver, s(&["rep", &endpoint, &total]), server_cpu)?;
                 let bound = ready(&server, ready_by)?;
                 let warmup = row.warmup.to_string();
-                let client =
-                    self.spawn(variant.sender, s(&["req", &bound, &size, &count, &warmup]))?;
+                let client = self.spawn(
+                    variant.sender,
+                    s(&["req", &bound, &size, &count, &warmup]),
+                    client_cpu,
+                )?;
                 let line = client.line("RESULT ", deadline)?;
                 client.finish(deadline)?;
                 server.finish(deadline)?;
@@ -168,6 +191,33 @@ impl Runner {
                 })
             }
         }
+    }
+}
+
+/// The CPUs this process may run on (`sched_getaffinity`), in order.
+pub fn usable_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain C bit set, zeroed is a valid (empty) value; the
+    // kernel writes at most `size_of::<cpu_set_t>()` bytes into it, and CPU_ISSET
+    // only reads it within that size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+/// The set holding only `cpu`.
+fn cpu_set_of(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: zeroed is the empty set; CPU_SET writes one bit within the set (the
+    // CPU numbers come from `usable_cpus`, below CPU_SETSIZE).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
     }
 }
 
@@ -216,13 +266,15 @@ struct Kid {
 }
 
 impl Kid {
-    fn spawn(exe: &Path, args: Vec<String>) -> Result<Kid, String> {
+    /// Starts `exe`, pinned to `cpu` (with all its threads) if given.
+    fn spawn(exe: &Path, args: Vec<String>, cpu: Option<usize>) -> Result<Kid, String> {
         let base = exe.file_name().map_or_else(
             || exe.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
         let name = format!("{base} {}", args.join(" "));
         let parent = std::process::id();
+        let pin = cpu.map(cpu_set_of);
         let mut command = Command::new(exe);
         command
             .args(&args)
@@ -231,12 +283,21 @@ impl Kid {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+        // SAFETY: prctl, getppid and sched_setaffinity are plain system calls
+        // (async-signal-safe), the CPU set was built before the fork; nothing is
+        // allocated.
         unsafe {
             command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 if libc::getppid() as u32 != parent {
                     libc::_exit(1);
+                }
+                if let Some(set) = &pin {
+                    // The threads the child starts inherit the mask.
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

@@ -7,13 +7,15 @@
 //!              [--sizes 16,256] [--patterns pushpull,dealerrouter]
 //!              [--impls zmtp,libzmq,zmqrs,omq] [--curve]
 //!              [--anchor-runtime current|multi|best] [--zmtp-runtime current|multi|best]
-//!              [--timeout S] [--hwm N] [--lat-count N] [--lat-warmup N] [--markdown]
+//!              [--timeout S] [--hwm N] [--lat-count N] [--lat-warmup N]
+//!              [--lat-placement free,one-core,two-cores] [--markdown]
 //!              [--zmtp-bench PATH] [--anchors DIR]
 //! ```
 //!
 //! Rows: throughput (PUSH/PULL, DEALER/ROUTER x 16 B .. 64 KiB over tcp and ipc, the
 //! receiver's msg/s), zmtp's inproc throughput, and REQ/REP 100 B latency over tcp
-//! and ipc (the client's p50 and p99). Each row runs every column RUNS times,
+//! and ipc (the client's p50 and p99), with the two processes where the scheduler
+//! puts them, pinned to one CPU, or pinned to two (`--lat-placement`). Each row runs every column RUNS times,
 //! interleaved (run 1 of every column, then run 2, ...) so drift hits all alike;
 //! cells are medians. Columns: zmtp, libzmq, zmqrs, omq, the best anchor and
 //! zmtp/best, and the cross pairs zmtp→libzmq and libzmq→zmtp. With `best`
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use child::{interrupted, RemoveDirOnDrop, Runner};
-use plan::{Column, Impl, Kind, Pattern, PlanOptions, Row, RuntimeChoice, Section};
+use plan::{Column, Impl, Kind, Pattern, Placement, PlanOptions, Row, RuntimeChoice, Section};
 use report::{best_anchor, cell_text, format_rate, format_us, ratio, Cell, Results, Table};
 
 #[derive(Debug, Parser)]
@@ -90,6 +92,12 @@ struct Cli {
     /// Untimed round trips first (default 1000, 200 with --quick).
     #[arg(long)]
     lat_warmup: Option<u64>,
+    /// Where the latency rows' two processes run, a row each (default free): on a
+    /// VM a free pair lands on one vCPU (a context switch per hop) or on two (a
+    /// halted vCPU woken per hop), and its p50 follows the placement more than the
+    /// implementation; pinned, each is measured apart.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    lat_placement: Vec<Placement>,
     /// Print the tables as Markdown.
     #[arg(long)]
     markdown: bool,
@@ -154,6 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         latency_warmup: cli
             .lat_warmup
             .unwrap_or(if cli.quick { 200 } else { 1_000 }),
+        latency_placements: or_all(cli.lat_placement, &[Placement::Free]),
     };
     let rows = plan::build(&options);
     if rows.is_empty() {
@@ -179,7 +188,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         curve: cli.curve,
         ipc_dir: ipc_dir.clone(),
         serial: AtomicU64::new(0),
+        cpus: child::usable_cpus(),
     };
+    let pinned_cpus = rows
+        .iter()
+        .filter_map(|row| {
+            let (server, client) = row.placement.cpus();
+            server.max(client)
+        })
+        .max()
+        .map(|highest| highest + 1);
+    if let Some(needed) = pinned_cpus {
+        if runner.cpus.len() < needed {
+            return Err(format!(
+                "--lat-placement needs {needed} usable CPUs, this program may use {:?}",
+                runner.cpus
+            ));
+        }
+    }
     if cli.dry_run {
         for row in &rows {
             let variants: Vec<String> = row.variants.iter().map(|v| v.label()).collect();
@@ -328,6 +354,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         machine::format_loadavg(load_before),
         machine::format_loadavg(load_after),
     );
+    if pinned_cpus.is_some() {
+        let cpu = |i: usize| runner.cpus[i];
+        println!(
+            "{item}pinned latency rows: one core = both processes on CPU {}; two cores = \
+             client on CPU {}, server on CPU {} (each process's threads share its CPU)",
+            cpu(0),
+            cpu(0),
+            runner.cpus.get(1).map_or("-".into(), |c| c.to_string()),
+        );
+    }
     let mut notes = Vec::new();
     let throughput: Vec<usize> = (0..rows.len())
         .filter(|&i| rows[i].kind != Kind::Latency)

@@ -184,6 +184,46 @@ pub enum Section {
     Lat,
 }
 
+/// Where the two processes of a latency row run (`--lat-placement`).
+///
+/// On a virtual machine the round trip depends on the scheduler's placement more
+/// than on any implementation: two processes on one vCPU hand over with a context
+/// switch (about 8 µs a round trip on the 2-core VM), on two vCPUs each hop wakes
+/// a halted vCPU (about 75 µs). Left free, a run lands in either mode, or switches
+/// between them, and its p50 follows. Pinned, each mode is measured on its own:
+/// one core shows what the implementations themselves spend, two cores what a
+/// round trip between machines' cores costs. A multi-thread runtime (or libzmq's
+/// I/O thread) shares its process's one CPU when pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Placement {
+    /// Wherever the scheduler puts them.
+    Free,
+    /// Both processes on the first CPU this program may use.
+    OneCore,
+    /// The client on the first CPU, the server on the second.
+    TwoCores,
+}
+
+impl Placement {
+    /// The row label's suffix.
+    fn suffix(self) -> &'static str {
+        match self {
+            Placement::Free => "",
+            Placement::OneCore => ", one core",
+            Placement::TwoCores => ", two cores",
+        }
+    }
+
+    /// The CPUs (indexes into the usable ones) of the server and the client.
+    pub fn cpus(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Placement::Free => (None, None),
+            Placement::OneCore => (Some(0), Some(0)),
+            Placement::TwoCores => (Some(1), Some(0)),
+        }
+    }
+}
+
 /// A scenario: one line of a table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -197,6 +237,8 @@ pub struct Row {
     pub count: u64,
     /// Untimed round trips of latency rows.
     pub warmup: u64,
+    /// Where the processes run (throughput rows: free).
+    pub placement: Placement,
     /// The ways it runs, one or more per column.
     pub variants: Vec<Variant>,
 }
@@ -212,6 +254,7 @@ impl Row {
             size: 16,
             count: 1000,
             warmup: 0,
+            placement: Placement::Free,
             variants,
         }
     }
@@ -231,13 +274,14 @@ impl Variant {
 }
 
 impl Row {
-    /// "pushpull tcp 16 B".
+    /// "pushpull tcp 16 B", "reqrep tcp 100 B, one core".
     pub fn label(&self) -> String {
         format!(
-            "{} {} {}",
+            "{} {} {}{}",
             self.pattern,
             self.transport,
-            size_label(self.size)
+            size_label(self.size),
+            self.placement.suffix()
         )
     }
 }
@@ -268,6 +312,8 @@ pub struct PlanOptions {
     pub seconds: f64,
     pub latency_count: u64,
     pub latency_warmup: u64,
+    /// The placements of the latency rows, a row each.
+    pub latency_placements: Vec<Placement>,
 }
 
 /// Rough messages per second of a row on a small (2-core) machine, by kind and
@@ -399,22 +445,26 @@ pub fn build(options: &PlanOptions) -> Vec<Row> {
                     size,
                     count: throughput_count(kind, size, options.curve, options.seconds),
                     warmup: 0,
+                    placement: Placement::Free,
                     variants,
                 });
             }
         }
     }
     if on(Section::Lat) && !network.is_empty() {
-        for transport in ["tcp", "ipc"] {
-            rows.push(Row {
-                kind: Kind::Latency,
-                pattern: "reqrep",
-                transport,
-                size: LATENCY_SIZE,
-                count: options.latency_count,
-                warmup: options.latency_warmup,
-                variants: network.clone(),
-            });
+        for &placement in &options.latency_placements {
+            for transport in ["tcp", "ipc"] {
+                rows.push(Row {
+                    kind: Kind::Latency,
+                    pattern: "reqrep",
+                    transport,
+                    size: LATENCY_SIZE,
+                    count: options.latency_count,
+                    warmup: options.latency_warmup,
+                    placement,
+                    variants: network.clone(),
+                });
+            }
         }
     }
     rows
@@ -436,6 +486,7 @@ mod tests {
             seconds: 1.0,
             latency_count: 10_000,
             latency_warmup: 1_000,
+            latency_placements: vec![Placement::Free],
         }
     }
 
@@ -519,6 +570,29 @@ mod tests {
             labels,
             ["zmtp/ct", "libzmq", "zmtp/ct→libzmq", "libzmq→zmtp/ct"]
         );
+    }
+
+    #[test]
+    fn a_latency_row_per_placement_and_transport_labelled_by_placement() {
+        let mut o = options();
+        o.sections = vec![Section::Lat];
+        o.latency_placements = vec![Placement::Free, Placement::OneCore, Placement::TwoCores];
+        let labels: Vec<String> = build(&o).iter().map(Row::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "reqrep tcp 100 B",
+                "reqrep ipc 100 B",
+                "reqrep tcp 100 B, one core",
+                "reqrep ipc 100 B, one core",
+                "reqrep tcp 100 B, two cores",
+                "reqrep ipc 100 B, two cores",
+            ]
+        );
+        // Server and client: nowhere in particular, together, apart.
+        assert_eq!(Placement::Free.cpus(), (None, None));
+        assert_eq!(Placement::OneCore.cpus(), (Some(0), Some(0)));
+        assert_eq!(Placement::TwoCores.cpus(), (Some(1), Some(0)));
     }
 
     #[test]
