@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -26,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel_watch::CancelWatch;
 use crate::delivery::Delivery;
+use crate::direct_read::{Lending, LentReader, LENT_CHECK};
 use crate::direct_write::Lender;
 use crate::framed_batch::FramedBatch;
-use crate::inbound::{Inbound, Pushed};
+use crate::inbound::{Inbound, InboundQueue, Pushed};
 use crate::pipe::{Outbound, Pipe};
 use crate::proto::mechanism::curve::CurveCodec;
 use crate::proto::mechanism::guard::Guard;
@@ -38,7 +40,7 @@ use crate::proto::{
 };
 use crate::read_buffers::ReadBuffers;
 use crate::read_plan::{AfterRead, ReadPlan, FIRST_READ, READ_CHUNK};
-use crate::transport::{Stream, WriteHalf};
+use crate::transport::{ReadHalf, Stream, WriteHalf};
 
 /// Encode at most this much before writing: large bodies go by reference, and one
 /// `writev` of up to a mebibyte costs the kernel far less per byte than several
@@ -208,7 +210,10 @@ pub(crate) async fn run(
     delivery: Delivery,
     close: CancellationToken,
 ) -> ConnectionError {
-    let (mut read, write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    // The read half likewise: here while the engine has bytes to decode, lent to the
+    // socket's `recv` while it has none (see `direct_read`).
+    let mut read = Some(read);
     // The write half is at home here while there is anything to write, and lent to
     // the pipe while there is not, so that a send may write directly (see
     // `direct_write`); whatever way the connection ends, it comes home to be dropped.
@@ -216,8 +221,20 @@ pub(crate) async fn run(
     let lender = Lender::unique();
     let _home = ReclaimOnDrop {
         pipe: &pipe,
+        inbound: &delivery.inbound,
         lender,
     };
+    // Only a socket that hands each message to the application as it comes may
+    // read for the engine: a ROUTER's arrivals, departures and pauses and a PUB's
+    // subscriptions are the engine's to deliver.
+    let lends_reader = delivery.prefix.is_none() && delivery.subscribers.is_none();
+    // While the reader is lent: when to check that somebody reads, and the count of
+    // reads seen at the last check.
+    let mut lent_check: Option<Instant> = None;
+    let mut reads_seen = 0;
+    // Taken back unasked, or returned: read once (what waits, if anything) before
+    // lending again.
+    let mut probe = false;
     let mut conn = Connection::new(
         connection,
         established.peer.version,
@@ -316,11 +333,38 @@ pub(crate) async fn run(
             }
         }
 
-        // Time: the earlier of the connection's deadline and the linger's end.
-        let deadline = match (conn.poll_timeout().map(Instant::from_std), linger_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
+        if read.is_some()
+            && lends_reader
+            && may_read
+            && !paused
+            && !probe
+            && !closing
+            && input.is_empty()
+            && conn.frames_in_clear()
+            && !conn.assembling()
+            && conn.poll_timeout().is_none()
+        {
+            lend_reader(&mut read, &mut input, &delivery, &conn, &pipe, lender);
+            if read.is_none() {
+                reads_seen = delivery.inbound.direct_reads();
+                lent_check = Some(Instant::now() + LENT_CHECK);
+            }
+        }
+        if read.is_some() {
+            lent_check = None;
+        }
+
+        // Time: the earliest of the connection's deadline, the linger's end and the
+        // lent reader's check.
+        let deadline = [
+            conn.poll_timeout().map(Instant::from_std),
+            linger_until,
+            lent_check,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if deadline != timer_at {
             timer_at = deadline;
             if let Some(at) = deadline {
@@ -340,16 +384,16 @@ pub(crate) async fn run(
             if input.len() < READ_CHUNK {
                 input.reserve(READ_CHUNK - input.len());
             }
-        } else if reading && batch.is_empty() {
-            // Only when a read may follow: `input` then holds the start of the
-            // frame being read, if any (whole ones were decoded).
+        } else if reading && batch.is_empty() && read.is_some() {
+            // Only when a read may follow (not while the reader, with its buffer,
+            // is lent): `input` then holds the start of the frame being read, if
+            // any (whole ones were decoded).
             let room = input.capacity() - input.len();
             if let Some(additional) = plan.room_to_make(input.len(), room, missing) {
                 buffers.make_room(&mut input, additional);
             }
         }
         let room = input.capacity() - input.len();
-        let may_read = reading && batch.is_empty() && (!paused || input.len() < READ_CHUNK);
         // In a fixed order: no random start to draw, and a branch that is ready
         // spares polling those after it. The write first, then the read (what wakes
         // most connections): bytes waiting go out before more come in. Neither holds
@@ -362,9 +406,12 @@ pub(crate) async fn run(
                 Ok(n) => out.advance(n),
                 Err(e) => return e.into(),
             },
-            n = read.read_buf(&mut input), if may_read => match n {
-                Ok(0) => return ConnectionError::Closed,
-                Ok(n) => {
+            n = read_some(&mut read, &mut input, probe), if may_read && read.is_some() => match n {
+                // Nothing waited: the reader may be lent again.
+                Ok(None) => probe = false,
+                Ok(Some(0)) => return ConnectionError::Closed,
+                Ok(Some(n)) => {
+                    probe = false;
                     conn.on_input();
                     undecoded = true;
                     if plan.after_read(n, room, paused) == AfterRead::Yield {
@@ -382,10 +429,30 @@ pub(crate) async fn run(
                 undecoded = true;
             }
             () = delivery.gate.opened(), if paused && reading => undecoded = true,
+            () = delivery.inbound.reader_returned(), if read.is_none() => {
+                if take_reader_back(&delivery, lender, &mut read, &mut input) {
+                    conn.on_input();
+                    undecoded = true;
+                }
+                // Returned with the end of the stream or an error, which our own
+                // read meets: before lending again.
+                probe = true;
+            }
             () = pipe.wait_for_messages(), if !pipe_ready => pipe_ready = true,
             () = &mut timer, if timer_at.is_some() => {
                 timer_at = None;
                 let now = Instant::now();
+                if lent_check.is_some_and(|at| now >= at) {
+                    let reads = delivery.inbound.direct_reads();
+                    if reads == reads_seen {
+                        // Nobody read since the last look: see for ourselves.
+                        take_reader_back(&delivery, lender, &mut read, &mut input);
+                        probe = true;
+                        undecoded = true;
+                    }
+                    reads_seen = reads;
+                    lent_check = read.is_none().then(|| now + LENT_CHECK);
+                }
                 if linger_until.is_some_and(|end| now >= end) {
                     return ConnectionError::LocalClose;
                 }
@@ -435,15 +502,82 @@ fn take_back(pipe: &Pipe, lender: Lender, write: &mut Option<WriteHalf>, out: &m
     }
 }
 
-/// Takes the lent write half back from the pipe when the engine ends.
+/// Lends the read half to the socket, with the (empty) input buffer; keeps both
+/// when the socket has another connection's.
+fn lend_reader(
+    read: &mut Option<ReadHalf>,
+    input: &mut BytesMut,
+    delivery: &Delivery,
+    conn: &Connection,
+    pipe: &Arc<Pipe>,
+    lender: Lender,
+) {
+    let Some(half) = read.take() else {
+        return;
+    };
+    let lending = Lending {
+        lender,
+        peer: delivery.peer,
+        connection: delivery.connection,
+        max_message_size: conn.max_message_size(),
+        pipe: pipe.clone(),
+    };
+    let reader = LentReader::new(half, std::mem::take(input), lending);
+    if let Err(refused) = delivery.inbound.lend(reader) {
+        let (half, buffer) = refused.into_parts();
+        *read = Some(half);
+        *input = buffer;
+    }
+}
+
+/// Takes the lent read half back, with the bytes it read and left for us to
+/// decode (first, before anything read later); whether it brought any.
+fn take_reader_back(
+    delivery: &Delivery,
+    lender: Lender,
+    read: &mut Option<ReadHalf>,
+    input: &mut BytesMut,
+) -> bool {
+    let Some(reader) = delivery.inbound.reclaim(lender) else {
+        return false;
+    };
+    let (half, buffer) = reader.into_parts();
+    debug_assert!(input.is_empty(), "nothing is read while the reader is lent");
+    *read = Some(half);
+    *input = buffer;
+    !input.is_empty()
+}
+
+/// One read into `input`; with `probe`, `None` when nothing waits instead of
+/// waiting for it.
+async fn read_some(
+    read: &mut Option<ReadHalf>,
+    input: &mut BytesMut,
+    probe: bool,
+) -> io::Result<Option<usize>> {
+    let Some(half) = read.as_mut() else {
+        return Ok(None);
+    };
+    std::future::poll_fn(|cx| {
+        match tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut *half), cx, input) {
+            Poll::Pending if probe => Poll::Ready(Ok(None)),
+            polled => polled.map(|read| read.map(Some)),
+        }
+    })
+    .await
+}
+
+/// Takes the lent halves back from the pipe and the socket when the engine ends.
 struct ReclaimOnDrop<'a> {
     pipe: &'a Pipe,
+    inbound: &'a InboundQueue,
     lender: Lender,
 }
 
 impl Drop for ReclaimOnDrop<'_> {
     fn drop(&mut self) {
         drop(self.pipe.reclaim(self.lender));
+        drop(self.inbound.reclaim(self.lender));
     }
 }
 

@@ -12,14 +12,17 @@
 //! marks by at most one batch per connection (what one read completed).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
+use crate::direct_read::LentReader;
+use crate::direct_write::Lender;
 use crate::peer_key::PeerKey;
+use crate::signal::Signal;
 use crate::Message;
 
 /// A message as an engine hands it to its socket, or (ROUTER) a connection that
@@ -98,6 +101,28 @@ pub(crate) struct InboundQueue {
     /// looks here before taking the lock, and most of its looks find nothing (one
     /// per turn of a loop that drains what came, one before it sleeps).
     filled: AtomicBool,
+    /// A connection's read half, lent while its engine has nothing buffered (see
+    /// `direct_read`).
+    lent: Mutex<Lent>,
+    /// Whether `lent` holds a reader to read through: looked at before taking its
+    /// lock, so that sockets with none (a ROUTER) pay an atomic load per take.
+    reader_lent: AtomicBool,
+    /// Raised when a lent reader went back to its engine.
+    returned: Signal,
+    /// Reads made through a lent reader: its engine looks here to see that
+    /// somebody reads.
+    direct_reads: AtomicU64,
+}
+
+/// Where a connection's read half is.
+#[derive(Debug, Default)]
+enum Lent {
+    #[default]
+    Nothing,
+    /// With the socket, for a `recv` with nothing queued.
+    Reader(LentReader),
+    /// On its way back to its engine, with bytes to decode.
+    Returned(LentReader),
 }
 
 impl InboundQueue {
@@ -112,6 +137,10 @@ impl InboundQueue {
             space: Notify::new(),
             closed: AtomicBool::new(false),
             filled: AtomicBool::new(false),
+            lent: Mutex::new(Lent::Nothing),
+            reader_lent: AtomicBool::new(false),
+            returned: Signal::default(),
+            direct_reads: AtomicU64::new(0),
         }
     }
 
@@ -177,18 +206,30 @@ impl InboundQueue {
         }
     }
 
-    /// Takes everything queued into `into`; `Pending` (with the waker registered) when
-    /// the queue is empty.
+    /// Takes everything queued into `into`, then what a lent reader reads (see
+    /// `direct_read`); `Pending` (with the waker registered, and the reader's) when
+    /// there was nothing.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Inbound>) -> Poll<()> {
         self.consumer.register(cx.waker());
         // After registering: a producer that fills the queue from here on wakes us
         // (the `AtomicWaker` pattern, with `filled` as its condition).
-        if !self.filled.load(Ordering::Acquire) {
-            return Poll::Pending;
+        let queued = self.filled.load(Ordering::Acquire) && self.take_queued(into);
+        // Then what a lent reader brings, after what its engine queued before
+        // lending it; also when others' messages were queued, so that its peer is
+        // read as soon as they are.
+        let read = self.reader_lent.load(Ordering::Acquire) && self.poll_direct(cx, into);
+        if queued || read {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
+    }
+
+    /// Moves what is queued into `into`; whether there was anything.
+    fn take_queued(&self, into: &mut VecDeque<Inbound>) -> bool {
         let mut q = self.lock();
         if q.items.is_empty() {
-            return Poll::Pending;
+            return false;
         }
         let was_full = self.is_full(&q);
         crate::util::take_all(&mut q.items, into);
@@ -198,7 +239,75 @@ impl InboundQueue {
         if was_full {
             self.space.notify_waiters();
         }
-        Poll::Ready(())
+        true
+    }
+
+    fn lent(&self) -> MutexGuard<'_, Lent> {
+        // Every update is one assignment: a poisoned lock holds a valid slot.
+        self.lent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lends an engine's read half to `recv`; refused (given back) when another
+    /// connection's is lent, or the socket is gone.
+    pub(crate) fn lend(&self, reader: LentReader) -> Result<(), LentReader> {
+        let mut lent = self.lent();
+        if !matches!(*lent, Lent::Nothing) || self.is_closed() {
+            return Err(reader);
+        }
+        *lent = Lent::Reader(reader);
+        self.reader_lent.store(true, Ordering::Release);
+        drop(lent);
+        // A `recv` already waiting polls again, now with the reader.
+        self.consumer.wake();
+        Ok(())
+    }
+
+    /// Takes back the read half `lender` lent, lent or returned.
+    pub(crate) fn reclaim(&self, lender: Lender) -> Option<LentReader> {
+        let mut lent = self.lent();
+        match &*lent {
+            Lent::Reader(r) | Lent::Returned(r) if r.lender() == lender => {}
+            _ => return None,
+        }
+        self.reader_lent.store(false, Ordering::Release);
+        match std::mem::take(&mut *lent) {
+            Lent::Reader(r) | Lent::Returned(r) => Some(r),
+            Lent::Nothing => None,
+        }
+    }
+
+    /// Ready once a lent reader went back (a reader's engine waits here).
+    pub(crate) async fn reader_returned(&self) {
+        self.returned.wait().await;
+    }
+
+    /// How many reads lent readers made so far.
+    pub(crate) fn direct_reads(&self) -> u64 {
+        self.direct_reads.load(Ordering::Relaxed)
+    }
+
+    /// Reads through the lent reader, if any; whether that brought messages (a
+    /// read that brought only the start of one gave it to the engine, which queues
+    /// it and wakes us).
+    fn poll_direct(&self, cx: &mut Context<'_>, into: &mut VecDeque<Inbound>) -> bool {
+        let mut lent = self.lent();
+        let Lent::Reader(reader) = &mut *lent else {
+            return false;
+        };
+        let before = into.len();
+        let Poll::Ready(keep) = reader.poll_read(cx, into) else {
+            return false;
+        };
+        self.direct_reads.fetch_add(1, Ordering::Relaxed);
+        if !keep {
+            if let Lent::Reader(reader) = std::mem::take(&mut *lent) {
+                *lent = Lent::Returned(reader);
+            }
+            self.reader_lent.store(false, Ordering::Release);
+            drop(lent);
+            self.returned.raise();
+        }
+        into.len() > before
     }
 
     /// Whether a producer must wait.

@@ -29,6 +29,7 @@ mod inline_body;
 mod input_gate;
 mod log_throttle;
 pub use proto::message;
+mod direct_read;
 mod direct_write;
 mod framed_batch;
 pub mod monitor;

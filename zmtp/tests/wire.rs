@@ -366,3 +366,133 @@ async fn a_peer_that_never_finishes_the_handshake_is_dropped() {
     peer.send(&[0xFF]).await; // one byte of greeting, then silence
     assert!(peer.closed().await);
 }
+
+/// A DEALER bound for `RawPeer`, its first message received: from then on its
+/// connection has lent its read half to `recv` (nothing buffered, in the clear, no
+/// heartbeats), which reads the kernel itself.
+async fn dealer_reading_directly() -> (Socket, RawPeer) {
+    let mut dealer = Socket::new(SocketType::Dealer);
+    let ep = dealer.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut peer = RawPeer::connect(&ep).await;
+    peer.handshake("ROUTER").await;
+    peer.send(&[0x00, 5, b'f', b'i', b'r', b's', b't']).await;
+    let first = tokio::time::timeout(WAIT, dealer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, Message::from("first"));
+    (dealer, peer)
+}
+
+#[tokio::test]
+async fn a_receiver_reading_directly_hands_commands_and_partial_messages_to_the_connection() {
+    let (mut dealer, mut peer) = dealer_reading_directly().await;
+    // One write: a message, a PING (the connection's to answer), another message.
+    let mut wire = vec![0x01, 1, b'a', 0x00, 1, b'b'];
+    wire.extend(command(Command::Ping {
+        ttl_deciseconds: 0,
+        context: Bytes::from_static(b"direct"),
+    }));
+    wire.extend([0x00, 1, b'c']);
+    let receiving = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(
+                tokio::time::timeout(WAIT, dealer.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        (dealer, got)
+    });
+    // Let the DEALER wait in `recv` first, so the read is its own.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    peer.send(&wire).await;
+    let pong = peer.next_frame().await.expect("PONG");
+    assert_eq!(
+        Command::parse(pong.body).unwrap(),
+        Command::Pong {
+            context: Bytes::from_static(b"direct")
+        }
+    );
+    // A message in two writes: its start is read first, then handed over.
+    let whole = [0x01, 3, b'd', b'e', b'f', 0x00, 2, b'g', b'h'];
+    peer.send(&whole[..4]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    peer.send(&whole[4..]).await;
+    let (_dealer, got) = receiving.await.unwrap();
+    assert_eq!(
+        got,
+        [
+            Message::from(["a", "b"]),
+            Message::from("c"),
+            Message::from(["def", "gh"]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_reading_directly_refuses_an_oversized_message_as_the_connection_does() {
+    let options = SocketOptions::default().max_message_size(4);
+    let mut dealer = Socket::with_options(SocketType::Dealer, options).unwrap();
+    let ep = dealer.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut peer = RawPeer::connect(&ep).await;
+    peer.handshake("ROUTER").await;
+    peer.send(&[0x00, 2, b'o', b'k']).await;
+    let first = tokio::time::timeout(WAIT, dealer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, Message::from("ok"));
+    // The DEALER waits in `recv`, so the read is its own.
+    let receiving =
+        tokio::spawn(
+            async move { tokio::time::timeout(Duration::from_secs(2), dealer.recv()).await },
+        );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Two frames of 3 bytes: 6 > 4, in one message.
+    peer.send(&[0x01, 3, b'a', b'b', b'c', 0x00, 3, b'd', b'e', b'f'])
+        .await;
+    assert!(peer.closed().await, "the connection refused the message");
+    let nothing = receiving.await.unwrap();
+    assert!(nothing.is_err(), "nothing of it was delivered: {nothing:?}");
+}
+
+#[tokio::test]
+async fn a_peer_that_leaves_while_nobody_receives_is_noticed() {
+    let (mut dealer, mut peer) = dealer_reading_directly().await;
+    let mut events = dealer.monitor();
+    // Nobody calls `recv` from here on: the connection must see the end itself.
+    drop(peer.stream);
+    peer.input.clear();
+    let disconnected = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Some(zmtp::SocketEvent::Disconnected { .. }) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    })
+    .await
+    .expect("the departure is noticed without a recv");
+    assert!(disconnected);
+}
+
+#[tokio::test]
+async fn a_ping_while_nobody_receives_is_answered() {
+    let (_dealer, mut peer) = dealer_reading_directly().await;
+    peer.send(&command(Command::Ping {
+        ttl_deciseconds: 0,
+        context: Bytes::from_static(b"idle"),
+    }))
+    .await;
+    let pong = peer.next_frame().await.expect("PONG");
+    assert_eq!(
+        Command::parse(pong.body).unwrap(),
+        Command::Pong {
+            context: Bytes::from_static(b"idle")
+        }
+    );
+}

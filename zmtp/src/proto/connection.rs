@@ -225,6 +225,16 @@ impl Connection {
         }
     }
 
+    /// Whether a message is part way in: some of its frames decoded, not its last.
+    pub(crate) fn assembling(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The largest message accepted, in bytes.
+    pub(crate) fn max_message_size(&self) -> u64 {
+        self.max_message_size
+    }
+
     /// A read brought bytes from the peer: it is alive.
     pub fn on_input(&mut self) {
         self.liveness.on_input();
