@@ -344,6 +344,7 @@ pub(crate) async fn run(
             && conn.frames_in_clear()
             && !conn.assembling()
             && conn.poll_timeout().is_none()
+            && !delivery.inbound.has_lent_reader()
         {
             lend_reader(&mut read, &mut input, &delivery, &conn, &pipe, lender);
             if read.is_none() {

@@ -262,6 +262,11 @@ impl InboundQueue {
         Ok(())
     }
 
+    /// Whether a connection's read half is lent (no other may be).
+    pub(crate) fn has_lent_reader(&self) -> bool {
+        self.reader_lent.load(Ordering::Acquire)
+    }
+
     /// Takes back the read half `lender` lent, lent or returned.
     pub(crate) fn reclaim(&self, lender: Lender) -> Option<LentReader> {
         let mut lent = self.lent();
