@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::direct_write::Lender;
@@ -44,6 +44,7 @@ use crate::pipe::Pipe;
 use crate::proto::connection::MAX_FRAMES_PER_MESSAGE;
 use crate::proto::frame::{FrameCodec, FLAG_COMMAND, FLAG_LONG, FLAG_MORE};
 use crate::proto::Message;
+use crate::read_plan::READ_CHUNK;
 use crate::transport::ReadHalf;
 
 /// How often an engine whose reader is lent checks that somebody reads.
@@ -51,6 +52,11 @@ pub(crate) const LENT_CHECK: Duration = Duration::from_millis(50);
 
 /// Room made in the lent buffer before a read when less is left.
 const READ_ROOM: usize = 8 * 1024;
+
+/// The most one read takes: what the engine's own reads take at most, so the
+/// messages one read can decode (an empty frame is two bytes, its message a
+/// hundred in memory) are bounded as theirs are.
+const MAX_READ: usize = READ_CHUNK;
 
 /// A read half its engine does not need for now, with what it read.
 #[derive(Debug)]
@@ -111,7 +117,8 @@ impl LentReader {
         if self.input.capacity() - self.input.len() < READ_ROOM {
             self.input.reserve(READ_ROOM);
         }
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.half), cx, &mut self.input) {
+        let into_input = &mut (&mut self.input).limit(MAX_READ);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.half), cx, into_input) {
             Poll::Pending => Poll::Pending,
             // The engine meets the end or the failure on its own next read.
             Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(false),
