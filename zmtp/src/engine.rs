@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel_watch::CancelWatch;
 use crate::delivery::Delivery;
-use crate::direct_read::{Lending, LentReader, LENT_CHECK};
+use crate::direct_read::{Lending, LentReader, LENT_AGAIN_AFTER, LENT_CHECK, SMALL_READ};
 use crate::direct_write::Lender;
 use crate::framed_batch::FramedBatch;
 use crate::inbound::{Inbound, InboundQueue, Pushed};
@@ -235,6 +235,10 @@ pub(crate) async fn run(
     // Taken back unasked, or returned: read once (what waits, if anything) before
     // lending again.
     let mut probe = false;
+    // Our reads in a row of at most SMALL_READ bytes, and how many it takes to
+    // lend the reader: more once a lent reader gave back part of a large frame.
+    let mut small_reads = 1;
+    let mut reads_to_lend = 1;
     let mut conn = Connection::new(
         connection,
         established.peer.version,
@@ -344,6 +348,7 @@ pub(crate) async fn run(
             && conn.frames_in_clear()
             && !conn.assembling()
             && conn.poll_timeout().is_none()
+            && small_reads >= reads_to_lend
             && !delivery.inbound.has_lent_reader()
         {
             lend_reader(&mut read, &mut input, &delivery, &conn, &pipe, lender);
@@ -413,6 +418,7 @@ pub(crate) async fn run(
                 Ok(Some(0)) => return ConnectionError::Closed,
                 Ok(Some(n)) => {
                     probe = false;
+                    small_reads = if n <= SMALL_READ { small_reads + 1 } else { 0 };
                     conn.on_input();
                     undecoded = true;
                     if plan.after_read(n, room, paused) == AfterRead::Yield {
@@ -434,6 +440,11 @@ pub(crate) async fn run(
                 if take_reader_back(&delivery, lender, &mut read, &mut input) {
                     conn.on_input();
                     undecoded = true;
+                    if conn.frame_missing_bytes(&input).is_some() {
+                        // Part of a frame: large messages, or a stream.
+                        small_reads = 0;
+                        reads_to_lend = LENT_AGAIN_AFTER;
+                    }
                 }
                 // Returned with the end of the stream or an error, which our own
                 // read meets: before lending again.
