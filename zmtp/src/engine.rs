@@ -237,7 +237,7 @@ pub(crate) async fn run(
     let mut probe = false;
     // Our reads in a row of at most SMALL_READ bytes, and how many it takes to
     // lend the reader: more once a lent reader gave back part of a large frame.
-    let mut small_reads = 1;
+    let mut small_reads: u32 = 1;
     let mut reads_to_lend = 1;
     let mut conn = Connection::new(
         connection,
@@ -418,7 +418,11 @@ pub(crate) async fn run(
                 Ok(Some(0)) => return ConnectionError::Closed,
                 Ok(Some(n)) => {
                     probe = false;
-                    small_reads = if n <= SMALL_READ { small_reads + 1 } else { 0 };
+                    small_reads = if n <= SMALL_READ {
+                        small_reads.saturating_add(1)
+                    } else {
+                        0
+                    };
                     conn.on_input();
                     undecoded = true;
                     if plan.after_read(n, room, paused) == AfterRead::Yield {
