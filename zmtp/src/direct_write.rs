@@ -21,7 +21,8 @@
 //! is cheapest when the engine encodes many messages into one write, so a writer is
 //! lent with a credit only when the engine's last batch was at most one message,
 //! and a direct write uses the credit up. The engine gives a credit back each time
-//! it reads messages from the peer: what a socket sends after receiving is most
+//! it reads messages from the peer (and so does a `recv` that reads them itself,
+//! see `direct_read`): what a socket sends after receiving is most
 //! likely the reply to it (REQ, REP, a broker), one message per turn, where the
 //! direct write saves the whole hop.
 
