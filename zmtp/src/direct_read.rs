@@ -121,7 +121,8 @@ impl LentReader {
 
     /// Reads what the kernel has and moves the whole messages at its start into
     /// `into`. `Ready(true)` keeps the reader lent; `Ready(false)` means the rest
-    /// (or the end of the stream, or an error) is the engine's.
+    /// (or the end of the stream, or an error, or a stream of messages: a read of
+    /// more than [`SMALL_READ`]) is the engine's.
     pub(crate) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -135,14 +136,15 @@ impl LentReader {
             Poll::Pending => Poll::Pending,
             // The engine meets the end or the failure on its own next read.
             Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(false),
-            Poll::Ready(Ok(_)) => {
+            Poll::Ready(Ok(n)) => {
                 let whole = whole_messages(&self.input, self.max_message_size);
                 if whole > 0 {
                     let complete = self.input.split_to(whole);
                     self.deliver(complete, into);
                     self.pipe.grant_credit();
                 }
-                Poll::Ready(self.input.is_empty())
+                // A large read is a stream: the engine's, on its own thread, to batch.
+                Poll::Ready(self.input.is_empty() && n <= SMALL_READ)
             }
         }
     }

@@ -446,13 +446,14 @@ pub(crate) async fn run(
                     undecoded = true;
                     if conn.frame_missing_bytes(&input).is_some() {
                         // Part of a frame: large messages, or a stream.
-                        small_reads = 0;
                         reads_to_lend = LENT_AGAIN_AFTER;
                     }
                 }
                 // Returned with the end of the stream or an error, which our own
-                // read meets: before lending again.
+                // read meets, or with a stream's large read: before lending again,
+                // a read of ours, and a small one.
                 probe = true;
+                small_reads = 0;
             }
             () = pipe.wait_for_messages(), if !pipe_ready => pipe_ready = true,
             () = &mut timer, if timer_at.is_some() => {
