@@ -23,7 +23,9 @@
 //! SUBSCRIBE, ERROR), a message over the size or frame limits (the engine refuses
 //! it as it would have), the end of the stream or an error, and the rest of a
 //! message the read brought only part of. The engine decodes those as if it had
-//! read them itself.
+//! read them itself. A read of more than [`SMALL_READ`] gives the reader back too:
+//! the peer streams, and the engine batches a stream better (on the multi-thread
+//! runtime, on its own thread).
 //!
 //! Nobody may be receiving: the application may be busy, and a peer's PING or its
 //! departure must still be noticed. So the engine looks again every
