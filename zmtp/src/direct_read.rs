@@ -81,22 +81,18 @@ pub(crate) struct LentReader {
     /// Bytes read and not decoded: empty while lent, but for a read's tail on its
     /// way back to the engine.
     input: BytesMut,
-    lender: Lender,
-    peer: PeerKey,
-    connection: u64,
-    max_message_size: u64,
-    /// The connection's outgoing pipe: what a socket sends after receiving is most
-    /// likely the reply, worth a direct write (as when the engine reads).
-    pipe: Arc<Pipe>,
+    lending: Lending,
 }
 
 /// Who lends, and for which peer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Lending {
     pub(crate) lender: Lender,
     pub(crate) peer: PeerKey,
     pub(crate) connection: u64,
     pub(crate) max_message_size: u64,
+    /// The connection's outgoing pipe: what a socket sends after receiving is most
+    /// likely the reply, worth a direct write (as when the engine reads).
     pub(crate) pipe: Arc<Pipe>,
 }
 
@@ -105,16 +101,12 @@ impl LentReader {
         LentReader {
             half,
             input,
-            lender: lending.lender,
-            peer: lending.peer,
-            connection: lending.connection,
-            max_message_size: lending.max_message_size,
-            pipe: lending.pipe,
+            lending,
         }
     }
 
     pub(crate) fn lender(&self) -> Lender {
-        self.lender
+        self.lending.lender
     }
 
     /// The read half, back to its engine, with the bytes it must decode first.
@@ -140,11 +132,11 @@ impl LentReader {
             // The engine meets the end or the failure on its own next read.
             Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(false),
             Poll::Ready(Ok(n)) => {
-                let whole = whole_messages(&self.input, self.max_message_size);
+                let whole = whole_messages(&self.input, self.lending.max_message_size);
                 if whole > 0 {
                     let complete = self.input.split_to(whole);
                     self.deliver(complete, into);
-                    self.pipe.grant_credit();
+                    self.lending.pipe.grant_credit();
                 }
                 // A large read is a stream: the engine's, on its own thread, to batch.
                 Poll::Ready(self.input.is_empty() && n <= SMALL_READ)
@@ -160,8 +152,8 @@ impl LentReader {
             msg.push_back(frame.body);
             if !frame.more {
                 into.push_back(Inbound {
-                    connection: self.connection,
-                    ..Inbound::new(self.peer, std::mem::take(&mut msg))
+                    connection: self.lending.connection,
+                    ..Inbound::new(self.lending.peer, std::mem::take(&mut msg))
                 });
             }
         }
